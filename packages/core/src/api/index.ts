@@ -1,0 +1,3 @@
+export * from './kms.js';
+export * from './auth.js';
+export * from './problem.js';

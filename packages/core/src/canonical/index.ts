@@ -1,0 +1,1 @@
+export { CanonicalError, canonicalBytes, canonicalJson } from './json.js';

@@ -1,0 +1,55 @@
+/**
+ * The one catalogue of stable error codes. Codes never change meaning once released;
+ * `docs/errors.md` is generated from this table (`npm run docs:errors`) and a test keeps them in sync.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly title: string;
+  readonly description: string;
+}
+
+export const ERROR_CATALOGUE = {
+  // generic request handling
+  PAL_VALIDATION_FAILED: { status: 400, title: 'Request validation failed', description: 'The request body, path or query does not match the route schema; `errors` lists each violation.' },
+  PAL_MALFORMED_JSON: { status: 400, title: 'Malformed JSON', description: 'The body is not valid JSON.' },
+  PAL_BAD_BASE64: { status: 400, title: 'Invalid base64', description: 'A field that must be standard base64 is not.' },
+  PAL_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', description: 'The route accepts `application/json` only.' },
+  PAL_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', description: 'The body exceeds the configured limit (10 MiB by default).' },
+  PAL_NOT_FOUND: { status: 404, title: 'Not found', description: 'No route matches this method and path.' },
+  PAL_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', description: 'The route exists but not for this method.' },
+  PAL_INTERNAL: { status: 500, title: 'Internal error', description: 'An unexpected error; the server log has the details under the request id.' },
+  PAL_UNAVAILABLE: { status: 503, title: 'Service unavailable', description: 'A dependency (storage, seal, audit) is not ready; `/readyz` says which.' },
+  PAL_SHUTTING_DOWN: { status: 503, title: 'Shutting down', description: 'The server is draining and accepts no new requests.' },
+  // authentication and authorization
+  PAL_AUTH_REQUIRED: { status: 401, title: 'Authentication required', description: 'No credential was presented; send `Authorization: Bearer <api key>`.' },
+  PAL_AUTH_INVALID: { status: 401, title: 'Invalid credential', description: 'The credential is unknown, revoked or expired.' },
+  PAL_FORBIDDEN: { status: 403, title: 'Permission denied', description: 'The principal lacks the permission the route requires; `permission` names it.' },
+  PAL_AUTH_GRANT_EXCEEDS: { status: 403, title: 'Cannot grant more than you hold', description: 'A new API key may only carry permissions its creator holds.' },
+  PAL_AUTH_API_KEY_NOT_FOUND: { status: 404, title: 'API key not found', description: 'No API key with this id.' },
+  // audit
+  PAL_AUDIT_WRITE_FAILED: { status: 503, title: 'Audit write failed', description: 'The audit event could not be committed, so the operation was not performed (fail closed).' },
+  // configuration (start-up)
+  PAL_CONFIG_INVALID: { status: 500, title: 'Invalid configuration', description: 'A setting in palisade.yaml or the environment is invalid; the message names it.' },
+  // seal
+  PAL_SEAL_SEALED: { status: 503, title: 'Sealed', description: 'The root of trust is sealed; unseal it before using data routes.' },
+  PAL_SEAL_CORRUPT: { status: 500, title: 'Seal material corrupt', description: 'The seal file or a barrier blob failed authentication.' },
+  // kms
+  PAL_KMS_KEY_NOT_FOUND: { status: 404, title: 'Key not found', description: 'No key with this id.' },
+  PAL_KMS_KEY_NAME_TAKEN: { status: 409, title: 'Key name in use', description: 'Another key already has this name.' },
+  PAL_KMS_INVALID_ALGORITHM: { status: 400, title: 'Algorithm does not fit key type', description: 'The algorithm is not allowed for this key_type (for example an AES key as a signing key).' },
+  PAL_KMS_INVALID_USAGE: { status: 400, title: 'Usage does not fit algorithm', description: 'A requested usage is not possible with the algorithm (for example `sign` on an AES key).' },
+  PAL_KMS_OPERATION_NOT_PERMITTED: { status: 400, title: 'Operation not permitted by key usage', description: 'The key was not created for this operation (its `usage` does not include it).' },
+  PAL_KMS_KEY_DISABLED: { status: 409, title: 'Key disabled', description: 'The key is disabled; enable it to use it again.' },
+  PAL_KMS_KEY_PENDING_DESTRUCTION: { status: 409, title: 'Key pending destruction', description: 'The key is scheduled for destruction; cancel the destruction to use it again.' },
+  PAL_KMS_KEY_DESTROYED: { status: 410, title: 'Key material destroyed', description: 'The key version needed for this operation has been destroyed; data under it is unrecoverable.' },
+  PAL_KMS_VERSION_NOT_FOUND: { status: 404, title: 'Key version not found', description: 'The key has no such version.' },
+  PAL_KMS_VERSION_BELOW_MINIMUM: { status: 400, title: 'Key version below minimum', description: 'The ciphertext is under a version older than the key\'s `min_decryption_version`.' },
+  PAL_KMS_DECRYPT_FAILED: { status: 400, title: 'Decryption failed', description: 'The ciphertext, iv, tag, key version or context does not authenticate. No plaintext is returned.' },
+  PAL_KMS_BATCH_TOO_LARGE: { status: 400, title: 'Batch too large', description: 'A batch holds at most 1,000 items.' },
+  PAL_KMS_INVALID_STATE: { status: 409, title: 'Invalid key state for this action', description: 'The key is not in a state that allows this action (for example enabling a key that is not disabled).' },
+  PAL_KMS_INVALID_DESTRUCTION_WINDOW: { status: 400, title: 'Invalid destruction window', description: 'Destruction must be scheduled 7 to 30 days ahead.' },
+  PAL_KMS_CANNOT_DESTROY_CURRENT_VERSION: { status: 409, title: 'Cannot destroy the current version', description: 'Rotate first: the current version encrypts new data.' },
+  PAL_KMS_SIGNATURE_INVALID_FORMAT: { status: 400, title: 'Signature malformed', description: 'The signature is not well-formed for the key\'s algorithm.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,0 +1,5 @@
+export * from './errors/index.js';
+export * from './crypto/index.js';
+export * from './canonical/index.js';
+export * from './merkle/index.js';
+export * from './api/index.js';

@@ -1,0 +1,30 @@
+import { KmsClient } from './kms.js';
+import { Transport, type ClientOptions } from './transport.js';
+import type { ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
+
+export { KmsClient } from './kms.js';
+export { Transport, PalisadeApiError, type ClientOptions } from './transport.js';
+
+/** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */
+export class PalisadeClient {
+  readonly transport: Transport;
+  readonly kms: KmsClient;
+
+  constructor(opts: ClientOptions) {
+    this.transport = new Transport(opts);
+    this.kms = new KmsClient(this.transport);
+  }
+
+  whoami(): Promise<WhoAmI> {
+    return this.transport.send('GET', '/v1/auth/whoami');
+  }
+  createApiKey(req: CreateApiKeyRequest): Promise<CreatedApiKey> {
+    return this.transport.send('POST', '/v1/auth/api-keys', req);
+  }
+  listApiKeys(): Promise<ApiKeyList> {
+    return this.transport.send('GET', '/v1/auth/api-keys');
+  }
+  close(): void {
+    this.transport.close();
+  }
+}

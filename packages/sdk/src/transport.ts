@@ -1,0 +1,89 @@
+import { Agent, request } from 'node:https';
+import type { ProblemDetails } from '@palisade/core';
+
+export interface ClientOptions {
+  /** `https://host:port` or `host:port` (PALISADE_ADDR). */
+  addr: string;
+  /** API key (PALISADE_TOKEN). */
+  token: string;
+  /** PEM of the CA that issued the server certificate (PALISADE_CA_FILE's contents). Omit to use the system store. */
+  ca?: string | Buffer;
+  /** Concurrent keep-alive connections (default 16). */
+  maxSockets?: number;
+  /** Per-request timeout in ms (default 30 s). */
+  timeoutMs?: number;
+}
+
+/** An error answer of the API, carrying its RFC 9457 problem document. */
+export class PalisadeApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: ProblemDetails,
+  ) {
+    super(`${problem.code}: ${problem.detail}`);
+    this.name = 'PalisadeApiError';
+  }
+  get code(): string {
+    return this.problem.code;
+  }
+}
+
+/** HTTPS with keep-alive; JSON in, JSON out; problem documents become PalisadeApiError. */
+export class Transport {
+  readonly #agent: Agent;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #token: string;
+  readonly #timeout: number;
+
+  constructor(opts: ClientOptions) {
+    const url = new URL(/^https?:\/\//.test(opts.addr) ? opts.addr : `https://${opts.addr}`);
+    if (url.protocol !== 'https:') throw new Error('Palisade speaks HTTPS only');
+    this.#host = url.hostname.replace(/^\[|\]$/g, '');
+    this.#port = Number(url.port || 443);
+    this.#token = opts.token;
+    this.#timeout = opts.timeoutMs ?? 30_000;
+    this.#agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 16, ...(opts.ca ? { ca: opts.ca } : {}), minVersion: 'TLSv1.2' });
+  }
+
+  async send<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const res = await this.raw(method, path, payload, { ...(payload ? { 'content-type': 'application/json' } : {}), ...headers });
+    const text = res.body.toString('utf8');
+    const parsed: unknown = text.length > 0 && /json/.test(res.contentType) ? JSON.parse(text) : text;
+    if (res.status >= 400) {
+      const problem = (typeof parsed === 'object' && parsed !== null ? parsed : { code: 'PAL_HTTP', title: 'HTTP error', status: res.status, detail: text, type: 'about:blank' }) as ProblemDetails;
+      throw new PalisadeApiError(res.status, problem);
+    }
+    return parsed as T;
+  }
+
+  raw(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>): Promise<{ status: number; contentType: string; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: this.#host,
+          port: this.#port,
+          method,
+          path,
+          agent: this.#agent,
+          headers: { authorization: `Bearer ${this.#token}`, accept: 'application/json', ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
+          timeout: this.#timeout,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`request timed out after ${this.#timeout} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+}

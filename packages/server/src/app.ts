@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { Problem } from '@palisade/core';
+import type { Storage } from './storage/database.js';
+import type { Seal } from './kernel/seal/seal.js';
+import type { AuditLedger } from './kernel/audit/ledger.js';
+import type { ApiKeyService } from './kernel/auth/api-keys.js';
+import { installPipeline } from './kernel/pipeline.js';
+import { registerProblemHandlers } from './http/problem.js';
+import { systemRoutes } from './http/system-routes.js';
+import { httpMetrics } from './metrics/http.js';
+import { kmsRoutes } from './engines/kms/routes.js';
+import type { KmsService } from './engines/kms/service.js';
+import type { KmsMetrics } from './engines/kms/metrics.js';
+import { authRoutes } from './engines/auth/routes.js';
+
+export interface AppDeps {
+  storage: Storage;
+  seal: () => Seal;
+  ledger: AuditLedger;
+  apiKeys: ApiKeyService;
+  kms: KmsService;
+  kmsMetrics: KmsMetrics;
+  registry: Registry;
+  log: Logger;
+  clock: () => Date;
+  bodyLimit: number;
+  metricsPublic: boolean;
+  /** TLS options when serving; absent in tests that use inject(). */
+  https?: { key: string; cert: string; minVersion: 'TLSv1.3' | 'TLSv1.2' };
+  isDraining?: () => boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The Fastify instance with every engine mounted. It never listens by itself: main.ts does, tests inject(). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log,
+    bodyLimit: deps.bodyLimit,
+    ...(deps.https ? { https: { key: deps.https.key, cert: deps.https.cert, minVersion: deps.https.minVersion } } : {}),
+    genReqId: (req) => {
+      const h = req.headers['x-request-id'];
+      return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }) as unknown as FastifyInstance;
+
+  app.removeContentTypeParser('text/plain');
+  registerProblemHandlers(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Palisade API', version: '0.1.0', description: 'Keys, certificates, identities and a tamper-evident audit ledger for AI agent frameworks.' },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API key: `pal_...`' } },
+        schemas: { Problem: Problem as never },
+      },
+    },
+  });
+  installPipeline(app, {
+    storage: deps.storage,
+    ledger: deps.ledger,
+    apiKeys: deps.apiKeys,
+    seal: deps.seal,
+    metrics: httpMetrics(deps.registry),
+    isDraining: deps.isDraining ?? (() => false),
+  });
+  systemRoutes(app, { storage: deps.storage, seal: deps.seal, ledger: deps.ledger, registry: deps.registry, metricsPublic: deps.metricsPublic });
+  await app.register(kmsRoutes(deps.kms, deps.kmsMetrics), { prefix: '/v1' });
+  await app.register(authRoutes(deps.apiKeys, deps.clock), { prefix: '/v1' });
+  return app;
+}

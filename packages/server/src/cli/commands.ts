@@ -1,0 +1,166 @@
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, USAGES, type EncryptedData, type KeyMetadata, type Usage } from '@palisade/core';
+import { PalisadeApiError } from '@palisade/sdk';
+import { loadConfig } from '../config/config.js';
+import { openStorage } from '../storage/database.js';
+import { openFileSeal } from '../kernel/seal/file-seal.js';
+import { AuditLedger } from '../kernel/audit/ledger.js';
+import { clientFromEnv, CliError, parseContext, readInput } from './client.js';
+import { progressBar } from './progress.js';
+import { serve } from './serve.js';
+
+const out = (v: unknown): void => {
+  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+};
+
+function keyLine(k: KeyMetadata): string {
+  return [k.key_id, k.name ?? '-', k.key_type, k.algorithm, k.classification, `v${k.version}`, k.status, k.expires_at].join('\t');
+}
+
+/** Run an API call with the environment's client, closing it after. */
+async function withClient<T>(fn: (c: ReturnType<typeof clientFromEnv>) => Promise<T>): Promise<T> {
+  const c = clientFromEnv();
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('palisade')
+    .description('Palisade: keys, certificates, identities and a tamper-evident audit ledger for AI agent frameworks.')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      '\nEnvironment: PALISADE_ADDR (127.0.0.1:8443), PALISADE_TOKEN (API key), PALISADE_CA_FILE (<data>/tls/ca.pem),\n' +
+        'PALISADE_DATA_DIR (./.palisade), PALISADE_DATABASE_URL, PALISADE_CONFIG (palisade.yaml).',
+    );
+
+  program.command('serve').description('run the server (HTTPS, TLS 1.3) on its configured address').action(serve);
+
+  const keys = program.command('keys').description('manage KMS keys');
+  keys
+    .command('create')
+    .description('create a key')
+    .addOption(new Option('--type <key_type>', 'key type').choices(KEY_TYPES).default('DEK'))
+    .addOption(new Option('--algorithm <algorithm>', 'algorithm').choices(ALGORITHMS).default('AES-256-GCM'))
+    .option('--usage <list>', `comma-separated usages (${USAGES.join(', ')}); default: all the algorithm allows`)
+    .addOption(new Option('--classification <c>', 'data classification').choices(CLASSIFICATIONS).default('internal'))
+    .option('--name <name>', 'unique name')
+    .option('--rotation-days <n>', 'rotation period (default by classification)', (v) => Number(v))
+    .option('--json', 'print JSON')
+    .action(async (o: { type: KeyMetadata['key_type']; algorithm: KeyMetadata['algorithm']; usage?: string; classification: KeyMetadata['classification']; name?: string; rotationDays?: number; json?: boolean }) => {
+      const k = await withClient((c) =>
+        c.kms.createKey({
+          key_type: o.type,
+          algorithm: o.algorithm,
+          classification: o.classification,
+          ...(o.usage ? { usage: o.usage.split(',').map((s) => s.trim()) as Usage[] } : {}),
+          ...(o.name ? { name: o.name } : {}),
+          ...(o.rotationDays ? { rotation_period_days: o.rotationDays } : {}),
+        }),
+      );
+      if (o.json) out(k);
+      else process.stdout.write(`${k.key_id}\n`);
+    });
+  keys
+    .command('list')
+    .description('list keys')
+    .addOption(new Option('--type <key_type>').choices(KEY_TYPES))
+    .addOption(new Option('--status <status>'))
+    .option('--json', 'print JSON')
+    .action(async (o: { type?: KeyMetadata['key_type']; status?: KeyMetadata['status']; json?: boolean }) => {
+      const all: KeyMetadata[] = [];
+      await withClient(async (c) => {
+        for await (const k of c.kms.allKeys({ ...(o.type ? { key_type: o.type } : {}), ...(o.status ? { status: o.status } : {}) })) all.push(k);
+      });
+      if (o.json) out(all);
+      else {
+        process.stdout.write(['KEY_ID', 'NAME', 'TYPE', 'ALGORITHM', 'CLASS', 'VERSION', 'STATUS', 'ROTATE_BY'].join('\t') + '\n');
+        for (const k of all) process.stdout.write(keyLine(k) + '\n');
+      }
+    });
+  keys.command('show <key_id>').description('show a key and its versions').action(async (id: string) => out(await withClient((c) => c.kms.getKey(id))));
+  keys.command('rotate <key_id>').description('rotate a key (new version)').action(async (id: string) => out(await withClient((c) => c.kms.rotateKey(id))));
+  keys.command('disable <key_id>').description('disable a key').action(async (id: string) => out(await withClient((c) => c.kms.disableKey(id))));
+  keys.command('enable <key_id>').description('enable a disabled key').action(async (id: string) => out(await withClient((c) => c.kms.enableKey(id))));
+
+  program
+    .command('encrypt')
+    .description('encrypt stdin (or --in FILE) and print the EncryptedData JSON')
+    .requiredOption('--key <key_id>', 'key to encrypt with')
+    .option('--in <file>', 'input file (default: stdin)')
+    .option('--context <json>', 'encryption context (JSON object), needed again to decrypt')
+    .option('--base64', 'the input is base64 text, not raw bytes')
+    .action(async (o: { key: string; in?: string; context?: string; base64?: boolean }) => {
+      const context = parseContext(o.context);
+      const input = await readInput(o.in);
+      const bytes = o.base64 ? Buffer.from(input.toString('utf8').trim(), 'base64') : input;
+      out(await withClient((c) => c.kms.encrypt(o.key, bytes, context)));
+    });
+
+  program
+    .command('decrypt')
+    .description('decrypt EncryptedData JSON from stdin (or --in FILE) and write the plaintext')
+    .option('--in <file>', 'input file (default: stdin)')
+    .option('--context <json>', 'the encryption context given at encryption')
+    .option('--base64', 'print the plaintext as base64')
+    .action(async (o: { in?: string; context?: string; base64?: boolean }) => {
+      const context = parseContext(o.context);
+      let data: EncryptedData;
+      try {
+        data = JSON.parse((await readInput(o.in)).toString('utf8')) as EncryptedData;
+      } catch {
+        throw new CliError('the input is not EncryptedData JSON (the output of `palisade encrypt`)', 2);
+      }
+      if (typeof data?.key_id !== 'string') throw new CliError('the input has no key_id', 2);
+      const plaintext = await withClient((c) => c.kms.decrypt(data.key_id, data, context));
+      process.stdout.write(o.base64 ? plaintext.toString('base64') + '\n' : plaintext);
+    });
+
+  const audit = program.command('audit').description('the audit ledger');
+  audit
+    .command('verify')
+    .description('recompute the audit log from storage (leaves, Merkle roots, head MACs) and name the first entry that does not match')
+    .action(async () => {
+      const config = loadConfig();
+      const { seal } = await openFileSeal(config.data_dir);
+      const storage = await openStorage({ url: config.database_url ?? join(config.data_dir, 'palisade.db') });
+      try {
+        const ledger = new AuditLedger(storage, () => seal.barrier());
+        const bar = progressBar('verifying audit log');
+        const r = await ledger.verify((p) => bar(p.checked, p.total));
+        if (r.ok) process.stdout.write(`audit log OK: ${r.size} entries, root ${r.root}\n`);
+        else throw new CliError(`audit log MISMATCH at entry ${r.first_bad_index}: ${r.reason} (log size ${r.size})`);
+      } finally {
+        await storage.close();
+      }
+    });
+
+  return program;
+}
+
+/** Run the CLI; errors become one line on stderr and an exit code. */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (e) {
+    if (e instanceof PalisadeApiError) {
+      process.stderr.write(`error: ${e.problem.code}: ${e.problem.detail}\n`);
+      process.exitCode = 1;
+    } else if (e instanceof CliError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+    } else if (e && typeof e === 'object' && 'code' in e && typeof (e as { code: unknown }).code === 'string' && String((e as { code: string }).code).startsWith('PAL_')) {
+      process.stderr.write(`error: ${(e as unknown as Error).message}\n`);
+      process.exitCode = 2;
+    } else {
+      const err = e as NodeJS.ErrnoException;
+      process.stderr.write(`error: ${err.code === 'ECONNREFUSED' ? `cannot reach Palisade at ${process.env.PALISADE_ADDR ?? '127.0.0.1:8443'} (is it running?)` : err.message}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import { loadConfig, splitAddr } from '../config/config.js';
+import { createLogger } from '../logging.js';
+import { createRuntime } from '../runtime.js';
+
+/** `palisade serve`: initialise on first start, then serve HTTPS until SIGTERM/SIGINT, draining in-flight requests. */
+export async function serve(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.log_level);
+  let draining = false;
+  const rt = await createRuntime(config, { log, tls: true, isDraining: () => draining });
+  if (rt.generatedToken) {
+    process.stderr.write(
+      [
+        '',
+        '==================================================================',
+        ' Palisade initialised. The owner API key (shown once; also saved',
+        ` to ${config.data_dir}/bootstrap-token, mode 0600):`,
+        '',
+        `   ${rt.generatedToken}`,
+        '',
+        ` Clients trust the CA in ${rt.tls?.caFile ?? ''}`,
+        '==================================================================',
+        '',
+      ].join('\n'),
+    );
+  }
+  rt.scheduler.start();
+  const { host, port } = splitAddr(config.addr);
+  await rt.app.listen({ host, port });
+  log.info({ addr: config.addr, tls_min_version: config.tls.min_version, database: rt.storage.dialect, seal: rt.seal.provider }, 'palisade is serving');
+
+  const shutdown = (signal: string) => {
+    if (draining) return;
+    draining = true;
+    log.info({ signal }, 'draining in-flight requests');
+    const timer = setTimeout(() => {
+      log.error({ grace_seconds: config.shutdown_grace_seconds }, 'shutdown grace period expired; exiting');
+      process.exit(1);
+    }, config.shutdown_grace_seconds * 1000);
+    timer.unref();
+    rt.close().then(
+      () => {
+        log.info('closed cleanly');
+        process.exit(0);
+      },
+      (e: unknown) => {
+        log.error({ err: e }, 'error while closing');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

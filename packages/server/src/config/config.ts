@@ -1,0 +1,129 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { parse as parseYaml } from 'yaml';
+import { PalisadeError } from '@palisade/core';
+
+/** Every setting, its type and its default. `palisade.yaml` uses these names; env vars override them. */
+export const ConfigSchema = Type.Object(
+  {
+    addr: Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', default: '127.0.0.1:8443', description: 'host:port to listen on (PALISADE_ADDR)' }),
+    data_dir: Type.String({ minLength: 1, default: './.palisade', description: 'data directory (PALISADE_DATA_DIR)' }),
+    database_url: Type.Optional(Type.String({ pattern: '^(postgres(ql)?://|sqlite:).+', description: 'postgres://... for PostgreSQL; SQLite in the data directory when unset (PALISADE_DATABASE_URL)' })),
+    redis_url: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'optional Redis (PALISADE_REDIS_URL)' })),
+    log_level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
+    bootstrap_token: Type.Optional(Type.String({ minLength: 32, maxLength: 512, pattern: '^[\\x21-\\x7e]+$', description: 'owner API key to create on first start (PALISADE_BOOTSTRAP_TOKEN); at least 32 characters' })),
+    seal: Type.Object({ provider: Type.Literal('file', { default: 'file', description: 'file (development); passphrase and pkcs11 arrive with the root-of-trust issue' }) }, { default: {}, additionalProperties: false }),
+    tls: Type.Object(
+      {
+        min_version: Type.Union([Type.Literal('TLSv1.3'), Type.Literal('TLSv1.2')], { default: 'TLSv1.3' }),
+        names: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'extra DNS names / IPs for the server certificate' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    storage: Type.Object({ sqlite_synchronous: Type.Union([Type.Literal('full'), Type.Literal('normal')], { default: 'full' }) }, { default: {}, additionalProperties: false }),
+    limits: Type.Object({ body_bytes: Type.Integer({ minimum: 1, maximum: 64 * 1024 * 1024, default: 10 * 1024 * 1024, description: 'largest request body' }) }, { default: {}, additionalProperties: false }),
+    metrics: Type.Object({ public: Type.Boolean({ default: false, description: 'serve /metrics without a token' }) }, { default: {}, additionalProperties: false }),
+    kms: Type.Object(
+      {
+        rotation_days: Type.Object(
+          { internal: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }), confidential: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }), restricted: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }) },
+          { default: {}, additionalProperties: false },
+        ),
+        max_encryptions_per_version: Type.Integer({ minimum: 1, maximum: 2 ** 32, default: 2 ** 32, description: 'retire a key version after this many encryptions (NIST SP 800-38D)' }),
+        nonce_block: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1024, description: 'encryptions a node reserves at once' }),
+        scheduler_interval_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: 'how often due rotations and destructions run' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    shutdown_grace_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 25 }),
+  },
+  { additionalProperties: false },
+);
+export type Config = Static<typeof ConfigSchema>;
+
+/** Environment variables and the setting each one overrides. */
+const ENV: Record<string, { path: string[]; kind: 'string' | 'int' | 'bool' | 'list' }> = {
+  PALISADE_ADDR: { path: ['addr'], kind: 'string' },
+  PALISADE_DATA_DIR: { path: ['data_dir'], kind: 'string' },
+  PALISADE_DATABASE_URL: { path: ['database_url'], kind: 'string' },
+  PALISADE_REDIS_URL: { path: ['redis_url'], kind: 'string' },
+  PALISADE_LOG_LEVEL: { path: ['log_level'], kind: 'string' },
+  PALISADE_BOOTSTRAP_TOKEN: { path: ['bootstrap_token'], kind: 'string' },
+  PALISADE_SEAL: { path: ['seal', 'provider'], kind: 'string' },
+  PALISADE_TLS_MIN_VERSION: { path: ['tls', 'min_version'], kind: 'string' },
+  PALISADE_TLS_NAMES: { path: ['tls', 'names'], kind: 'list' },
+  PALISADE_METRICS_PUBLIC: { path: ['metrics', 'public'], kind: 'bool' },
+  PALISADE_KMS_MAX_ENCRYPTIONS_PER_VERSION: { path: ['kms', 'max_encryptions_per_version'], kind: 'int' },
+  PALISADE_KMS_SCHEDULER_INTERVAL_SECONDS: { path: ['kms', 'scheduler_interval_seconds'], kind: 'int' },
+};
+
+function invalid(setting: string, reason: string): PalisadeError {
+  return new PalisadeError('PAL_CONFIG_INVALID', `invalid setting ${setting}: ${reason}`, { extensions: { setting } });
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const seg of path.slice(0, -1)) {
+    if (typeof cur[seg] !== 'object' || cur[seg] === null) cur[seg] = {};
+    cur = cur[seg] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+/**
+ * Load `palisade.yaml` (PALISADE_CONFIG, else ./palisade.yaml if present), apply env overrides, fill defaults, and
+ * validate. Throws PAL_CONFIG_INVALID naming the setting and the reason.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const file = env.PALISADE_CONFIG ?? (existsSync(resolve(cwd, 'palisade.yaml')) ? 'palisade.yaml' : undefined);
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    const path = isAbsolute(file) ? file : resolve(cwd, file);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      throw invalid('PALISADE_CONFIG', `cannot read ${path}: ${(e as Error).message}`);
+    }
+    try {
+      raw = (parseYaml(text) as Record<string, unknown> | null) ?? {};
+    } catch (e) {
+      throw invalid(path, `not valid YAML: ${(e as Error).message}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw invalid(path, 'the top level must be a mapping');
+  }
+  for (const [name, spec] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    let value: unknown = v;
+    if (spec.kind === 'int') {
+      if (!/^[0-9]+$/.test(v)) throw invalid(name, `must be a whole number, got "${v}"`);
+      value = Number(v);
+    } else if (spec.kind === 'bool') {
+      if (!['true', 'false', '1', '0'].includes(v)) throw invalid(name, `must be true or false, got "${v}"`);
+      value = v === 'true' || v === '1';
+    } else if (spec.kind === 'list') {
+      value = v.split(',').map((s) => s.trim()).filter(Boolean);
+    }
+    setPath(raw, spec.path, value);
+  }
+  const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw)) as Record<string, unknown>;
+  const first = Value.Errors(ConfigSchema, withDefaults).First();
+  if (first) {
+    const setting = first.path.replace(/^\//, '').replace(/\//g, '.') || '(root)';
+    const envName = Object.entries(ENV).find(([, s]) => s.path.join('.') === setting)?.[0];
+    throw invalid(envName ? `${setting} (${envName})` : setting, first.message);
+  }
+  const config = withDefaults as Config;
+  const port = Number(config.addr.slice(config.addr.lastIndexOf(':') + 1));
+  if (port < 1 || port > 65535) throw invalid('addr (PALISADE_ADDR)', `port ${port} is out of range`);
+  config.data_dir = resolve(cwd, config.data_dir);
+  return config;
+}
+
+export function splitAddr(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  return { host: addr.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(addr.slice(i + 1)) };
+}

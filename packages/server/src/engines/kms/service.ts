@@ -1,0 +1,452 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  aeadOpen,
+  aeadSeal,
+  canonicalBytes,
+  constantTimeEqual,
+  PalisadeError,
+  randomBytes,
+  randomId,
+  type Algorithm,
+  type Classification,
+  type CreateKeyRequest,
+  type EncryptedData,
+  type KeyMetadata,
+  type KeyStatus,
+  type KeyType,
+  type ListKeysQuery,
+  type UpdateKeyRequest,
+  type Usage,
+} from '@palisade/core';
+import type { Executor } from '../../storage/database.js';
+import type { KmsKeyTable, KmsKeyVersionTable } from '../../storage/schema.js';
+import type { Barrier } from '../../kernel/seal/barrier.js';
+import type { AuditEventInput } from '../../kernel/audit/events.js';
+import { ALGORITHM_SPECS, generateMaterial, hmac, privateKeyFrom, publicKeyFrom, resolveUsage, signMessage, verifyMessage } from './algorithms.js';
+import type { KmsConfig } from './config.js';
+import type { KmsMetrics } from './metrics.js';
+import { NonceBudget } from './nonce-budget.js';
+
+const DAY_MS = 86_400_000;
+const AAD_FORMAT = 1;
+
+/** What an operation runs in: the request's transaction and hooks to the pipeline. */
+export interface OpContext {
+  db: Executor;
+  /** Record an additional audit event in the same transaction (e.g. an automatic rotation). */
+  emit?: (event: Omit<AuditEventInput, 'actor'> & { actor?: AuditEventInput['actor'] }) => void;
+  onRollback?: (undo: () => void) => void;
+}
+
+export interface KmsDeps {
+  barrier: () => Barrier;
+  config: KmsConfig;
+  metrics: KmsMetrics;
+  clock: () => Date;
+}
+
+type Loaded = { key: KmsKeyTable; version: KmsKeyVersionTable };
+
+/** The AAD every KMS ciphertext is bound to: key, version, algorithm and the caller's context, in canonical JSON. */
+function aadFor(keyId: string, version: number, algorithm: string, context: Record<string, unknown> | undefined): Buffer {
+  return canonicalBytes({ f: AAD_FORMAT, kid: keyId, ver: version, alg: algorithm, ctx: context ?? {} });
+}
+
+function b64(buf: Uint8Array): string {
+  return Buffer.from(buf).toString('base64');
+}
+
+export class KmsService {
+  readonly #budget: NonceBudget;
+  /** Unsealed key material by `key_id:version`; bounded, evicted on destruction. */
+  readonly #material = new Map<string, Buffer | KeyObject>();
+
+  constructor(private readonly deps: KmsDeps) {
+    this.#budget = new NonceBudget(deps.config.maxEncryptionsPerVersion, deps.config.nonceBlock);
+  }
+
+  #now(): Date {
+    return this.deps.clock();
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async create(ctx: OpContext, req: CreateKeyRequest): Promise<KeyMetadata> {
+    const usage = resolveUsage(req.key_type, req.algorithm, req.usage);
+    const classification: Classification = req.classification ?? 'internal';
+    if (req.name !== undefined) {
+      const taken = await ctx.db.selectFrom('kms_keys').select('key_id').where('name', '=', req.name).executeTakeFirst();
+      if (taken) throw new PalisadeError('PAL_KMS_KEY_NAME_TAKEN', `a key named ${req.name} already exists`, { extensions: { key_id: taken.key_id } });
+    }
+    const now = this.#now().toISOString();
+    const key: KmsKeyTable = {
+      key_id: newKeyId(),
+      name: req.name ?? null,
+      key_type: req.key_type,
+      algorithm: req.algorithm,
+      usage: JSON.stringify(usage),
+      classification,
+      status: 'active',
+      current_version: 1,
+      min_decryption_version: 1,
+      rotation_period_days: req.rotation_period_days ?? this.deps.config.rotationDays[classification],
+      created_at: now,
+      rotated_at: now,
+      destroy_at: null,
+      status_before_destruction: null,
+    };
+    const version = await this.#newVersion(key, 1, now);
+    await ctx.db.insertInto('kms_keys').values(key).execute();
+    await ctx.db.insertInto('kms_key_versions').values(version).execute();
+    return this.#metadata(key, [version]);
+  }
+
+  async #newVersion(key: KmsKeyTable, version: number, now: string): Promise<KmsKeyVersionTable> {
+    const m = await generateMaterial(key.algorithm as Algorithm);
+    return {
+      key_id: key.key_id,
+      version,
+      status: 'active',
+      material: this.deps.barrier().seal(purpose(key.key_id, version), m.secret),
+      public_key: m.publicKey,
+      created_at: now,
+      destroy_at: null,
+      nonces_reserved: 0,
+    };
+  }
+
+  async get(db: Executor, keyId: string, withVersions = true): Promise<KeyMetadata> {
+    const key = await this.#key(db, keyId);
+    const versions = withVersions ? await db.selectFrom('kms_key_versions').selectAll().where('key_id', '=', keyId).orderBy('version').execute() : undefined;
+    return this.#metadata(key, versions);
+  }
+
+  async list(db: Executor, q: ListKeysQuery): Promise<{ keys: KeyMetadata[]; next_cursor: string | null }> {
+    const limit = q.limit ?? 50;
+    let query = db.selectFrom('kms_keys').selectAll().orderBy('key_id').limit(limit + 1);
+    if (q.cursor) query = query.where('key_id', '>', q.cursor);
+    if (q.key_type) query = query.where('key_type', '=', q.key_type);
+    if (q.classification) query = query.where('classification', '=', q.classification);
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.name) query = query.where('name', '=', q.name);
+    const rows = await query.execute();
+    const page = rows.slice(0, limit);
+    return { keys: page.map((k) => this.#metadata(k)), next_cursor: rows.length > limit ? (page[page.length - 1]?.key_id ?? null) : null };
+  }
+
+  async update(ctx: OpContext, keyId: string, req: UpdateKeyRequest): Promise<KeyMetadata> {
+    const key = await this.#key(ctx.db, keyId);
+    this.#assertNotDestroyed(key);
+    const patch: Partial<KmsKeyTable> = {};
+    if (req.min_decryption_version !== undefined) {
+      if (req.min_decryption_version > key.current_version) {
+        throw new PalisadeError('PAL_VALIDATION_FAILED', `min_decryption_version cannot exceed the current version ${key.current_version}`);
+      }
+      patch.min_decryption_version = req.min_decryption_version;
+    }
+    if (req.rotation_period_days !== undefined) patch.rotation_period_days = req.rotation_period_days;
+    await ctx.db.updateTable('kms_keys').set(patch).where('key_id', '=', keyId).execute();
+    return this.get(ctx.db, keyId);
+  }
+
+  /**
+   * New version; new encryptions use it and older versions stay decrypt-only. The version number comes from an atomic
+   * UPDATE of the key row, so concurrent rotations serialize and never lose or duplicate a version.
+   * `onlyIfCurrent` makes the rotation conditional (automatic rotations must not stack).
+   */
+  async rotate(ctx: OpContext, keyId: string, reason: 'manual' | 'scheduled' | 'nonce_limit', onlyIfCurrent?: number): Promise<KeyMetadata> {
+    const key = await this.#key(ctx.db, keyId);
+    if (key.status !== 'active') throw new PalisadeError('PAL_KMS_INVALID_STATE', `a ${key.status} key cannot be rotated`);
+    const now = this.#now().toISOString();
+    let upd = ctx.db
+      .updateTable('kms_keys')
+      .set((eb) => ({ current_version: eb('current_version', '+', 1), rotated_at: now }))
+      .where('key_id', '=', keyId)
+      .where('status', '=', 'active');
+    if (onlyIfCurrent !== undefined) upd = upd.where('current_version', '=', onlyIfCurrent);
+    const row = await upd.returning(['current_version']).executeTakeFirst();
+    if (!row) return this.get(ctx.db, keyId, false); // someone else rotated first
+    const version = Number(row.current_version);
+    try {
+      await ctx.db.insertInto('kms_key_versions').values(await this.#newVersion(key, version, now)).execute();
+      await ctx.db.updateTable('kms_key_versions').set({ status: 'deprecated' }).where('key_id', '=', keyId).where('version', '<', version).where('status', '=', 'active').execute();
+    } catch (e) {
+      this.deps.metrics.rotation(key.key_type, 'failure');
+      throw e;
+    }
+    this.deps.metrics.rotation(key.key_type, 'success');
+    if (reason !== 'manual') {
+      ctx.emit?.({ type: 'kms.key.rotate', outcome: 'success', resource: { type: 'kms_key', id: keyId }, details: { reason, version } });
+    }
+    return this.get(ctx.db, keyId, false);
+  }
+
+  async setEnabled(ctx: OpContext, keyId: string, enabled: boolean): Promise<KeyMetadata> {
+    const key = await this.#key(ctx.db, keyId);
+    const from: KeyStatus = enabled ? 'disabled' : 'active';
+    if (key.status !== from) throw new PalisadeError('PAL_KMS_INVALID_STATE', `the key is ${key.status}; only a ${from} key can be ${enabled ? 'enabled' : 'disabled'}`);
+    await ctx.db.updateTable('kms_keys').set({ status: enabled ? 'active' : 'disabled' }).where('key_id', '=', keyId).where('status', '=', from).execute();
+    return this.get(ctx.db, keyId, false);
+  }
+
+  async scheduleDestruction(ctx: OpContext, keyId: string, pendingDays: number, version?: number): Promise<KeyMetadata> {
+    if (!Number.isInteger(pendingDays) || pendingDays < 7 || pendingDays > 30) throw new PalisadeError('PAL_KMS_INVALID_DESTRUCTION_WINDOW');
+    const key = await this.#key(ctx.db, keyId);
+    this.#assertNotDestroyed(key);
+    const at = new Date(this.#now().getTime() + pendingDays * DAY_MS).toISOString();
+    if (version === undefined) {
+      if (key.status === 'pending_destruction') throw new PalisadeError('PAL_KMS_INVALID_STATE', 'the key is already scheduled for destruction');
+      await ctx.db.updateTable('kms_keys').set({ status: 'pending_destruction', status_before_destruction: key.status, destroy_at: at }).where('key_id', '=', keyId).execute();
+    } else {
+      const v = await this.#version(ctx.db, keyId, version);
+      if (version === key.current_version) throw new PalisadeError('PAL_KMS_CANNOT_DESTROY_CURRENT_VERSION');
+      if (v.status === 'destroyed' || v.status === 'pending_destruction') throw new PalisadeError('PAL_KMS_INVALID_STATE', `version ${version} is already ${v.status}`);
+      await ctx.db.updateTable('kms_key_versions').set({ status: 'pending_destruction', destroy_at: at }).where('key_id', '=', keyId).where('version', '=', version).execute();
+    }
+    return this.get(ctx.db, keyId);
+  }
+
+  async cancelDestruction(ctx: OpContext, keyId: string, version?: number): Promise<KeyMetadata> {
+    const key = await this.#key(ctx.db, keyId);
+    if (version === undefined) {
+      if (key.status !== 'pending_destruction') throw new PalisadeError('PAL_KMS_INVALID_STATE', 'the key is not scheduled for destruction');
+      await ctx.db.updateTable('kms_keys').set({ status: key.status_before_destruction ?? 'active', status_before_destruction: null, destroy_at: null }).where('key_id', '=', keyId).execute();
+    } else {
+      const v = await this.#version(ctx.db, keyId, version);
+      if (v.status !== 'pending_destruction') throw new PalisadeError('PAL_KMS_INVALID_STATE', `version ${version} is not scheduled for destruction`);
+      await ctx.db.updateTable('kms_key_versions').set({ status: 'deprecated', destroy_at: null }).where('key_id', '=', keyId).where('version', '=', version).execute();
+    }
+    return this.get(ctx.db, keyId);
+  }
+
+  // ---------------------------------------------------------------- scheduled work
+
+  /** Keys whose current version is older than their rotation period (or due by time), active only. */
+  async dueForRotation(db: Executor, now: Date): Promise<KmsKeyTable[]> {
+    const keys = await db.selectFrom('kms_keys').selectAll().where('status', '=', 'active').execute();
+    return keys.filter((k) => Date.parse(k.rotated_at) + k.rotation_period_days * DAY_MS <= now.getTime());
+  }
+
+  /** Erase key material whose destruction date has passed. Returns what was destroyed. */
+  async destroyDue(db: Executor, now: Date): Promise<Array<{ key_id: string; version: number | null }>> {
+    const at = now.toISOString();
+    const out: Array<{ key_id: string; version: number | null }> = [];
+    const keys = await db.selectFrom('kms_keys').select('key_id').where('status', '=', 'pending_destruction').where('destroy_at', '<=', at).execute();
+    for (const k of keys) {
+      await db.updateTable('kms_key_versions').set({ material: null, status: 'destroyed', destroy_at: at }).where('key_id', '=', k.key_id).execute();
+      await db.updateTable('kms_keys').set({ status: 'destroyed', status_before_destruction: null }).where('key_id', '=', k.key_id).execute();
+      this.#evict(k.key_id);
+      out.push({ key_id: k.key_id, version: null });
+    }
+    const versions = await db.selectFrom('kms_key_versions').select(['key_id', 'version']).where('status', '=', 'pending_destruction').where('destroy_at', '<=', at).execute();
+    for (const v of versions) {
+      await db.updateTable('kms_key_versions').set({ material: null, status: 'destroyed' }).where('key_id', '=', v.key_id).where('version', '=', v.version).execute();
+      this.#evict(v.key_id);
+      out.push({ key_id: v.key_id, version: v.version });
+    }
+    return out;
+  }
+
+  #evict(keyId: string): void {
+    for (const k of this.#material.keys()) if (k.startsWith(`${keyId}:`)) this.#material.delete(k);
+    this.#budget.forget(keyId);
+  }
+
+  // ---------------------------------------------------------------- cryptographic operations
+
+  async encrypt(ctx: OpContext, keyId: string, plaintext: Buffer, context?: Record<string, unknown>): Promise<EncryptedData> {
+    const start = performance.now();
+    let key: KmsKeyTable | undefined;
+    try {
+      key = await this.#usable(ctx.db, keyId, 'encrypt');
+      const version = await this.#spendNonce(ctx, key);
+      const material = await this.#secret(ctx.db, key, version);
+      const iv = randomBytes(12);
+      const { ciphertext, tag } = aeadSeal(key.algorithm as 'AES-256-GCM', material, iv, plaintext, aadFor(key.key_id, version, key.algorithm, context));
+      this.deps.metrics.encryption(key.algorithm, key.key_type, 'success', 'encrypt', (performance.now() - start) / 1000);
+      return { ciphertext: b64(ciphertext), iv: b64(iv), tag: b64(tag), key_id: key.key_id, key_version: version, algorithm: key.algorithm };
+    } catch (e) {
+      this.deps.metrics.encryption(key?.algorithm ?? 'unknown', key?.key_type ?? 'unknown', 'failure', 'encrypt', (performance.now() - start) / 1000);
+      this.deps.metrics.failure(e, 'encrypt');
+      throw e;
+    }
+  }
+
+  async decrypt(db: Executor, keyId: string, data: EncryptedData, context?: Record<string, unknown>): Promise<Buffer> {
+    const start = performance.now();
+    let key: KmsKeyTable | undefined;
+    try {
+      key = await this.#usable(db, keyId, 'decrypt');
+      const fail = () => new PalisadeError('PAL_KMS_DECRYPT_FAILED');
+      if (data.key_id !== key.key_id || data.algorithm !== key.algorithm) throw fail();
+      const iv = Buffer.from(data.iv, 'base64');
+      const tag = Buffer.from(data.tag, 'base64');
+      if (iv.length !== 12 || tag.length !== 16) throw fail();
+      const { version } = await this.#decryptableVersion(db, key, data.key_version);
+      const material = await this.#secret(db, key, version.version);
+      let plaintext: Buffer;
+      try {
+        plaintext = aeadOpen(key.algorithm as 'AES-256-GCM', material, iv, Buffer.from(data.ciphertext, 'base64'), tag, aadFor(key.key_id, version.version, key.algorithm, context));
+      } catch {
+        throw fail();
+      }
+      this.deps.metrics.decryption(key.algorithm, key.key_type, 'success', (performance.now() - start) / 1000);
+      return plaintext;
+    } catch (e) {
+      this.deps.metrics.decryption(key?.algorithm ?? 'unknown', key?.key_type ?? 'unknown', 'failure', (performance.now() - start) / 1000);
+      this.deps.metrics.failure(e, 'decrypt');
+      throw e;
+    }
+  }
+
+  /** Envelope encryption: a fresh data key, returned in plaintext and wrapped under this key. */
+  async dataKey(ctx: OpContext, keyId: string, bytes: number, context?: Record<string, unknown>): Promise<{ plaintext: string; ciphertext: EncryptedData }> {
+    const dek = randomBytes(bytes);
+    const ciphertext = await this.encrypt(ctx, keyId, dek, context);
+    return { plaintext: b64(dek), ciphertext };
+  }
+
+  /** Ciphertext to the newest version without the plaintext leaving the server. */
+  async rewrap(ctx: OpContext, keyId: string, data: EncryptedData, context?: Record<string, unknown>): Promise<EncryptedData> {
+    const plaintext = await this.decrypt(ctx.db, keyId, data, context);
+    try {
+      return await this.encrypt(ctx, keyId, plaintext, context);
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  async sign(ctx: OpContext, keyId: string, message: Buffer): Promise<{ signature: string; key_id: string; key_version: number; algorithm: string }> {
+    const key = await this.#usable(ctx.db, keyId, 'sign');
+    const version = key.current_version;
+    const material = await this.#material_(ctx.db, key, version);
+    const signature = ALGORITHM_SPECS[key.algorithm as Algorithm].family === 'hmac' ? hmac(material as Buffer, message) : signMessage(key.algorithm as Algorithm, material as KeyObject, message);
+    return { signature: b64(signature), key_id: key.key_id, key_version: version, algorithm: key.algorithm };
+  }
+
+  async verify(db: Executor, keyId: string, message: Buffer, signature: Buffer, keyVersion?: number): Promise<{ valid: boolean; key_version: number }> {
+    const key = await this.#usable(db, keyId, 'verify');
+    const { version } = await this.#decryptableVersion(db, key, keyVersion ?? key.current_version, true);
+    if (ALGORITHM_SPECS[key.algorithm as Algorithm].family === 'hmac') {
+      const mac = hmac((await this.#material_(db, key, version.version)) as Buffer, message);
+      return { valid: constantTimeEqual(mac, signature), key_version: version.version };
+    }
+    if (!version.public_key) throw new PalisadeError('PAL_KMS_KEY_DESTROYED');
+    return { valid: verifyMessage(key.algorithm as Algorithm, publicKeyFrom(version.public_key), message, signature), key_version: version.version };
+  }
+
+  async publicKey(db: Executor, keyId: string, keyVersion?: number): Promise<{ key_id: string; key_version: number; algorithm: string; public_key_pem: string }> {
+    const key = await this.#key(db, keyId);
+    if (ALGORITHM_SPECS[key.algorithm as Algorithm].family !== 'signature') throw new PalisadeError('PAL_KMS_OPERATION_NOT_PERMITTED', `${key.algorithm} keys have no public key`);
+    const v = await this.#version(db, keyId, keyVersion ?? key.current_version);
+    if (!v.public_key) throw new PalisadeError('PAL_KMS_KEY_DESTROYED');
+    const pem = publicKeyFrom(v.public_key).export({ type: 'spki', format: 'pem' }).toString();
+    return { key_id: keyId, key_version: v.version, algorithm: key.algorithm, public_key_pem: pem };
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  async #key(db: Executor, keyId: string): Promise<KmsKeyTable> {
+    const key = await db.selectFrom('kms_keys').selectAll().where('key_id', '=', keyId).executeTakeFirst();
+    if (!key) throw new PalisadeError('PAL_KMS_KEY_NOT_FOUND', `no key ${keyId}`);
+    return key;
+  }
+
+  async #version(db: Executor, keyId: string, version: number): Promise<KmsKeyVersionTable> {
+    const v = await db.selectFrom('kms_key_versions').selectAll().where('key_id', '=', keyId).where('version', '=', version).executeTakeFirst();
+    if (!v) throw new PalisadeError('PAL_KMS_VERSION_NOT_FOUND', `key ${keyId} has no version ${version}`);
+    return v;
+  }
+
+  #assertNotDestroyed(key: KmsKeyTable): void {
+    if (key.status === 'destroyed') throw new PalisadeError('PAL_KMS_KEY_DESTROYED', `key ${key.key_id} was destroyed`);
+  }
+
+  /** The key, if its state and usage allow `op`. */
+  async #usable(db: Executor, keyId: string, op: Usage): Promise<KmsKeyTable> {
+    const key = await this.#key(db, keyId);
+    this.#assertNotDestroyed(key);
+    if (key.status === 'disabled') throw new PalisadeError('PAL_KMS_KEY_DISABLED', `key ${keyId} is disabled`);
+    if (key.status === 'pending_destruction') throw new PalisadeError('PAL_KMS_KEY_PENDING_DESTRUCTION', `key ${keyId} is scheduled for destruction at ${key.destroy_at}`);
+    const usage = JSON.parse(key.usage) as Usage[];
+    if (!usage.includes(op)) throw new PalisadeError('PAL_KMS_OPERATION_NOT_PERMITTED', `key ${keyId} is not usable to ${op} (usage: ${usage.join(', ')})`);
+    return key;
+  }
+
+  /** A version that may be used to decrypt/verify; unknown versions look like any other authentication failure. */
+  async #decryptableVersion(db: Executor, key: KmsKeyTable, version: number, verifying = false): Promise<{ version: KmsKeyVersionTable }> {
+    const v = await db.selectFrom('kms_key_versions').selectAll().where('key_id', '=', key.key_id).where('version', '=', version).executeTakeFirst();
+    if (!v) throw verifying ? new PalisadeError('PAL_KMS_VERSION_NOT_FOUND') : new PalisadeError('PAL_KMS_DECRYPT_FAILED');
+    if (v.status === 'destroyed' || !v.material) throw new PalisadeError('PAL_KMS_KEY_DESTROYED', `version ${version} of key ${key.key_id} was destroyed; data under it cannot be recovered`);
+    if (v.status === 'pending_destruction') throw new PalisadeError('PAL_KMS_KEY_PENDING_DESTRUCTION', `version ${version} of key ${key.key_id} is scheduled for destruction at ${v.destroy_at}`);
+    if (version < key.min_decryption_version) throw new PalisadeError('PAL_KMS_VERSION_BELOW_MINIMUM', `version ${version} is below the key's min_decryption_version ${key.min_decryption_version}`);
+    return { version: v };
+  }
+
+  /** Spend one nonce of the current version, rotating first when its budget is exhausted. */
+  async #spendNonce(ctx: OpContext, key: KmsKeyTable): Promise<number> {
+    let current = key.current_version;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (await this.#budget.take(ctx.db, key.key_id, current, ctx.onRollback)) return current;
+      const m = await this.rotate(ctx, key.key_id, 'nonce_limit', current);
+      current = m.version;
+    }
+    throw new PalisadeError('PAL_INTERNAL', 'could not obtain an encryption budget after rotating');
+  }
+
+  async #secret(db: Executor, key: KmsKeyTable, version: number): Promise<Buffer> {
+    return (await this.#material_(db, key, version)) as Buffer;
+  }
+
+  /** Unsealed material (Buffer for symmetric keys, KeyObject for private keys), cached per version. */
+  async #material_(db: Executor, key: KmsKeyTable, version: number): Promise<Buffer | KeyObject> {
+    const k = `${key.key_id}:${version}`;
+    const hit = this.#material.get(k);
+    if (hit) return hit;
+    const v = await this.#version(db, key.key_id, version);
+    if (!v.material || v.status === 'destroyed') throw new PalisadeError('PAL_KMS_KEY_DESTROYED', `version ${version} of key ${key.key_id} was destroyed`);
+    const secret = this.deps.barrier().open(purpose(key.key_id, version), v.material);
+    const value = ALGORITHM_SPECS[key.algorithm as Algorithm].family === 'signature' ? privateKeyFrom(secret) : secret;
+    if (this.#material.size >= 10_000) this.#material.delete(this.#material.keys().next().value as string);
+    this.#material.set(k, value);
+    return value;
+  }
+
+  #metadata(key: KmsKeyTable, versions?: KmsKeyVersionTable[]): KeyMetadata {
+    return {
+      key_id: key.key_id,
+      name: key.name,
+      key_type: key.key_type as KeyType,
+      algorithm: key.algorithm as Algorithm,
+      usage: JSON.parse(key.usage) as Usage[],
+      classification: key.classification as Classification,
+      version: key.current_version,
+      min_decryption_version: key.min_decryption_version,
+      status: key.status as KeyStatus,
+      created_at: key.created_at,
+      rotated_at: key.rotated_at,
+      expires_at: new Date(Date.parse(key.rotated_at) + key.rotation_period_days * DAY_MS).toISOString(),
+      rotation_period_days: key.rotation_period_days,
+      destroy_at: key.destroy_at,
+      ...(versions
+        ? {
+            versions: versions.map((v) => ({
+              version: v.version,
+              status: v.status as 'active',
+              created_at: v.created_at,
+              destroy_at: v.destroy_at,
+              encryptions_reserved: Number(v.nonces_reserved),
+            })),
+          }
+        : {}),
+    };
+  }
+}
+
+function purpose(keyId: string, version: number): string {
+  return `kms/${keyId}/${version}`;
+}
+
+function newKeyId(): string {
+  return randomId('key');
+}

@@ -1,0 +1,113 @@
+import { constantTimeEqual, PalisadeError, randomBytes, randomId, sha256 } from '@palisade/core';
+import type { ApiKeyInfo } from '@palisade/core';
+import type { Executor, Storage } from '../../storage/database.js';
+import type { ApiKeyTable } from '../../storage/schema.js';
+
+export interface Principal {
+  principal_id: string;
+  api_key_id: string;
+  permissions: string[];
+}
+
+const TOKEN_PREFIX = 'pal_';
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+/** A new API key token: `pal_` + 256 random bits, base64url. Only its SHA-256 is stored. */
+export function newToken(): string {
+  return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+export function hashToken(token: string): Buffer {
+  return sha256(Buffer.from(token, 'utf8'));
+}
+
+function toInfo(row: ApiKeyTable): ApiKeyInfo {
+  return {
+    id: row.id,
+    name: row.name,
+    principal_id: row.principal_id,
+    permissions: JSON.parse(row.permissions) as string[],
+    created_at: row.created_at,
+    expires_at: row.expires_at,
+    last_used_at: row.last_used_at,
+    revoked_at: row.revoked_at,
+  };
+}
+
+/**
+ * API keys are high-entropy bearer tokens, so a fast hash is the right store (as GitHub and Stripe do); lookup is by
+ * the hash's unique index and the match is re-checked in constant time.
+ */
+export class ApiKeyService {
+  readonly #lastUsedWritten = new Map<string, number>();
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async authenticate(token: string): Promise<Principal> {
+    const hash = hashToken(token);
+    const row = await this.storage.db.selectFrom('api_keys').selectAll().where('token_hash', '=', hash).executeTakeFirst();
+    const now = this.clock();
+    if (!row || !constantTimeEqual(row.token_hash, hash) || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now.toISOString())) {
+      throw new PalisadeError('PAL_AUTH_INVALID');
+    }
+    this.#touch(row.id, now);
+    return { principal_id: row.principal_id, api_key_id: row.id, permissions: JSON.parse(row.permissions) as string[] };
+  }
+
+  /** last_used_at is informational: written at most once a minute per key per node, never on the request's path. */
+  #touch(id: string, now: Date): void {
+    const last = this.#lastUsedWritten.get(id) ?? 0;
+    if (now.getTime() - last < LAST_USED_RESOLUTION_MS) return;
+    this.#lastUsedWritten.set(id, now.getTime());
+    this.storage.db
+      .updateTable('api_keys')
+      .set({ last_used_at: now.toISOString() })
+      .where('id', '=', id)
+      .execute()
+      .catch(() => this.#lastUsedWritten.delete(id));
+  }
+
+  async create(
+    db: Executor,
+    input: { name: string; principal_id: string; permissions: string[]; expires_at?: string | null; created_by: string | null; token?: string },
+  ): Promise<ApiKeyInfo & { token: string }> {
+    const token = input.token ?? newToken();
+    const row: ApiKeyTable = {
+      id: randomId('ak'),
+      name: input.name,
+      principal_id: input.principal_id,
+      token_hash: hashToken(token),
+      permissions: JSON.stringify(input.permissions),
+      created_at: this.clock().toISOString(),
+      created_by: input.created_by,
+      expires_at: input.expires_at ?? null,
+      revoked_at: null,
+      last_used_at: null,
+    };
+    await db.insertInto('api_keys').values(row).execute();
+    return { ...toInfo(row), token };
+  }
+
+  async list(db: Executor = this.storage.db): Promise<ApiKeyInfo[]> {
+    const rows = await db.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(toInfo);
+  }
+
+  async revoke(db: Executor, id: string): Promise<ApiKeyInfo> {
+    const row = await db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new PalisadeError('PAL_AUTH_API_KEY_NOT_FOUND');
+    if (row.revoked_at === null) {
+      row.revoked_at = this.clock().toISOString();
+      await db.updateTable('api_keys').set({ revoked_at: row.revoked_at }).where('id', '=', id).execute();
+    }
+    return toInfo(row);
+  }
+
+  async count(): Promise<number> {
+    const r = await this.storage.db.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+}

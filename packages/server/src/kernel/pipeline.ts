@@ -1,0 +1,145 @@
+/**
+ * The one request pipeline. Every route declares what it needs in its `config`; the security steps run here, in
+ * this order, never in handlers:
+ *
+ *   | step            | where           | what                                                                   |
+ *   |-----------------|-----------------|------------------------------------------------------------------------|
+ *   | request id      | genReqId        | honour a well-formed X-Request-Id, else a UUID; echoed on the response  |
+ *   | draining        | onRequest       | 503 PAL_SHUTTING_DOWN once SIGTERM arrived                               |
+ *   | authentication  | onRequest       | bearer API key -> principal (401 otherwise; failures audited)          |
+ *   | permission      | onRequest       | route's `engine:resource:action` (403 otherwise; denial audited)       |
+ *   | sealed          | onRequest       | data routes answer 503 PAL_SEAL_SEALED while sealed                     |
+ *   | body limit/type | content parser  | 10 MiB, JSON only (413 / 415 / 400)                                    |
+ *   | validation      | schema (ajv)    | TypeBox schemas (400 PAL_VALIDATION_FAILED / PAL_BAD_BASE64)           |
+ *   | audit + handler | onRoute wrapper | one transaction: handler's writes + its audit event; fail closed       |
+ *   | failure audit   | onRoute wrapper | a failed audited request is recorded in its own transaction            |
+ *   | metrics         | onResponse      | http_requests_total, http_request_duration_seconds                     |
+ */
+import { PalisadeError } from '@palisade/core';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type { AuditLedger } from './audit/ledger.js';
+import type { AuditEventInput } from './audit/events.js';
+import { hasPermission } from './auth/permissions.js';
+import type { ApiKeyService, Principal } from './auth/api-keys.js';
+import type { Executor, Storage } from '../storage/database.js';
+import type { Seal } from './seal/seal.js';
+import type { HttpMetrics } from '../metrics/http.js';
+import { toPalisadeError } from '../http/problem.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Required permission; `null` makes the route public (health, discovery). */
+    permission?: string | null;
+    /** Audit event type for this route; set on every state-changing route. */
+    audit?: string;
+    /** Route works while sealed (health, readiness, metrics). */
+    allowSealed?: boolean;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+    /** The executor for this request: the audit transaction on audited routes, the database otherwise. */
+    tx: Executor;
+    /** What the handler tells the audit event (resource, non-secret details). */
+    auditRecord: Pick<AuditEventInput, 'resource' | 'details'> & {
+      /** Further events (e.g. an automatic rotation) committed with the request's own. */
+      extra: AuditEventInput[];
+      /** Undo in-memory state that assumed the transaction would commit. */
+      onRollback: Array<() => void>;
+    };
+  }
+}
+
+export interface PipelineDeps {
+  storage: Storage;
+  ledger: AuditLedger;
+  apiKeys: Pick<ApiKeyService, 'authenticate'>;
+  seal: () => Seal;
+  metrics: HttpMetrics;
+  isDraining: () => boolean;
+}
+
+const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
+
+function actorOf(req: FastifyRequest): AuditEventInput['actor'] {
+  return { principal_id: req.principal?.principal_id ?? null, api_key_id: req.principal?.api_key_id ?? null, source_ip: req.ip };
+}
+
+export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void {
+  app.decorateRequest('principal', null);
+  app.decorateRequest('tx', null as unknown as Executor);
+  app.decorateRequest('auditRecord', null as unknown as FastifyRequest['auditRecord']);
+
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+    req.tx = deps.storage.db;
+    req.auditRecord = { resource: null, details: {}, extra: [], onRollback: [] };
+    const config = req.routeOptions.config;
+    if (deps.isDraining()) throw new PalisadeError('PAL_SHUTTING_DOWN');
+    const permission = config.permission;
+    if (permission === null || permission === undefined) {
+      // undefined = no route matched (404 handler) or a public route
+      return;
+    }
+    const header = req.headers.authorization;
+    if (!header) throw new PalisadeError('PAL_AUTH_REQUIRED');
+    const m = BEARER.exec(header);
+    try {
+      if (!m?.[1]) throw new PalisadeError('PAL_AUTH_INVALID', 'Authorization must be `Bearer <api key>`');
+      req.principal = await deps.apiKeys.authenticate(m[1]);
+    } catch (e) {
+      const pe = toPalisadeError(e);
+      await auditOrFail(deps, { type: 'auth.failed', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: pe.code });
+      throw pe;
+    }
+    if (!hasPermission(req.principal.permissions, permission)) {
+      await auditOrFail(deps, { type: 'authz.denied', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: 'PAL_FORBIDDEN', resource: { type: 'route', id: req.routeOptions.url ?? null } });
+      throw new PalisadeError('PAL_FORBIDDEN', `this operation requires the permission ${permission}`, { extensions: { permission } });
+    }
+    if (!config.allowSealed && deps.seal().state === 'sealed') throw new PalisadeError('PAL_SEAL_SEALED');
+  });
+
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const type = route.config?.audit;
+    if (!type) return;
+    const inner = route.handler;
+    route.handler = async function audited(this: FastifyInstance, req: FastifyRequest, reply: FastifyReply) {
+      const event = (outcome: AuditEventInput['outcome'], error_code?: string): AuditEventInput => ({
+        type,
+        actor: actorOf(req),
+        outcome,
+        request_id: req.id,
+        action: route.config?.permission ?? null,
+        resource: req.auditRecord.resource ?? null,
+        error_code: error_code ?? null,
+        details: req.auditRecord.details ?? {},
+      });
+      try {
+        return await deps.storage.db.transaction().execute(async (tx) => {
+          req.tx = tx;
+          const result: unknown = await inner.call(this, req, reply);
+          await deps.ledger.append(tx, event('success'));
+          for (const extra of req.auditRecord.extra) await deps.ledger.append(tx, extra);
+          return result;
+        });
+      } catch (e) {
+        req.tx = deps.storage.db;
+        for (const undo of req.auditRecord.onRollback) undo();
+        const pe = toPalisadeError(e);
+        if (pe.code !== 'PAL_AUDIT_WRITE_FAILED') await auditOrFail(deps, event('failure', pe.code));
+        throw pe;
+      }
+    };
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics.observe(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  });
+}
+
+async function auditOrFail(deps: PipelineDeps, input: AuditEventInput): Promise<void> {
+  try {
+    await deps.ledger.appendStandalone(input);
+  } catch (e) {
+    throw toPalisadeError(e).code === 'PAL_AUDIT_WRITE_FAILED' ? e : new PalisadeError('PAL_AUDIT_WRITE_FAILED', undefined, { cause: e });
+  }
+}

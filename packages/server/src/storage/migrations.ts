@@ -1,0 +1,84 @@
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Dialect } from './database.js';
+
+/** Migrations are code, ordered by name, identical for SQLite and PostgreSQL except the binary column type. */
+export function migrations(dialect: Dialect): MigrationProvider {
+  const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+  const all: Record<string, Migration> = {
+    '0001_foundation': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('audit_events')
+          .addColumn('idx', 'bigint', (c) => c.primaryKey())
+          .addColumn('ts', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('leaf_hash', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('tree_root', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('mac', sql.raw(bytes), (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('audit_events_type_ts').on('audit_events').columns(['type', 'ts']).execute();
+        await db.schema
+          .createTable('audit_head')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('range', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('principal_id', 'text', (c) => c.notNull())
+          .addColumn('token_hash', sql.raw(bytes), (c) => c.notNull().unique())
+          .addColumn('permissions', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text')
+          .addColumn('expires_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .addColumn('last_used_at', 'text')
+          .execute();
+        await db.schema
+          .createTable('kms_keys')
+          .addColumn('key_id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.unique())
+          .addColumn('key_type', 'text', (c) => c.notNull())
+          .addColumn('algorithm', 'text', (c) => c.notNull())
+          .addColumn('usage', 'text', (c) => c.notNull())
+          .addColumn('classification', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('current_version', 'integer', (c) => c.notNull())
+          .addColumn('min_decryption_version', 'integer', (c) => c.notNull())
+          .addColumn('rotation_period_days', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('rotated_at', 'text', (c) => c.notNull())
+          .addColumn('destroy_at', 'text')
+          .addColumn('status_before_destruction', 'text')
+          .execute();
+        await db.schema
+          .createTable('kms_key_versions')
+          .addColumn('key_id', 'text', (c) => c.notNull().references('kms_keys.key_id'))
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('material', sql.raw(bytes))
+          .addColumn('public_key', sql.raw(bytes))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('destroy_at', 'text')
+          .addColumn('nonces_reserved', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('kms_key_versions_pk', ['key_id', 'version'])
+          .execute();
+        await db.schema
+          .createTable('leases')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('settings')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+  return { getMigrations: async () => all };
+}

@@ -1,0 +1,82 @@
+/** Table types for Kysely. Timestamps are ISO-8601 UTC strings (sortable, identical in both dialects). */
+import type { Generated } from 'kysely';
+
+export interface AuditEventTable {
+  idx: number;
+  ts: string;
+  type: string;
+  data: string; // canonical JSON of the whole event (RFC 8785); the leaf is H(0x00 || data)
+  leaf_hash: Buffer;
+  tree_root: Buffer; // RFC 9162 root of the tree of size idx + 1
+  mac: Buffer; // HMAC over (size, root) with a key derived from the seal: the DB alone cannot forge it
+}
+
+export interface AuditHeadTable {
+  id: number;
+  size: number;
+  range: string; // CompactRange JSON
+}
+
+export interface ApiKeyTable {
+  id: string;
+  name: string;
+  principal_id: string;
+  token_hash: Buffer;
+  permissions: string; // JSON array
+  created_at: string;
+  created_by: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+export interface KmsKeyTable {
+  key_id: string;
+  name: string | null;
+  key_type: string;
+  algorithm: string;
+  usage: string; // JSON array
+  classification: string;
+  status: string;
+  current_version: number;
+  min_decryption_version: number;
+  rotation_period_days: number;
+  created_at: string;
+  rotated_at: string;
+  destroy_at: string | null;
+  status_before_destruction: string | null;
+}
+
+export interface KmsKeyVersionTable {
+  key_id: string;
+  version: number;
+  status: string;
+  material: Buffer | null; // sealed by the barrier; NULL once destroyed
+  public_key: Buffer | null; // SPKI DER for asymmetric keys
+  created_at: string;
+  destroy_at: string | null;
+  nonces_reserved: number;
+}
+
+export interface LeaseTable {
+  name: string;
+  holder: string;
+  expires_at: string;
+}
+
+export interface SettingTable {
+  name: string;
+  value: string;
+}
+
+export interface Database {
+  audit_events: AuditEventTable;
+  audit_head: AuditHeadTable;
+  api_keys: ApiKeyTable;
+  kms_keys: KmsKeyTable;
+  kms_key_versions: KmsKeyVersionTable;
+  leases: LeaseTable;
+  settings: SettingTable;
+}
+
+export type { Generated };
