@@ -11,6 +11,7 @@ import type { ApiKeyService } from './kernel/auth/api-keys.js';
 import { installPipeline } from './kernel/pipeline.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { systemRoutes } from './http/system-routes.js';
+import { FORMATS } from './http/schemas.js';
 import { httpMetrics } from './metrics/http.js';
 import { kmsRoutes } from './engines/kms/routes.js';
 import type { KmsService } from './engines/kms/service.js';
@@ -48,7 +49,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, formats: FORMATS } },
   }) as unknown as FastifyInstance;
 
   app.removeContentTypeParser('text/plain');

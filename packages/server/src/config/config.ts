@@ -118,7 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   const config = withDefaults as Config;
   const port = Number(config.addr.slice(config.addr.lastIndexOf(':') + 1));
-  if (port < 1 || port > 65535) throw invalid('addr (PALISADE_ADDR)', `port ${port} is out of range`);
+  if (port > 65535) throw invalid('addr (PALISADE_ADDR)', `port ${port} is out of range`);
   config.data_dir = resolve(cwd, config.data_dir);
   return config;
 }

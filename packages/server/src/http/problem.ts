@@ -1,6 +1,5 @@
 import { isPalisadeError, PalisadeError } from '@palisade/core';
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { BASE64_PATTERN } from './schemas.js';
 
 interface ValidationItem {
   path: string;
@@ -17,7 +16,7 @@ export function toPalisadeError(err: unknown): PalisadeError {
       const extra = v.keyword === 'additionalProperties' ? ` '${String(v.params?.additionalProperty)}'` : '';
       return { path: `${where}${v.instancePath ?? ''}`, message: `${v.message ?? 'is invalid'}${extra}` };
     });
-    const base64 = e.validation.find((v) => v.keyword === 'pattern' && v.schema === BASE64_PATTERN);
+    const base64 = e.validation.find((v) => v.keyword === 'format' && v.params?.format === 'base64');
     if (base64) return new PalisadeError('PAL_BAD_BASE64', `${where}${base64.instancePath ?? ''} is not valid standard base64`, { extensions: { errors } });
     const first = errors[0];
     return new PalisadeError('PAL_VALIDATION_FAILED', first ? `${first.path} ${first.message}` : 'request is invalid', { extensions: { errors } });
