@@ -10,8 +10,6 @@ export interface KmsMetrics {
   failure(err: unknown, operation: string): void;
 }
 
-const DAY_MS = 86_400_000;
-
 export function kmsMetrics(registry: Registry, db: () => Executor, clock: () => Date): KmsMetrics {
   const enc = new Counter({ name: 'encryption_operations_total', help: 'Encryption operations by algorithm, key type and outcome.', labelNames: ['algorithm', 'key_type', 'status'] as const, registers: [registry] });
   const dec = new Counter({ name: 'decryption_operations_total', help: 'Decryption operations by algorithm, key type and outcome (unauthorized = refused by authentication or permission).', labelNames: ['algorithm', 'key_type', 'status'] as const, registers: [registry] });
@@ -27,15 +25,15 @@ export function kmsMetrics(registry: Registry, db: () => Executor, clock: () => 
   const rotations = new Counter({ name: 'key_rotations_total', help: 'Key rotations by key type and outcome.', labelNames: ['key_type', 'status'] as const, registers: [registry] });
   const failures = new Counter({ name: 'encryption_failures_total', help: 'Failed cryptographic operations by error type and component.', labelNames: ['error_type', 'component'] as const, registers: [registry] });
   new Gauge({
-    name: 'key_age_days',
-    help: 'Age in days of the current version of each live key.',
+    name: 'key_age_seconds',
+    help: 'Age of the current version of each live key (the seed\'s key_age_days is a recording rule in deploy/prometheus).',
     labelNames: ['key_id', 'key_type'] as const,
     registers: [registry],
     async collect() {
       this.reset();
       const rows = await db().selectFrom('kms_keys').select(['key_id', 'key_type', 'rotated_at']).where('status', 'in', ['active', 'disabled', 'rotating', 'deprecated']).execute();
       const now = clock().getTime();
-      for (const r of rows) this.set({ key_id: r.key_id, key_type: r.key_type }, (now - Date.parse(r.rotated_at)) / DAY_MS);
+      for (const r of rows) this.set({ key_id: r.key_id, key_type: r.key_type }, (now - Date.parse(r.rotated_at)) / 1000);
     },
   });
   return {
