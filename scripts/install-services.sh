@@ -11,7 +11,7 @@
 # Usage:  sudo scripts/install-services.sh
 set -euo pipefail
 
-PACKAGES=(postgresql redis-server softhsm2 opensc prometheus openssl)
+PACKAGES=(postgresql redis-server softhsm2 opensc prometheus openssl curl jq)
 
 log() { printf '[install-services] %s\n' "$*"; }
 
@@ -41,7 +41,7 @@ check_all() {
     missing+=("initdb/postgres")
   fi
   local bin
-  for bin in redis-server softhsm2-util pkcs11-tool promtool openssl; do
+  for bin in redis-server softhsm2-util pkcs11-tool promtool openssl curl jq; do
     command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
   done
 }
