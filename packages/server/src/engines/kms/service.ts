@@ -45,8 +45,6 @@ export interface KmsDeps {
   clock: () => Date;
 }
 
-type Loaded = { key: KmsKeyTable; version: KmsKeyVersionTable };
-
 /** The AAD every KMS ciphertext is bound to: key, version, algorithm and the caller's context, in canonical JSON. */
 function aadFor(keyId: string, version: number, algorithm: string, context: Record<string, unknown> | undefined): Buffer {
   return canonicalBytes({ f: AAD_FORMAT, kid: keyId, ver: version, alg: algorithm, ctx: context ?? {} });
