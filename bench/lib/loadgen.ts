@@ -43,8 +43,11 @@ export interface LoadResult {
   clientCpuPct: number;
 }
 
-/** Messages from the child: 'measuring' when the measured window opens, then the result. */
-export type LoadMessage = { type: 'measuring' } | { type: 'result'; result: LoadResult } | { type: 'error'; message: string };
+/** Edges of the measured window (after the warm-up), e.g. to snapshot the server's CPU time. */
+export type WindowEvent = 'start' | 'end';
+
+/** Messages from the child: the window's edges, then the result. */
+export type LoadMessage = { type: 'window'; event: WindowEvent } | { type: 'result'; result: LoadResult } | { type: 'error'; message: string };
 
 interface Recorder {
   recording: boolean;
@@ -175,18 +178,18 @@ function serializeRequest(spec: LoadSpec): Buffer {
   return Buffer.concat([Buffer.from(head, 'latin1'), body]);
 }
 
-async function runRaw(spec: LoadSpec, rec: Recorder, onMeasuring: () => void): Promise<number> {
+async function runRaw(spec: LoadSpec, rec: Recorder, onWindow: (e: WindowEvent) => void): Promise<number> {
   const bytes = serializeRequest(spec);
   const conns = Array.from({ length: spec.connections }, () => new RawConnection(spec, bytes, rec));
   await Promise.all(conns.map((c) => c.open()));
-  return drive(spec, rec, onMeasuring, conns.length, (i, idle) => {
+  return drive(spec, rec, onWindow, conns.length, (i, idle) => {
     const c = conns[i]!;
     c.idle = idle;
     c.send();
   }, () => conns.forEach((c) => c.close()));
 }
 
-async function runHttps(spec: LoadSpec, rec: Recorder, onMeasuring: () => void): Promise<number> {
+async function runHttps(spec: LoadSpec, rec: Recorder, onWindow: (e: WindowEvent) => void): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: spec.connections, ca: spec.ca, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' });
   const body = Buffer.from(spec.body);
   const headers = { ...spec.headers, 'content-length': String(body.length) };
@@ -218,11 +221,11 @@ async function runHttps(spec: LoadSpec, rec: Recorder, onMeasuring: () => void):
     });
     req.end(body);
   };
-  return drive(spec, rec, onMeasuring, spec.connections, (_i, idle) => loop(idle), () => agent.destroy());
+  return drive(spec, rec, onWindow, spec.connections, (_i, idle) => loop(idle), () => agent.destroy());
 }
 
 /** Starts `n` closed loops, warms up, measures, stops, waits for in-flight requests; returns the window in seconds. */
-function drive(spec: LoadSpec, rec: Recorder, onMeasuring: () => void, n: number, start: (i: number, idle: () => void) => void, closeAll: () => void): Promise<number> {
+function drive(spec: LoadSpec, rec: Recorder, onWindow: (e: WindowEvent) => void, n: number, start: (i: number, idle: () => void) => void, closeAll: () => void): Promise<number> {
   return new Promise((resolve) => {
     let idleCount = 0;
     let windowEnd = 0n;
@@ -244,29 +247,35 @@ function drive(spec: LoadSpec, rec: Recorder, onMeasuring: () => void, n: number
     setTimeout(() => {
       rec.windowStart = process.hrtime.bigint();
       rec.recording = true;
-      onMeasuring();
+      onWindow('start');
       setTimeout(() => {
         windowEnd = process.hrtime.bigint();
         rec.recording = false;
         rec.stopped = true;
+        onWindow('end');
         setTimeout(finish, 5000).unref(); // stragglers
       }, spec.durationMs);
     }, spec.warmupMs);
   });
 }
 
-export async function runLoad(spec: LoadSpec, onMeasuring: () => void = () => {}): Promise<LoadResult> {
+export async function runLoad(spec: LoadSpec, onWindow: (e: WindowEvent) => void = () => {}): Promise<LoadResult> {
   const rec: Recorder = { recording: false, stopped: false, latencies: [], errors: 0, non2xx: 0, firstBad: null, responseBytes: 0, windowStart: 0n };
   let cpu0 = process.cpuUsage();
+  let cpu = process.cpuUsage(cpu0);
   let t0 = process.hrtime.bigint();
-  const measuring = () => {
-    cpu0 = process.cpuUsage();
-    t0 = process.hrtime.bigint();
-    onMeasuring();
+  let wall = 0; // µs
+  const window = (e: WindowEvent) => {
+    if (e === 'start') {
+      cpu0 = process.cpuUsage();
+      t0 = process.hrtime.bigint();
+    } else {
+      cpu = process.cpuUsage(cpu0);
+      wall = Number(process.hrtime.bigint() - t0) / 1e3;
+    }
+    onWindow(e);
   };
-  const seconds = await (spec.client === 'https' ? runHttps(spec, rec, measuring) : runRaw(spec, rec, measuring));
-  const cpu = process.cpuUsage(cpu0);
-  const wall = Number(process.hrtime.bigint() - t0) / 1e3; // µs, includes the short drain
+  const seconds = await (spec.client === 'https' ? runHttps(spec, rec, window) : runRaw(spec, rec, window));
   const lat = Float64Array.from(rec.latencies).sort();
   const mean = lat.length ? lat.reduce((s, x) => s + x, 0) / lat.length : NaN;
   return {
@@ -286,9 +295,9 @@ export async function runLoad(spec: LoadSpec, onMeasuring: () => void = () => {}
 
 /**
  * Runs `spec` in a fresh child process (its own core, event loop and GC) and resolves with its result.
- * `onMeasuring` fires when the measured window opens (after the warm-up), e.g. to snapshot the server's CPU time.
+ * `onWindow` fires when the measured window opens (after the warm-up) and closes.
  */
-export function runLoadInChild(spec: LoadSpec, onMeasuring: () => void = () => {}): Promise<LoadResult> {
+export function runLoadInChild(spec: LoadSpec, onWindow: (e: WindowEvent) => void = () => {}): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(new URL('./loadgen-child.ts', import.meta.url)), [], {
       execArgv: ['--import', 'tsx'], // not the parent's (e.g. --cpu-prof)
@@ -301,10 +310,12 @@ export function runLoadInChild(spec: LoadSpec, onMeasuring: () => void = () => {
       settled = true;
     }, spec.warmupMs + spec.durationMs + 60_000);
     child.on('message', (m: LoadMessage) => {
-      if (m.type === 'measuring') onMeasuring();
+      if (m.type === 'window') onWindow(m.event);
       else if (m.type === 'result' || m.type === 'error') {
         clearTimeout(timer);
-        if (!settled) (m.type === 'result' ? resolve(m.result) : reject(new Error(`load generator: ${m.message}`)));
+        if (settled) return;
+        if (m.type === 'result') resolve(m.result);
+        else reject(new Error(`load generator: ${m.message}`));
         settled = true;
       }
     });

@@ -9,7 +9,7 @@ import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findExecutable } from '@palisade/testkit';
+import { findExecutable, requireService } from '@palisade/testkit';
 import { cleanEnv, freePort, request, spawnPalisade, startServer, stopAll, tempDir, terminate, waitExit, type Server } from './helpers.js';
 
 afterAll(stopAll);
@@ -133,8 +133,8 @@ function handshake(port: number, opts: ConnectionOptions, timeoutMs = 5_000): Pr
   });
 }
 
-const openssl = findExecutable('openssl');
-const promtool = findExecutable('promtool');
+const openssl = requireService('openssl', 'e2e: openssl s_client').available ? findExecutable('openssl') : null;
+const promtool = requireService('promtool', 'e2e: promtool check metrics').available ? findExecutable('promtool') : null;
 
 describe('TLS and system endpoints', () => {
   let srv: Server;

@@ -8,9 +8,9 @@ import { findPostgresBinDir } from './postgres.js';
 import { findRedisServer } from './redis.js';
 import { findExecutable } from './proc.js';
 
-export type ServiceName = 'postgres' | 'redis' | 'softhsm2' | 'promtool';
+export type ServiceName = 'postgres' | 'redis' | 'softhsm2' | 'promtool' | 'openssl';
 
-export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'redis', 'softhsm2', 'promtool'];
+export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'redis', 'softhsm2', 'promtool', 'openssl'];
 
 export interface ServiceStatus {
   available: boolean;
@@ -26,6 +26,11 @@ export interface ServiceRequirement {
 }
 
 export const INSTALL_HINT = 'sudo scripts/install-services.sh';
+
+function executable(bin: string, service: ServiceName): ServiceStatus {
+  const path = findExecutable(bin);
+  return path ? { available: true, binary: path } : { available: false, binary: null, reason: `${service} not found (no ${bin} on PATH)` };
+}
 
 function status(name: ServiceName): ServiceStatus {
   switch (name) {
@@ -45,27 +50,17 @@ function status(name: ServiceName): ServiceStatus {
       const bin = findRedisServer();
       return bin ? { available: true, binary: bin } : { available: false, binary: null, reason: 'redis not found (no redis-server on PATH)' };
     }
-    case 'softhsm2': {
-      const bin = findExecutable('softhsm2-util');
-      return bin
-        ? { available: true, binary: bin }
-        : { available: false, binary: null, reason: 'softhsm2 not found (no softhsm2-util on PATH)' };
-    }
-    case 'promtool': {
-      const bin = findExecutable('promtool');
-      return bin ? { available: true, binary: bin } : { available: false, binary: null, reason: 'promtool not found (no promtool on PATH)' };
-    }
+    case 'softhsm2':
+      return executable('softhsm2-util', name);
+    case 'promtool':
+    case 'openssl':
+      return executable(name, name);
   }
 }
 
 /** Which of the native services' binaries exist on this machine. */
 export function serviceAvailability(): Record<ServiceName, ServiceStatus> {
-  return {
-    postgres: status('postgres'),
-    redis: status('redis'),
-    softhsm2: status('softhsm2'),
-    promtool: status('promtool'),
-  };
+  return Object.fromEntries(SERVICE_NAMES.map((n) => [n, status(n)])) as Record<ServiceName, ServiceStatus>;
 }
 
 export const isCI = (): boolean => process.env.CI === 'true';
