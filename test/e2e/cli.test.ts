@@ -1,0 +1,120 @@
+/**
+ * The `palisade` CLI end to end, as a user runs it against a live server: keys, encrypt/decrypt round trips through
+ * pipes, clear errors and exit codes, and `audit verify` naming the first tampered entry in the data directory.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, startServer, stopAll, type CliResult, type Server } from './helpers.js';
+
+afterAll(stopAll);
+
+let srv: Server;
+let cliEnv: NodeJS.ProcessEnv;
+const cli = (args: string[], input?: Buffer | string): Promise<CliResult> => runCli(args, { env: cliEnv, ...(input !== undefined ? { input } : {}) });
+const ok = (r: CliResult): string => {
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.toString('utf8');
+};
+
+beforeAll(async () => {
+  srv = await startServer();
+  cliEnv = { ...srv.env, PALISADE_TOKEN: srv.token, PALISADE_CA_FILE: srv.caFile };
+});
+
+describe('palisade keys / encrypt / decrypt', () => {
+  let keyId = '';
+
+  it('keys create prints the new key id and keys list shows it', async () => {
+    keyId = ok(await cli(['keys', 'create', '--name', 'e2e-orders', '--classification', 'confidential'])).trim();
+    expect(keyId).toMatch(/^[a-z0-9_-]+$/);
+    const list = ok(await cli(['keys', 'list']));
+    const row = list.split('\n').find((l) => l.startsWith(keyId));
+    expect(row, list).toBeDefined();
+    expect(row!.split('\t')).toEqual(expect.arrayContaining(['e2e-orders', 'DEK', 'AES-256-GCM', 'confidential', 'v1', 'active']));
+  });
+
+  it('round-trips binary stdin through encrypt | decrypt, bound to its context', async () => {
+    const plaintext = randomBytes(4096);
+    const context = '{"tenant":"acme","record":"42"}';
+    const sealed = ok(await cli(['encrypt', '--key', keyId, '--context', context], plaintext));
+    const envelope = JSON.parse(sealed) as { key_id: string; ciphertext: string };
+    expect(envelope.key_id).toBe(keyId);
+    expect(Buffer.from(envelope.ciphertext, 'base64').includes(plaintext.subarray(0, 32))).toBe(false);
+
+    const back = await cli(['decrypt', '--context', context], sealed);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout.equals(plaintext)).toBe(true);
+
+    const wrong = await cli(['decrypt', '--context', '{"tenant":"other","record":"42"}'], sealed);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^error: PAL_\w+: /);
+    expect(wrong.stdout.length).toBe(0);
+  });
+
+  it('rotate makes v2 current and v1 ciphertexts still decrypt', async () => {
+    const before = ok(await cli(['encrypt', '--key', keyId], 'written under v1'));
+    const rotated = JSON.parse(ok(await cli(['keys', 'rotate', keyId]))) as { version: number };
+    expect(rotated.version).toBe(2);
+    const after = JSON.parse(ok(await cli(['encrypt', '--key', keyId], 'written under v2'))) as { key_version: number };
+    expect(after.key_version).toBe(2);
+    expect((await cli(['decrypt'], before)).stdout.toString()).toBe('written under v1');
+  });
+
+  it('disable refuses encryption with a clear error; enable restores it', async () => {
+    ok(await cli(['keys', 'disable', keyId]));
+    const refused = await cli(['encrypt', '--key', keyId], 'x');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^error: PAL_KMS_\w+: /);
+    ok(await cli(['keys', 'enable', keyId]));
+    ok(await cli(['encrypt', '--key', keyId], 'x'));
+  });
+
+  it('bad input fails with a message and exit code 2, not a stack trace', async () => {
+    const notJson = await cli(['decrypt'], 'this is not JSON');
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/not EncryptedData JSON/);
+    const badContext = await cli(['encrypt', '--key', keyId, '--context', '[1,2]'], 'x');
+    expect(badContext.code).toBe(2);
+    expect(badContext.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a wrong token is refused and says so', async () => {
+    const r = await runCli(['keys', 'list'], { env: { ...cliEnv, PALISADE_TOKEN: `${srv.token}x` } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: PAL_AUTH_\w+: /);
+  });
+
+  it('an unreachable server is named in the error', async () => {
+    const r = await runCli(['keys', 'list'], { env: { ...cliEnv, PALISADE_ADDR: '127.0.0.1:1' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot reach Palisade at 127.0.0.1:1');
+  });
+});
+
+describe('palisade audit verify', () => {
+  it('passes on the untouched ledger, with every operation above recorded', async () => {
+    const r = await cli(['audit', 'verify']);
+    const out = ok(r);
+    const m = /^audit log OK: (\d+) entries, root [0-9a-f]{64}$/m.exec(out);
+    expect(m, out).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(10);
+  });
+
+  it('names the first entry whose stored event was changed', async () => {
+    await srv.stop();
+    const db = new Database(join(srv.dataDir, 'palisade.db'));
+    try {
+      const row = db.prepare('SELECT idx, data FROM audit_events ORDER BY idx LIMIT 1 OFFSET 3').get() as { idx: number; data: string };
+      const forged = row.data.replace('"outcome":"success"', '"outcome":"failure"');
+      expect(forged, 'the event must carry an outcome to forge').not.toBe(row.data);
+      db.prepare('UPDATE audit_events SET data = ? WHERE idx = ?').run(forged, row.idx);
+    } finally {
+      db.close();
+    }
+    const r = await cli(['audit', 'verify']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/audit log MISMATCH at entry 3:/);
+  });
+});
