@@ -23,9 +23,9 @@ beforeAll(async () => {
   cliEnv = { ...srv.env, PALISADE_TOKEN: srv.token, PALISADE_CA_FILE: srv.caFile };
 });
 
-describe('palisade keys / encrypt / decrypt', () => {
-  let keyId = '';
+let keyId = '';
 
+describe('palisade keys / encrypt / decrypt', () => {
   it('keys create prints the new key id and keys list shows it', async () => {
     keyId = ok(await cli(['keys', 'create', '--name', 'e2e-orders', '--classification', 'confidential'])).trim();
     expect(keyId).toMatch(/^[a-z0-9_-]+$/);
@@ -90,6 +90,28 @@ describe('palisade keys / encrypt / decrypt', () => {
     const r = await runCli(['keys', 'list'], { env: { ...cliEnv, PALISADE_ADDR: '127.0.0.1:1' } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('cannot reach Palisade at 127.0.0.1:1');
+  });
+});
+
+describe('palisade audit query', () => {
+  it('lists the matching events newest first, as a table or JSON lines', async () => {
+    const table = ok(await cli(['audit', 'query', '--since', '10m', '--type', 'kms.encrypt', '--resource', keyId, '--limit', '2'])).trim().split('\n');
+    expect(table[0]!.split('\t').slice(0, 4)).toEqual(['INDEX', 'TIME', 'TYPE', 'OUTCOME']);
+    expect(table).toHaveLength(3);
+    const [newer, older] = table.slice(1).map((l) => l.split('\t'));
+    expect(Number(newer![0])).toBeGreaterThan(Number(older![0]));
+    expect(newer!.slice(2, 5)).toEqual(['kms.encrypt', 'success', 'owner']);
+    expect(newer![7]).toBe(`kms_key:${keyId}`);
+
+    const denied = ok(await cli(['audit', 'query', '--type', 'auth.*', '--outcome', 'denied', '--json'])).trim().split('\n');
+    expect(denied.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(denied[0]!)).toMatchObject({ type: 'auth.failed', outcome: 'denied', error_code: 'PAL_AUTH_INVALID' });
+  });
+
+  it('refuses a time it cannot read', async () => {
+    const r = await cli(['audit', 'query', '--since', 'last tuesday']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/neither a duration/);
   });
 });
 

@@ -1,18 +1,22 @@
+import { AuditClient } from './audit.js';
 import { KmsClient } from './kms.js';
 import { Transport, type ClientOptions } from './transport.js';
 import type { ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
 
 export { KmsClient } from './kms.js';
+export { AuditClient } from './audit.js';
 export { Transport, PalisadeApiError, type ClientOptions } from './transport.js';
 
 /** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */
 export class PalisadeClient {
   readonly transport: Transport;
   readonly kms: KmsClient;
+  readonly audit: AuditClient;
 
   constructor(opts: ClientOptions) {
     this.transport = new Transport(opts);
     this.kms = new KmsClient(this.transport);
+    this.audit = new AuditClient(this.transport);
   }
 
   whoami(): Promise<WhoAmI> {

@@ -15,7 +15,7 @@ import type {
   UpdateKeyRequest,
   VerifyResponse,
 } from '@palisade/core';
-import type { Transport } from './transport.js';
+import { withQuery, type Transport } from './transport.js';
 
 type Bytes = Uint8Array | string;
 type Ctx = Record<string, unknown> | undefined;
@@ -30,8 +30,7 @@ export class KmsClient {
     return this.t.send('POST', '/v1/keys', req);
   }
   listKeys(q: ListKeysQuery = {}): Promise<KeyList> {
-    const qs = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined).map(([k, v]): [string, string] => [k, String(v)])).toString();
-    return this.t.send('GET', `/v1/keys${qs ? `?${qs}` : ''}`);
+    return this.t.send('GET', withQuery('/v1/keys', q));
   }
   /** Every key, following cursors. */
   async *allKeys(q: Omit<ListKeysQuery, 'cursor'> = {}): AsyncGenerator<KeyMetadata> {

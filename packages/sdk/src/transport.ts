@@ -87,3 +87,9 @@ export class Transport {
     this.#agent.destroy();
   }
 }
+
+/** `path?k=v&...` from the defined entries of `q` (no `?` when none). */
+export function withQuery(path: string, q: object): string {
+  const qs = new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined).map(([k, v]): [string, string] => [k, String(v)])).toString();
+  return qs ? `${path}?${qs}` : path;
+}

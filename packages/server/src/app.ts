@@ -17,6 +17,7 @@ import { kmsRoutes } from './engines/kms/routes.js';
 import type { KmsService } from './engines/kms/service.js';
 import type { KmsMetrics } from './engines/kms/metrics.js';
 import { authRoutes } from './engines/auth/routes.js';
+import { auditRoutes } from './engines/audit/routes.js';
 
 export interface AppDeps {
   storage: Storage;
@@ -75,5 +76,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   systemRoutes(app, { storage: deps.storage, seal: deps.seal, ledger: deps.ledger, registry: deps.registry, metricsPublic: deps.metricsPublic });
   await app.register(kmsRoutes(deps.kms, deps.kmsMetrics), { prefix: '/v1' });
   await app.register(authRoutes(deps.apiKeys, deps.clock), { prefix: '/v1' });
+  await app.register(auditRoutes(deps.ledger), { prefix: '/v1' });
   return app;
 }

@@ -27,6 +27,7 @@ export const ERROR_CATALOGUE = {
   PAL_AUTH_GRANT_EXCEEDS: { status: 403, title: 'Cannot grant more than you hold', description: 'A new API key may only carry permissions its creator holds.' },
   PAL_AUTH_API_KEY_NOT_FOUND: { status: 404, title: 'API key not found', description: 'No API key with this id.' },
   // audit
+  PAL_AUDIT_EVENT_NOT_FOUND: { status: 404, title: 'Audit event not found', description: 'The log has no entry with this index (yet).' },
   PAL_AUDIT_WRITE_FAILED: { status: 503, title: 'Audit write failed', description: 'The audit event could not be committed, so the operation was not performed (fail closed).' },
   // configuration (start-up)
   PAL_CONFIG_INVALID: { status: 500, title: 'Invalid configuration', description: 'A setting in palisade.yaml or the environment is invalid; the message names it.' },

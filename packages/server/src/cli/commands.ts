@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, USAGES, type EncryptedData, type KeyMetadata, type Usage } from '@palisade/core';
+import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, OUTCOMES, USAGES, type AuditEvent, type AuditQuery, type EncryptedData, type KeyMetadata, type Usage } from '@palisade/core';
 import { PalisadeApiError } from '@palisade/sdk';
 import { loadConfig } from '../config/config.js';
 import { openStorage } from '../storage/database.js';
@@ -13,6 +13,21 @@ import { serve } from './serve.js';
 const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 };
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30m`, `24h`, `7d` (ago) or an ISO 8601 time, as an ISO time. */
+function timeArg(v: string): string {
+  const m = /^(\d{1,6})([smhd])$/.exec(v);
+  const t = m ? new Date(Date.now() - Number(m[1]) * UNIT_MS[m[2]!]!) : new Date(v);
+  if (Number.isNaN(t.getTime())) throw new CliError(`"${v}" is neither a duration (30m, 24h, 7d) nor an ISO 8601 time`, 2);
+  return t.toISOString();
+}
+
+function eventLine(e: AuditEvent): string {
+  const resource = e.resource ? `${e.resource.type}:${e.resource.id ?? '-'}` : '-';
+  return [e.index, e.time, e.type, e.outcome, e.actor.principal_id ?? '-', e.actor.source_ip ?? '-', e.action ?? '-', resource, e.error_code ?? '-', e.request_id ?? '-'].join('\t');
+}
 
 function keyLine(k: KeyMetadata): string {
   return [k.key_id, k.name ?? '-', k.key_type, k.algorithm, k.classification, `v${k.version}`, k.status, k.expires_at].join('\t');
@@ -138,6 +153,29 @@ export function buildCli(): Command {
       } finally {
         await storage.close();
       }
+    });
+
+  audit
+    .command('query')
+    .description('list audit events, newest first (follows pages up to --limit)')
+    .option('--since <when>', 'duration ago (30m, 24h, 7d) or ISO time', timeArg)
+    .option('--until <when>', 'duration ago or ISO time', timeArg)
+    .option('--type <type>', 'event type, or a prefix ending in * (kms.*, auth.*)')
+    .addOption(new Option('--outcome <outcome>').choices(OUTCOMES))
+    .option('--principal <id>', 'the acting principal')
+    .option('--action <permission>', 'the permission exercised, e.g. kms:decrypt')
+    .option('--resource <id>', 'the resource id, e.g. a key id')
+    .option('--request-id <id>', 'one request, to correlate with the server log')
+    .option('--oldest-first', 'ascending order')
+    .option('--limit <n>', 'at most this many events', (v) => Number(v), 100)
+    .option('--json', 'print JSON lines')
+    .action(async (o: { since?: string; until?: string; type?: string; outcome?: AuditQuery['outcome']; principal?: string; action?: string; resource?: string; requestId?: string; oldestFirst?: boolean; limit: number; json?: boolean }) => {
+      if (!Number.isInteger(o.limit) || o.limit < 1) throw new CliError('--limit must be a positive integer', 2);
+      const q: AuditQuery = { since: o.since, until: o.until, type: o.type, outcome: o.outcome, principal: o.principal, action: o.action, resource: o.resource, request_id: o.requestId, order: o.oldestFirst ? 'asc' : 'desc', limit: Math.min(o.limit, 500) };
+      if (!o.json) process.stdout.write(['INDEX', 'TIME', 'TYPE', 'OUTCOME', 'PRINCIPAL', 'SOURCE_IP', 'ACTION', 'RESOURCE', 'ERROR', 'REQUEST_ID'].join('\t') + '\n');
+      await withClient(async (c) => {
+        for await (const e of c.audit.events(q, o.limit)) process.stdout.write((o.json ? JSON.stringify(e) : eventLine(e)) + '\n');
+      });
     });
 
   return program;

@@ -1,26 +1,7 @@
-/** The audit event as stored (canonical JSON) and as served. */
-export type Outcome = 'success' | 'failure' | 'denied';
+import type { AuditEvent } from '@palisade/core';
 
-export interface AuditActor {
-  principal_id: string | null;
-  api_key_id?: string | null;
-  source_ip?: string | null;
-}
+/** The audit event as stored (canonical JSON) and as served: its schema is `AuditEvent` in @palisade/core. */
+export type { AuditEvent, AuditActor, Outcome } from '@palisade/core';
 
-export interface AuditEventInput {
-  type: string;
-  actor: AuditActor;
-  outcome: Outcome;
-  request_id?: string | null;
-  /** The permission exercised, e.g. `kms:keys:encrypt`. */
-  action?: string | null;
-  resource?: { type: string; id?: string | null } | null;
-  error_code?: string | null;
-  /** Non-secret details; values that identify secrets must be HMAC'd by the caller. */
-  details?: Record<string, unknown>;
-}
-
-export interface AuditEvent extends AuditEventInput {
-  index: number;
-  time: string;
-}
+/** What a caller appends; the ledger assigns the index and the time. */
+export type AuditEventInput = Omit<AuditEvent, 'index' | 'time'>;

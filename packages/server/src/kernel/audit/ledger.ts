@@ -1,4 +1,4 @@
-import { canonicalJson, CompactRange, constantTimeEqual, leafHash, PalisadeError } from '@palisade/core';
+import { canonicalJson, CompactRange, constantTimeEqual, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
 import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { Barrier } from '../seal/barrier.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
@@ -70,6 +70,46 @@ export class AuditLedger {
   async get(index: number): Promise<AuditEvent | undefined> {
     const row = await this.storage.db.selectFrom('audit_events').select('data').where('idx', '=', index).executeTakeFirst();
     return row ? (JSON.parse(row.data) as AuditEvent) : undefined;
+  }
+
+  /**
+   * Events matching `q`, newest first by default. Type, time and cursor narrow the SQL scan; the other fields are
+   * matched on the decoded events. One page reads at most `scanBudget` rows, so a rare match costs bounded work per
+   * request: the answer then carries a cursor to continue from, possibly with fewer events than asked for.
+   */
+  async query(q: AuditQuery, scanBudget = 10_000): Promise<AuditEventPage> {
+    const limit = q.limit ?? 100;
+    const desc = (q.order ?? 'desc') === 'desc';
+    const prefix = q.type?.endsWith('*') ? q.type.slice(0, -1) : null;
+    const want = (e: AuditEvent) =>
+      (prefix === null || e.type.startsWith(prefix)) &&
+      (!q.outcome || e.outcome === q.outcome) &&
+      (!q.principal || e.actor.principal_id === q.principal) &&
+      (!q.action || e.action === q.action) &&
+      (!q.resource || e.resource?.id === q.resource) &&
+      (!q.request_id || e.request_id === q.request_id);
+    const events: AuditEvent[] = [];
+    let cursor = q.cursor === undefined ? null : Number(q.cursor);
+    let scanned = 0;
+    for (;;) {
+      const batch = Math.min(500, scanBudget - scanned);
+      let sel = this.storage.db.selectFrom('audit_events').select(['idx', 'data']);
+      if (prefix !== null) sel = sel.where('type', 'like', `${prefix}%`); // '_' may match any character here: want() checks the prefix
+      else if (q.type) sel = sel.where('type', '=', q.type);
+      if (q.since) sel = sel.where('ts', '>=', new Date(q.since).toISOString());
+      if (q.until) sel = sel.where('ts', '<', new Date(q.until).toISOString());
+      if (cursor !== null) sel = sel.where('idx', desc ? '<' : '>', cursor);
+      const rows = await sel.orderBy('idx', desc ? 'desc' : 'asc').limit(batch).execute();
+      for (const row of rows) {
+        scanned++;
+        cursor = Number(row.idx);
+        const e = JSON.parse(row.data) as AuditEvent;
+        if (want(e)) events.push(e);
+        if (events.length === limit) return { events, next_cursor: String(cursor) };
+      }
+      if (rows.length < batch) return { events, next_cursor: null };
+      if (scanned >= scanBudget) return { events, next_cursor: String(cursor) };
+    }
   }
 
   /** Writable = a transaction can lock and read the head (used by /readyz; writes nothing). */
