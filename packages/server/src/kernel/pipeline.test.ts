@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Fastify from 'fastify';
+import { installPipeline, type PipelineDeps } from './pipeline.js';
 import { codeOf, dialects, startServer, type TestServer } from '../testing/harness.js';
 
 describe.each(dialects())('request pipeline and bad input ($name)', ({ name, available }) => {
@@ -152,5 +154,17 @@ describe.each(dialects())('request pipeline and bad input ($name)', ({ name, ava
       await s.rt.storage.db.insertInto('audit_events').values(victim).execute();
       expect((await s.rt.ledger.verify()).ok).toBe(true);
     });
+  });
+});
+
+describe('route declarations', () => {
+  it('an authenticated non-GET route without an audit type is refused when it is registered', async () => {
+    const app = Fastify();
+    installPipeline(app, {} as PipelineDeps); // onRoute checks declarations only; no dependency is touched
+    app.get('/read', { config: { permission: 'x:y:read' } }, async () => 'ok');
+    app.post('/public', { config: { permission: null } }, async () => 'ok');
+    app.post('/audited', { config: { permission: 'x:y:write', audit: 'x.write' } }, async () => 'ok');
+    expect(() => app.post('/unaudited', { config: { permission: 'x:y:write' } }, async () => 'ok')).toThrow(/POST \/unaudited needs config.audit/);
+    await app.close();
   });
 });

@@ -100,7 +100,13 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
 
   app.addHook('onRoute', (route: RouteOptions) => {
     const type = route.config?.audit;
-    if (!type) return;
+    if (!type) {
+      const methods = ([] as string[]).concat(route.method);
+      if (route.config?.permission && methods.some((m) => m !== 'GET' && m !== 'HEAD')) {
+        throw new Error(`route ${methods.join(',')} ${route.url} needs config.audit: every authenticated non-GET request is audited`);
+      }
+      return;
+    }
     const inner = route.handler;
     route.handler = async function audited(this: FastifyInstance, req: FastifyRequest, reply: FastifyReply) {
       const event = (outcome: AuditEventInput['outcome'], error_code?: string): AuditEventInput => ({

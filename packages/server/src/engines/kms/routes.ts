@@ -235,8 +235,12 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
 
     app.post('/keys/:key_id/verify', {
       schema: { tags, security, summary: 'Verify a signature (current version unless key_version is given)', params: KeyIdParams, body: VerifyRequest, response: { 200: VerifyResponse } },
-      config: { permission: 'kms:verify' },
-      handler: async (req) => service.verify(req.tx, req.params.key_id, b(req.body.message), b(req.body.signature), req.body.key_version),
+      config: { permission: 'kms:verify', audit: 'kms.verify' },
+      handler: async (req) => {
+        const out = await service.verify(req.tx, req.params.key_id, b(req.body.message), b(req.body.signature), req.body.key_version);
+        onKey(req, { key_version: out.key_version, valid: out.valid });
+        return out;
+      },
     });
 
     app.post('/keys/:key_id/hmac', {
@@ -251,8 +255,12 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
 
     app.post('/keys/:key_id/hmac/verify', {
       schema: { tags, security, summary: 'Verify an HMAC in constant time', params: KeyIdParams, body: HmacVerifyRequest, response: { 200: VerifyResponse } },
-      config: { permission: 'kms:hmac' },
-      handler: async (req) => service.verify(req.tx, req.params.key_id, b(req.body.data), b(req.body.mac), req.body.key_version),
+      config: { permission: 'kms:hmac', audit: 'kms.hmac.verify' },
+      handler: async (req) => {
+        const out = await service.verify(req.tx, req.params.key_id, b(req.body.data), b(req.body.mac), req.body.key_version);
+        onKey(req, { key_version: out.key_version, valid: out.valid });
+        return out;
+      },
     });
   };
 }
