@@ -51,6 +51,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, formats: FORMATS } },
+    serializerOpts: { ajv: { formats: FORMATS } }, // response schemas with anyOf compile an ajv of their own
   }) as unknown as FastifyInstance;
 
   app.removeContentTypeParser('text/plain');
