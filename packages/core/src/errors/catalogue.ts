@@ -33,6 +33,11 @@ export const ERROR_CATALOGUE = {
   PAL_CONFIG_INVALID: { status: 500, title: 'Invalid configuration', description: 'A setting in palisade.yaml or the environment is invalid; the message names it.' },
   // seal
   PAL_SEAL_SEALED: { status: 503, title: 'Sealed', description: 'The root of trust is sealed; unseal it before using data routes.' },
+  PAL_SEAL_NOT_INITIALIZED: { status: 503, title: 'Not initialised', description: 'The seal has no root key yet; run `palisade operator init`.' },
+  PAL_SEAL_ALREADY_INITIALIZED: { status: 409, title: 'Already initialised', description: 'The seal was initialised before; init runs once.' },
+  PAL_SEAL_UNSEAL_FAILED: { status: 400, title: 'Unseal failed', description: 'The passphrase or the recovery shares do not open the root key.' },
+  PAL_SEAL_SHARE_INVALID: { status: 400, title: 'Invalid recovery share', description: 'A recovery share is malformed or corrupted (its checksum does not match), or belongs to another set.' },
+  PAL_SEAL_UNAVAILABLE: { status: 503, title: 'Root of trust unavailable', description: 'The HSM (PKCS#11 token) cannot be reached or refused the operation; `detail` says why.' },
   PAL_SEAL_CORRUPT: { status: 500, title: 'Seal material corrupt', description: 'The seal file or a barrier blob failed authentication.' },
   // kms
   PAL_KMS_KEY_NOT_FOUND: { status: 404, title: 'Key not found', description: 'No key with this id.' },
