@@ -1,0 +1,295 @@
+// End-to-end HTTPS benchmark: the real Palisade server (child process) against a bare node:https + node:crypto server
+// (./lib/bare-server.ts, child process), both driven by the same keep-alive TLS load generator (./lib/loadgen.ts, a
+// third child process) in the same run. Routes: POST /v1/keys/{id}/encrypt and /decrypt with 1 KiB of plaintext.
+//
+//   node --import tsx bench/http-encrypt.ts     (after `npx tsc -b`; `npm run bench` builds first)
+//
+// Env knobs: BENCH_HTTP_CONNECTIONS (32), BENCH_HTTP_WARMUP_MS (2000), BENCH_HTTP_DURATION_MS (8000),
+// BENCH_HTTP_BYTES (1024), BENCH_HTTP_CLIENT (raw | https), BENCH_HTTP_DECRYPT=0 to skip decrypt.
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runLoadInChild, type LoadResult, type LoadSpec } from './lib/loadgen.js';
+import type { BareReady } from './lib/bare-server.js';
+import { heading, isEntry, machine, num, ratio, table } from './lib/report.js';
+
+type Op = 'encrypt' | 'decrypt';
+
+export interface HttpSide {
+  load: LoadResult;
+  /** CPU the server process (all its threads) used during the measured window, in % of one core. */
+  serverCpuPct: number;
+  /** Requests per second of server CPU time: throughput normalised by what the server burned. */
+  reqPerCpuSec: number;
+  /** CPU used on the machine by anything but the server and the load generator during the window (% of one core). */
+  otherCpuPct: number;
+}
+
+export interface HttpRow {
+  op: Op;
+  palisade: HttpSide;
+  bare: HttpSide;
+  /** palisade rps ÷ bare rps. */
+  ratio: number;
+  /** palisade req/CPU-s ÷ bare req/CPU-s: the same, independent of whether the load generator saturated. */
+  cpuRatio: number;
+}
+
+export interface HttpResult {
+  connections: number;
+  warmupMs: number;
+  durationMs: number;
+  bytes: number;
+  client: 'raw' | 'https';
+  rows: HttpRow[];
+}
+
+interface Target {
+  pid: number;
+  port: number;
+  ca: string;
+  headers: Record<string, string>;
+  path: (op: Op) => string;
+}
+
+const env = (name: string, def: number) => {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : def;
+};
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** utime + stime of a process (all threads), in seconds, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
+}
+
+/** Busy (non-idle, non-iowait) CPU seconds of the whole machine, from /proc/stat. */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / CLK_TCK;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function call(port: number, ca: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, ca, headers: body ? { ...headers, 'content-type': 'application/json' } : headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Starts `node packages/server/dist/main.js serve` on a fresh data directory; resolves once /readyz answers 200. */
+async function startPalisade(): Promise<{ target: Omit<Target, 'path'>; child: ChildProcess; dataDir: string; logs: () => string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'palisade-bench-'));
+  const port = await freePort();
+  const token = randomBytes(32).toString('base64url'); // 43 characters
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PALISADE_')));
+  const child = spawn(process.execPath, [join(ROOT, 'packages/server/dist/main.js'), 'serve'], {
+    cwd: dataDir, // no ./palisade.yaml from the repository
+    env: { ...clean, PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: `127.0.0.1:${port}`, PALISADE_BOOTSTRAP_TOKEN: token, PALISADE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killOnExit = () => child.kill('SIGKILL'); // never leave a server behind if this process dies
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString('utf8')).slice(-4000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`palisade exited with code ${child.exitCode}:\n${out}`);
+    try {
+      const ca = await readFile(join(dataDir, 'tls/ca.pem'), 'utf8');
+      if ((await call(port, ca, 'GET', '/readyz')).status === 200) {
+        return { target: { pid: child.pid!, port, ca, headers: { authorization: `Bearer ${token}` } }, child, dataDir, logs: () => out };
+      }
+    } catch {
+      // not listening or no CA yet
+    }
+    if (Date.now() > deadline) {
+      await stop(child);
+      throw new Error(`palisade not ready after 30 s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function startBare(): Promise<{ target: Omit<Target, 'path'>; child: ChildProcess }> {
+  const child = fork(fileURLToPath(new URL('./lib/bare-server.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
+  return new Promise((resolve, reject) => {
+    child.once('message', (m: BareReady) => resolve({ target: { pid: child.pid!, port: m.port, ca: m.ca, headers: {} }, child }));
+    child.once('exit', (code) => reject(new Error(`bare server exited with code ${code}`)));
+  });
+}
+
+async function expectJson(target: Target, op: Op | '', path: string, body: string, status: number): Promise<Record<string, unknown>> {
+  const r = await call(target.port, target.ca, 'POST', path, target.headers, body);
+  if (r.status !== status) throw new Error(`POST ${path}${op ? ` (${op})` : ''}: expected ${status}, got ${r.status} ${r.text.slice(0, 300)}`);
+  return JSON.parse(r.text) as Record<string, unknown>;
+}
+
+async function measure(target: Target, path: string, body: string, spec: Omit<LoadSpec, 'port' | 'ca' | 'path' | 'headers' | 'body'>): Promise<HttpSide> {
+  let [cpu0, busy0, cpu, busy, wall, t0] = [0, 0, 0, 0, 0, 0n];
+  const load = await runLoadInChild({ ...spec, port: target.port, ca: target.ca, path, body, headers: { ...target.headers, 'content-type': 'application/json' } }, (e) => {
+    if (e === 'start') {
+      cpu0 = cpuSeconds(target.pid);
+      busy0 = machineBusySeconds();
+      t0 = process.hrtime.bigint();
+    } else {
+      cpu = cpuSeconds(target.pid) - cpu0;
+      busy = machineBusySeconds() - busy0;
+      wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    }
+  });
+  if (load.requests === 0) throw new Error(`no successful request to ${path}: ${load.firstBadResponse ?? 'no response'}`);
+  const serverCpuPct = (100 * cpu) / wall;
+  return { load, serverCpuPct, reqPerCpuSec: cpu > 0 ? (load.rps * wall) / cpu : NaN, otherCpuPct: Math.max(0, (100 * busy) / wall - serverCpuPct - load.clientCpuPct) };
+}
+
+export async function runHttpEncrypt(opts: { quiet?: boolean } = {}): Promise<HttpResult> {
+  const connections = Math.round(env('BENCH_HTTP_CONNECTIONS', 32));
+  const warmupMs = env('BENCH_HTTP_WARMUP_MS', 2000);
+  const durationMs = env('BENCH_HTTP_DURATION_MS', 8000);
+  const bytes = Math.round(env('BENCH_HTTP_BYTES', 1024));
+  const client = process.env.BENCH_HTTP_CLIENT === 'https' ? 'https' : 'raw';
+  const ops: Op[] = process.env.BENCH_HTTP_DECRYPT === '0' ? ['encrypt'] : ['encrypt', 'decrypt'];
+  const log = (s: string) => opts.quiet || console.log(s);
+  const spec = { host: '127.0.0.1', method: 'POST' as const, connections, warmupMs, durationMs, client: client as 'raw' | 'https' };
+  const encryptBody = JSON.stringify({ plaintext: randomBytes(bytes).toString('base64') });
+
+  log('  starting palisade (fresh data dir) and the bare node:https peer ...');
+  const [palR, bareR] = await Promise.allSettled([startPalisade(), startBare()]);
+  if (palR.status === 'rejected' || bareR.status === 'rejected') {
+    if (palR.status === 'fulfilled') await stop(palR.value.child).then(() => rm(palR.value.dataDir, { recursive: true, force: true }));
+    if (bareR.status === 'fulfilled') await stop(bareR.value.child);
+    throw palR.status === 'rejected' ? palR.reason : (bareR as PromiseRejectedResult).reason;
+  }
+  const pal = palR.value;
+  const bare = bareR.value;
+  try {
+    const key = await expectJson({ ...pal.target, path: () => '' }, '', '/v1/keys', JSON.stringify({ key_type: 'DEK', algorithm: 'AES-256-GCM' }), 201);
+    const keyId = String(key.key_id);
+    const targets: Record<'palisade' | 'bare', Target> = {
+      palisade: { ...pal.target, path: (op) => `/v1/keys/${keyId}/${op}` },
+      bare: { ...bare.target, path: (op) => `/v1/keys/${keyId}/${op}` },
+    };
+    // Decrypt bodies: a ciphertext of the same plaintext from each side; both sides are checked to round-trip.
+    const decryptBody: Record<'palisade' | 'bare', string> = { palisade: '', bare: '' };
+    for (const name of ['palisade', 'bare'] as const) {
+      const t = targets[name];
+      decryptBody[name] = JSON.stringify(await expectJson(t, 'encrypt', t.path('encrypt'), encryptBody, 200));
+      const back = await expectJson(t, 'decrypt', t.path('decrypt'), decryptBody[name], 200);
+      if (back.plaintext !== JSON.parse(encryptBody).plaintext) throw new Error(`${name}: decrypt did not return the plaintext`);
+    }
+    const rows: HttpRow[] = [];
+    for (const [i, op] of ops.entries()) {
+      // Alternate which side goes first, so neither always runs on a cooler or warmer machine.
+      const order = i % 2 === 0 ? (['bare', 'palisade'] as const) : (['palisade', 'bare'] as const);
+      const sides: Partial<Record<'palisade' | 'bare', HttpSide>> = {};
+      for (const name of order) {
+        log(`  ${op} ${bytes} B on ${name}: ${connections} connections, ${warmupMs} ms warm-up + ${durationMs} ms ...`);
+        sides[name] = await measure(targets[name], targets[name].path(op), op === 'encrypt' ? encryptBody : decryptBody[name], spec);
+      }
+      const p = sides.palisade!;
+      const b = sides.bare!;
+      rows.push({ op, palisade: p, bare: b, ratio: p.load.rps / b.load.rps, cpuRatio: p.reqPerCpuSec / b.reqPerCpuSec });
+    }
+    return { connections, warmupMs, durationMs, bytes, client, rows };
+  } catch (e) {
+    if (!opts.quiet) console.error(`palisade output:\n${pal.logs()}`);
+    throw e;
+  } finally {
+    await Promise.all([stop(pal.child), stop(bare.child)]);
+    await rm(pal.dataDir, { recursive: true, force: true });
+  }
+}
+
+export function printHttpEncrypt(r: HttpResult): void {
+  heading(`HTTPS ${r.rows.map((x) => x.op).join('/')} end to end, Palisade vs bare node:https`);
+  const m = machine();
+  console.log(`node ${m.node}, ${m.cpu}, ${m.cores} cores; ${r.bytes} B plaintext, ${r.connections} keep-alive TLS 1.3 connections, ${r.client} client, ${r.warmupMs} ms warm-up + ${r.durationMs} ms window`);
+  console.log('');
+  const side = (op: Op, name: string, s: HttpSide) => [
+    op,
+    name,
+    num(s.load.rps),
+    num(s.load.latencyMs.p50, 2),
+    num(s.load.latencyMs.p99, 2),
+    `${num(s.serverCpuPct)}%`,
+    num(s.reqPerCpuSec),
+    `${num(s.load.clientCpuPct)}%`,
+    `${num(s.otherCpuPct)}%`,
+    s.load.errors + s.load.non2xx,
+  ];
+  console.log(table(['op', 'server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU', 'req/CPU-s', 'client CPU', 'other CPU', 'errors'], r.rows.flatMap((x) => [side(x.op, 'bare', x.bare), side(x.op, 'palisade', x.palisade)])));
+  console.log('');
+  console.log(table(['op', 'ratio req/s', 'ratio req/CPU-s', 'p50 palisade - bare'], r.rows.map((x) => [x.op, ratio(x.palisade.load.rps, x.bare.load.rps), ratio(x.palisade.reqPerCpuSec, x.bare.reqPerCpuSec), `${num(x.palisade.load.latencyMs.p50 - x.bare.load.latencyMs.p50, 2)} ms`])));
+  console.log('');
+  console.log('bare = node:https + JSON.parse + node:crypto AES-256-GCM, no auth/audit/database: the limit of HTTPS + JSON + AEAD here.');
+  console.log('ratio req/s = palisade ÷ bare throughput; ratio req/CPU-s = the same per second of server CPU (robust to a saturated client).');
+  console.log('CPU columns are % of one core over the measured window (server: /proc/<pid>/stat, all threads; other: the rest of the machine, kernel work such as disk journaling included).');
+  for (const x of r.rows) {
+    for (const [name, s] of [['bare', x.bare], ['palisade', x.palisade]] as const) {
+      if (s.load.errors + s.load.non2xx > 0) console.log(`! ${x.op} ${name}: ${s.load.errors} errors, ${s.load.non2xx} non-2xx; first: ${s.load.firstBadResponse}`);
+    }
+    if (x.palisade.serverCpuPct < 80 && x.palisade.load.clientCpuPct < 80) {
+      console.log(`! ${x.op}: neither Palisade (${num(x.palisade.serverCpuPct)}% CPU) nor the client is CPU-bound: Palisade waits (disk sync, locks or timers), not computes.`);
+    }
+    for (const [name, s] of [['bare', x.bare], ['palisade', x.palisade]] as const) {
+      if (s.otherCpuPct > 40) console.log(`! ${x.op} ${name}: ${num(s.otherCpuPct)}% of a core went elsewhere during the window (other processes?); its numbers may be noisy.`);
+    }
+    if (x.bare.load.clientCpuPct > 90 && x.bare.serverCpuPct < 90) {
+      console.log(`! ${x.op}: the load generator saturated its core before the bare server did; bare req/s understates the limit, trust req/CPU-s.`);
+    }
+  }
+  for (const x of r.rows) {
+    console.log(`=> ${x.op}: Palisade serves ${(x.ratio * 100).toFixed(0)}% of the bare HTTPS+AEAD limit (${num(x.palisade.load.rps)} vs ${num(x.bare.load.rps)} req/s) and ${(x.cpuRatio * 100).toFixed(0)}% of its requests per CPU-second.`);
+  }
+}
+
+if (isEntry(import.meta.url)) {
+  printHttpEncrypt(await runHttpEncrypt());
+}
