@@ -3,3 +3,4 @@ export * from './crypto/index.js';
 export * from './canonical/index.js';
 export * from './merkle/index.js';
 export * from './api/index.js';
+export * from './shamir/index.js';
