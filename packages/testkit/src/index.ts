@@ -20,5 +20,6 @@ export {
   type ServiceStatus,
   type ServiceRequirement,
 } from './services.js';
+export { startSoftHsm, findSoftHsmModule, useSoftHsmEnv, type SoftHsmHandle, type StartSoftHsmOptions } from './softhsm.js';
 export { freshPostgresDatabase } from './pg-db.js';
 export { findExecutable, getFreePort } from './proc.js';
