@@ -1,10 +1,12 @@
 import { AuditClient } from './audit.js';
 import { KmsClient } from './kms.js';
+import { SysClient } from './sys.js';
 import { Transport, type ClientOptions } from './transport.js';
 import type { ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
 
 export { KmsClient } from './kms.js';
 export { AuditClient } from './audit.js';
+export { SysClient } from './sys.js';
 export { Transport, PalisadeApiError, type ClientOptions } from './transport.js';
 
 /** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */
@@ -12,11 +14,13 @@ export class PalisadeClient {
   readonly transport: Transport;
   readonly kms: KmsClient;
   readonly audit: AuditClient;
+  readonly sys: SysClient;
 
   constructor(opts: ClientOptions) {
     this.transport = new Transport(opts);
     this.kms = new KmsClient(this.transport);
     this.audit = new AuditClient(this.transport);
+    this.sys = new SysClient(this.transport);
   }
 
   whoami(): Promise<WhoAmI> {

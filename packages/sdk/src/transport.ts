@@ -4,8 +4,8 @@ import type { ProblemDetails } from '@palisade/core';
 export interface ClientOptions {
   /** `https://host:port` or `host:port` (PALISADE_ADDR). */
   addr: string;
-  /** API key (PALISADE_TOKEN). */
-  token: string;
+  /** API key (PALISADE_TOKEN); may be omitted for the public routes (seal status, init, unseal). */
+  token?: string;
   /** PEM of the CA that issued the server certificate (PALISADE_CA_FILE's contents). Omit to use the system store. */
   ca?: string | Buffer;
   /** Concurrent keep-alive connections (default 16). */
@@ -33,7 +33,7 @@ export class Transport {
   readonly #agent: Agent;
   readonly #host: string;
   readonly #port: number;
-  readonly #token: string;
+  readonly #token: string | undefined;
   readonly #timeout: number;
 
   constructor(opts: ClientOptions) {
@@ -67,7 +67,7 @@ export class Transport {
           method,
           path,
           agent: this.#agent,
-          headers: { authorization: `Bearer ${this.#token}`, accept: 'application/json', ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
+          headers: { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}), accept: 'application/json', ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
           timeout: this.#timeout,
         },
         (res) => {

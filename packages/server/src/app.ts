@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Problem } from '@palisade/core';
 import type { Storage } from './storage/database.js';
-import type { Seal } from './kernel/seal/seal.js';
+import type { SealManager } from './kernel/seal/manager.js';
 import type { AuditLedger } from './kernel/audit/ledger.js';
 import type { ApiKeyService } from './kernel/auth/api-keys.js';
 import { installPipeline } from './kernel/pipeline.js';
@@ -18,10 +18,11 @@ import type { KmsService } from './engines/kms/service.js';
 import type { KmsMetrics } from './engines/kms/metrics.js';
 import { authRoutes } from './engines/auth/routes.js';
 import { auditRoutes } from './engines/audit/routes.js';
+import { sysRoutes } from './engines/sys/routes.js';
 
 export interface AppDeps {
   storage: Storage;
-  seal: () => Seal;
+  seal: SealManager;
   ledger: AuditLedger;
   apiKeys: ApiKeyService;
   kms: KmsService;
@@ -70,13 +71,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     storage: deps.storage,
     ledger: deps.ledger,
     apiKeys: deps.apiKeys,
-    seal: deps.seal,
+    seal: () => deps.seal,
     metrics: httpMetrics(deps.registry),
     isDraining: deps.isDraining ?? (() => false),
   });
-  systemRoutes(app, { storage: deps.storage, seal: deps.seal, ledger: deps.ledger, registry: deps.registry, metricsPublic: deps.metricsPublic });
+  systemRoutes(app, { storage: deps.storage, seal: () => deps.seal, ledger: deps.ledger, registry: deps.registry, metricsPublic: deps.metricsPublic });
   await app.register(kmsRoutes(deps.kms, deps.kmsMetrics), { prefix: '/v1' });
   await app.register(authRoutes(deps.apiKeys, deps.clock), { prefix: '/v1' });
   await app.register(auditRoutes(deps.ledger), { prefix: '/v1' });
+  await app.register(sysRoutes(deps.seal, deps.ledger), { prefix: '/v1' });
   return app;
 }

@@ -6,8 +6,9 @@ import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { splitAddr } from './config/config.js';
 import { openStorage, type Storage } from './storage/database.js';
-import { openFileSeal, FILE_SEAL_WARNING } from './kernel/seal/file-seal.js';
-import type { Seal } from './kernel/seal/seal.js';
+import { openSeal } from './kernel/seal/open.js';
+import type { SealManager } from './kernel/seal/manager.js';
+import { hsmMetrics } from './kernel/seal/metrics.js';
 import { AuditLedger } from './kernel/audit/ledger.js';
 import { ApiKeyService, newToken } from './kernel/auth/api-keys.js';
 import { createRegistry } from './metrics/registry.js';
@@ -21,12 +22,12 @@ export interface Runtime {
   config: Config;
   app: FastifyInstance;
   storage: Storage;
-  seal: Seal;
+  seal: SealManager;
   ledger: AuditLedger;
   kms: KmsService;
   scheduler: KmsScheduler;
   tls: ServerTls | null;
-  /** The owner token, only when this start generated it (first start without PALISADE_BOOTSTRAP_TOKEN). */
+  /** The owner token, once generated (first unseal without PALISADE_BOOTSTRAP_TOKEN); also given to `onOwnerToken`. */
   generatedToken: string | null;
   close(): Promise<void>;
 }
@@ -37,35 +38,50 @@ export interface RuntimeOptions {
   /** Serve HTTPS (production); tests leave it off and use inject(). */
   tls?: boolean;
   isDraining?: () => boolean;
+  /** Called once with a generated owner token (first unseal without PALISADE_BOOTSTRAP_TOKEN), to show it. */
+  onOwnerToken?: (token: string) => void;
 }
 
-/** Everything the server needs, in dependency order: seal → storage → audit → owner credential → TLS → engines → app. */
+/**
+ * Everything the server needs, in dependency order: storage → TLS → seal → audit → engines → app. The owner
+ * credential is created on the first unseal (at once for file/pkcs11; after `operator init` for passphrase).
+ */
 export async function createRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
   const clock = opts.clock ?? (() => new Date());
   const log = opts.log;
   await mkdir(config.data_dir, { recursive: true, mode: 0o700 });
 
-  const { seal } = await openFileSeal(config.data_dir);
-  log.warn(FILE_SEAL_WARNING);
-
   const storage = await openStorage({ url: config.database_url ?? join(config.data_dir, 'palisade.db'), sqliteSynchronous: config.storage.sqlite_synchronous });
+  let seal: SealManager | null = null;
   try {
-    const ledger = new AuditLedger(storage, () => seal.barrier(), clock);
-    const apiKeys = new ApiKeyService(storage, clock);
-    const generatedToken = await ensureOwner(storage, ledger, apiKeys, config, clock);
-
     let tls: ServerTls | null = null;
     if (opts.tls) {
       const { host } = splitAddr(config.addr);
       const names = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...(host && host !== '0.0.0.0' && host !== '::' ? [host] : []), ...config.tls.names])];
-      tls = await ensureServerTls(config.data_dir, seal.barrier(), names, clock());
+      tls = await ensureServerTls(config.data_dir, names, clock());
       if (tls.issued) log.info({ ca_file: tls.caFile, names }, 'issued server certificate from the bootstrap CA');
     }
 
     const registry = createRegistry();
+    const hsm = hsmMetrics(registry);
+    const sealRef = await openSeal(config, storage, log, hsm.observe);
+    seal = sealRef;
+    const ledger = new AuditLedger(storage, () => sealRef.barrier(), clock);
+    const apiKeys = new ApiKeyService(storage, clock);
+    let generatedToken: string | null = null;
+    const owner = async () => {
+      const token = await ensureOwner(storage, ledger, apiKeys, config, clock);
+      if (token) {
+        generatedToken = token;
+        opts.onOwnerToken?.(token);
+      }
+    };
+    sealRef.onUnseal(owner);
+    if (sealRef.state === 'unsealed') await owner();
+
     const metrics = kmsMetrics(registry, () => storage.db, clock);
     const kms = new KmsService({
-      barrier: () => seal.barrier(),
+      barrier: () => sealRef.barrier(),
       clock,
       metrics,
       config: {
@@ -76,9 +92,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       },
     });
     const scheduler = new KmsScheduler({ storage, ledger, service: kms, log, clock, intervalSeconds: config.kms.scheduler_interval_seconds });
+    sealRef.onSeal(() => kms.forgetAll());
+    // An HSM that goes away is noticed without traffic: hsm_operations_total{operation="check",status="failed"} rises.
+    const health = setInterval(() => void sealRef.root?.check().catch(() => undefined), config.seal.health_check_seconds * 1000);
+    health.unref();
     const app = await buildApp({
       storage,
-      seal: () => seal,
+      seal: sealRef,
       ledger,
       apiKeys,
       kms,
@@ -95,19 +115,24 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       config,
       app,
       storage,
-      seal,
+      seal: sealRef,
       ledger,
       kms,
       scheduler,
       tls,
-      generatedToken,
+      get generatedToken() {
+        return generatedToken;
+      },
       async close() {
+        clearInterval(health);
         await scheduler.stop();
         await app.close();
+        await sealRef.close();
         await storage.close();
       },
     };
   } catch (e) {
+    await seal?.close();
     await storage.close();
     throw e;
   }

@@ -2,3 +2,4 @@ export * from './kms.js';
 export * from './auth.js';
 export * from './problem.js';
 export * from './audit.js';
+export * from './sys.js';

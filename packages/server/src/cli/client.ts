@@ -3,13 +3,13 @@ import { resolve } from 'node:path';
 import { PalisadeClient } from '@palisade/sdk';
 
 /** A client from the environment: PALISADE_ADDR, PALISADE_TOKEN, PALISADE_CA_FILE (default <data>/tls/ca.pem). */
-export function clientFromEnv(env: NodeJS.ProcessEnv = process.env): PalisadeClient {
+export function clientFromEnv(env: NodeJS.ProcessEnv = process.env, opts: { tokenOptional?: boolean } = {}): PalisadeClient {
   const token = env.PALISADE_TOKEN;
-  if (!token) throw new CliError('PALISADE_TOKEN is not set: export the API key (on first start it is in <data>/bootstrap-token)');
+  if (!token && !opts.tokenOptional) throw new CliError('PALISADE_TOKEN is not set: export the API key (on first start it is in <data>/bootstrap-token)');
   const caFile = env.PALISADE_CA_FILE ?? resolve(env.PALISADE_DATA_DIR ?? './.palisade', 'tls', 'ca.pem');
   if (env.PALISADE_CA_FILE && !existsSync(caFile)) throw new CliError(`PALISADE_CA_FILE ${caFile} does not exist`);
   const ca = existsSync(caFile) ? readFileSync(caFile) : undefined;
-  return new PalisadeClient({ addr: env.PALISADE_ADDR ?? '127.0.0.1:8443', token, ...(ca ? { ca } : {}) });
+  return new PalisadeClient({ addr: env.PALISADE_ADDR ?? '127.0.0.1:8443', ...(token ? { token } : {}), ...(ca ? { ca } : {}) });
 }
 
 /** An error the CLI prints as one line and exits 1 on (2 for usage). */

@@ -4,11 +4,13 @@ import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, OUTCOMES, USAGES, type AuditEve
 import { PalisadeApiError } from '@palisade/sdk';
 import { loadConfig } from '../config/config.js';
 import { openStorage } from '../storage/database.js';
-import { openFileSeal } from '../kernel/seal/file-seal.js';
+import { openSeal } from '../kernel/seal/open.js';
+import { createLogger } from '../logging.js';
 import { AuditLedger } from '../kernel/audit/ledger.js';
 import { clientFromEnv, CliError, parseContext, readInput } from './client.js';
 import { progressBar } from './progress.js';
 import { serve } from './serve.js';
+import { operatorCommands } from './operator.js';
 
 const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
@@ -140,17 +142,23 @@ export function buildCli(): Command {
   audit
     .command('verify')
     .description('recompute the audit log from storage (leaves, Merkle roots, head MACs) and name the first entry that does not match')
-    .action(async () => {
+    .option('--passphrase-file <file>', 'passphrase seal: the file holding the passphrase (the MACs need the unsealed keyring)')
+    .action(async (o: { passphraseFile?: string }) => {
       const config = loadConfig();
-      const { seal } = await openFileSeal(config.data_dir);
       const storage = await openStorage({ url: config.database_url ?? join(config.data_dir, 'palisade.db') });
+      const seal = await openSeal(config, storage, createLogger('silent'));
       try {
+        if (seal.state !== 'unsealed') {
+          if (!o.passphraseFile) throw new CliError(`the ${seal.provider} seal is ${seal.state}: give --passphrase-file to verify offline`, 2);
+          await seal.unseal({ passphrase: (await readInput(o.passphraseFile)).toString('utf8').replace(/\r?\n$/, '') });
+        }
         const ledger = new AuditLedger(storage, () => seal.barrier());
         const bar = progressBar('verifying audit log');
         const r = await ledger.verify((p) => bar(p.checked, p.total));
         if (r.ok) process.stdout.write(`audit log OK: ${r.size} entries, root ${r.root}\n`);
         else throw new CliError(`audit log MISMATCH at entry ${r.first_bad_index}: ${r.reason} (log size ${r.size})`);
       } finally {
+        await seal.close();
         await storage.close();
       }
     });
@@ -178,6 +186,7 @@ export function buildCli(): Command {
       });
     });
 
+  operatorCommands(program);
   return program;
 }
 

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { loadConfig, splitAddr } from '../config/config.js';
 import { createLogger } from '../logging.js';
 import { createRuntime } from '../runtime.js';
@@ -7,23 +8,22 @@ export async function serve(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.log_level);
   let draining = false;
-  const rt = await createRuntime(config, { log, tls: true, isDraining: () => draining });
-  if (rt.generatedToken) {
+  const banner = (token: string) =>
     process.stderr.write(
       [
         '',
         '==================================================================',
         ' Palisade initialised. The owner API key (shown once; also saved',
-        ` to ${config.data_dir}/bootstrap-token, mode 0600):`,
+        ` to ${join(config.data_dir, 'bootstrap-token')}, mode 0600):`,
         '',
-        `   ${rt.generatedToken}`,
+        `   ${token}`,
         '',
-        ` Clients trust the CA in ${rt.tls?.caFile ?? ''}`,
+        ` Clients trust the CA in ${join(config.data_dir, 'tls', 'ca.pem')}`,
         '==================================================================',
         '',
       ].join('\n'),
     );
-  }
+  const rt = await createRuntime(config, { log, tls: true, isDraining: () => draining, onOwnerToken: banner });
   rt.scheduler.start();
   const { host, port } = splitAddr(config.addr);
   await rt.app.listen({ host, port });

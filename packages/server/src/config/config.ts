@@ -14,7 +14,32 @@ export const ConfigSchema = Type.Object(
     redis_url: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'optional Redis (PALISADE_REDIS_URL)' })),
     log_level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
     bootstrap_token: Type.Optional(Type.String({ minLength: 32, maxLength: 512, pattern: '^[\\x21-\\x7e]+$', description: 'owner API key to create on first start (PALISADE_BOOTSTRAP_TOKEN); at least 32 characters' })),
-    seal: Type.Object({ provider: Type.Literal('file', { default: 'file', description: 'file (development); passphrase and pkcs11 arrive with the root-of-trust issue' }) }, { default: {}, additionalProperties: false }),
+    seal: Type.Object(
+      {
+        provider: Type.Union([Type.Literal('file'), Type.Literal('passphrase'), Type.Literal('pkcs11')], { default: 'file', description: 'file (development only), passphrase, or pkcs11 (an HSM) (PALISADE_SEAL)' }),
+        pkcs11: Type.Object(
+          {
+            module: Type.Optional(Type.String({ minLength: 1, description: 'path of the PKCS#11 library (PALISADE_PKCS11_MODULE)' })),
+            token: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'token label (PALISADE_PKCS11_TOKEN)' })),
+            slot: Type.Optional(Type.Integer({ minimum: 0, description: 'slot id, instead of the token label (PALISADE_PKCS11_SLOT)' })),
+            pin: Type.Optional(Type.String({ minLength: 1, description: 'user PIN; prefer PALISADE_PKCS11_PIN or pin_file over writing it here' })),
+            pin_file: Type.Optional(Type.String({ minLength: 1, description: 'file holding the user PIN (PALISADE_PKCS11_PIN_FILE)' })),
+            key_label: Type.String({ minLength: 1, maxLength: 64, default: 'palisade-root', description: 'label of the root key object in the token' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        argon2: Type.Object(
+          {
+            memory_kib: Type.Integer({ minimum: 8192, maximum: 4 * 1024 * 1024, default: 65536 }),
+            iterations: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+            parallelism: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+          },
+          { default: {}, additionalProperties: false, description: 'Argon2id cost for the passphrase seal (fixed at init and re-key)' },
+        ),
+        health_check_seconds: Type.Integer({ minimum: 1, maximum: 3600, default: 15, description: 'how often the root of trust (HSM session) is checked' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     tls: Type.Object(
       {
         min_version: Type.Union([Type.Literal('TLSv1.3'), Type.Literal('TLSv1.2')], { default: 'TLSv1.3' }),
@@ -52,6 +77,11 @@ const ENV: Record<string, { path: string[]; kind: 'string' | 'int' | 'bool' | 'l
   PALISADE_LOG_LEVEL: { path: ['log_level'], kind: 'string' },
   PALISADE_BOOTSTRAP_TOKEN: { path: ['bootstrap_token'], kind: 'string' },
   PALISADE_SEAL: { path: ['seal', 'provider'], kind: 'string' },
+  PALISADE_PKCS11_MODULE: { path: ['seal', 'pkcs11', 'module'], kind: 'string' },
+  PALISADE_PKCS11_TOKEN: { path: ['seal', 'pkcs11', 'token'], kind: 'string' },
+  PALISADE_PKCS11_SLOT: { path: ['seal', 'pkcs11', 'slot'], kind: 'int' },
+  PALISADE_PKCS11_PIN: { path: ['seal', 'pkcs11', 'pin'], kind: 'string' },
+  PALISADE_PKCS11_PIN_FILE: { path: ['seal', 'pkcs11', 'pin_file'], kind: 'string' },
   PALISADE_TLS_MIN_VERSION: { path: ['tls', 'min_version'], kind: 'string' },
   PALISADE_TLS_NAMES: { path: ['tls', 'names'], kind: 'list' },
   PALISADE_METRICS_PUBLIC: { path: ['metrics', 'public'], kind: 'bool' },
@@ -120,6 +150,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const port = Number(config.addr.slice(config.addr.lastIndexOf(':') + 1));
   if (port > 65535) throw invalid('addr (PALISADE_ADDR)', `port ${port} is out of range`);
   config.data_dir = resolve(cwd, config.data_dir);
+  if (config.seal.provider === 'pkcs11') {
+    const p = config.seal.pkcs11;
+    if (!p.module) throw invalid('seal.pkcs11.module (PALISADE_PKCS11_MODULE)', 'required when seal.provider is pkcs11');
+    if (p.token === undefined && p.slot === undefined) throw invalid('seal.pkcs11.token (PALISADE_PKCS11_TOKEN)', 'name the token by label (or seal.pkcs11.slot)');
+    if (p.pin === undefined && p.pin_file === undefined) throw invalid('seal.pkcs11.pin (PALISADE_PKCS11_PIN)', 'give the user PIN in PALISADE_PKCS11_PIN or a file in PALISADE_PKCS11_PIN_FILE');
+  }
   return config;
 }
 

@@ -5,7 +5,6 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { randomBytes } from '@palisade/core';
-import type { Barrier } from '../kernel/seal/barrier.js';
 
 x509.cryptoProvider.set(webcrypto as never);
 type CryptoKey = webcrypto.CryptoKey;
@@ -38,6 +37,10 @@ function pem(label: string, der: ArrayBuffer | Buffer): string {
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
+function pemBody(text: string): Buffer {
+  return Buffer.from(text.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+}
+
 async function readMaybe(path: string): Promise<Buffer | null> {
   try {
     return await readFile(path);
@@ -55,14 +58,15 @@ async function writeAtomic(path: string, data: string | Buffer, mode: number): P
 
 /**
  * The bootstrap CA and the server certificate: created on first start, the server certificate re-issued when it
- * has less than 30 days left or does not cover the configured names. Private keys are stored sealed by the barrier;
+ * has less than 30 days left or does not cover the configured names. Private keys are files of mode 0600, like any
+ * TLS listener's, so that a sealed server still serves HTTPS for `operator init` and `unseal` (ADR 0003);
  * clients trust `<data>/tls/ca.pem`. The PKI engine replaces this CA with the real intermediate.
  */
-export async function ensureServerTls(dataDir: string, barrier: Barrier, names: string[], now: Date = new Date()): Promise<ServerTls> {
+export async function ensureServerTls(dataDir: string, names: string[], now: Date = new Date()): Promise<ServerTls> {
   const dir = join(dataDir, 'tls');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const caFile = join(dir, 'ca.pem');
-  const caKeyFile = join(dir, 'ca-key.sealed');
+  const caKeyFile = join(dir, 'ca-key.pem');
 
   let caPem = (await readMaybe(caFile))?.toString();
   let caKeyBlob = await readMaybe(caKeyFile);
@@ -83,21 +87,21 @@ export async function ensureServerTls(dataDir: string, barrier: Barrier, names: 
       ],
     });
     caPem = cert.toString('pem') + '\n';
-    caKeyBlob = barrier.seal('tls/ca-key', Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)));
+    caKeyBlob = Buffer.from(pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)));
     await writeAtomic(caKeyFile, caKeyBlob, 0o600);
     await writeAtomic(caFile, caPem, 0o644);
     caKey = keys.privateKey;
   } else {
-    caKey = await webcrypto.subtle.importKey('pkcs8', barrier.open('tls/ca-key', caKeyBlob), ALG, false, ['sign']);
+    caKey = await webcrypto.subtle.importKey('pkcs8', pemBody(caKeyBlob.toString()), ALG, false, ['sign']);
   }
   const ca = new x509.X509Certificate(caPem);
 
   const certFile = join(dir, 'server.pem');
-  const keyFile = join(dir, 'server-key.sealed');
+  const keyFile = join(dir, 'server-key.pem');
   const existingCert = (await readMaybe(certFile))?.toString();
   const existingKey = await readMaybe(keyFile);
   if (existingCert && existingKey && stillGood(existingCert, caPem, names, now)) {
-    return { cert: existingCert, key: barrier.open('tls/server-key', existingKey).toString(), ca: caPem, caFile, issued: false };
+    return { cert: existingCert, key: existingKey.toString(), ca: caPem, caFile, issued: false };
   }
 
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -122,7 +126,7 @@ export async function ensureServerTls(dataDir: string, barrier: Barrier, names: 
   });
   const certPem = cert.toString('pem') + '\n';
   const keyPem = pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  await writeAtomic(keyFile, barrier.seal('tls/server-key', Buffer.from(keyPem)), 0o600);
+  await writeAtomic(keyFile, keyPem, 0o600);
   await writeAtomic(certFile, certPem, 0o644);
   return { cert: certPem, key: keyPem, ca: caPem, caFile, issued: true };
 }

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Storage } from '../storage/database.js';
-import type { Seal } from '../kernel/seal/seal.js';
+import type { SealManager } from '../kernel/seal/manager.js';
 import type { AuditLedger } from '../kernel/audit/ledger.js';
 
 export interface SystemDeps {
   storage: Storage;
-  seal: () => Seal;
+  seal: () => Pick<SealManager, 'state' | 'root'>;
   ledger: AuditLedger;
   registry: Registry;
   metricsPublic: boolean;
@@ -29,8 +29,11 @@ export function systemRoutes(app: FastifyInstance, deps: SystemDeps): void {
       }
     };
     await attempt('storage', () => deps.storage.ping());
-    checks.seal = deps.seal().state === 'unsealed' ? 'ok' : 'sealed';
-    await attempt('audit', () => deps.ledger.checkWritable());
+    const seal = deps.seal();
+    if (seal.state !== 'unsealed') checks.seal = seal.state === 'sealed' ? 'sealed: run `palisade operator unseal`' : 'uninitialized: run `palisade operator init`';
+    else await attempt('seal', async () => seal.root?.check());
+    if (seal.state === 'unsealed') await attempt('audit', () => deps.ledger.checkWritable());
+    else checks.audit = 'unavailable while sealed';
     const ready = Object.values(checks).every((v) => v === 'ok');
     void reply.code(ready ? 200 : 503);
     return { status: ready ? 'ready' : 'not_ready', checks };

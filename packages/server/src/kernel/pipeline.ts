@@ -6,13 +6,17 @@
  *   |-----------------|-----------------|------------------------------------------------------------------------|
  *   | request id      | genReqId        | honour a well-formed X-Request-Id, else a UUID; echoed on the response  |
  *   | draining        | onRequest       | 503 PAL_SHUTTING_DOWN once SIGTERM arrived                               |
+ *   | sealed          | onRequest       | routes not marked allowSealed answer 503 PAL_SEAL_SEALED while sealed   |
  *   | authentication  | onRequest       | bearer API key -> principal (401 otherwise; failures audited)          |
  *   | permission      | onRequest       | route's `engine:resource:action` (403 otherwise; denial audited)       |
- *   | sealed          | onRequest       | data routes answer 503 PAL_SEAL_SEALED while sealed                     |
  *   | body limit/type | content parser  | 10 MiB, JSON only (413 / 415 / 400)                                    |
  *   | validation      | schema (ajv)    | TypeBox schemas (400 PAL_VALIDATION_FAILED / PAL_BAD_BASE64)           |
  *   | audit + handler | onRoute wrapper | one transaction: handler's writes + its audit event; fail closed       |
  *   | failure audit   | onRoute wrapper | a failed audited request is recorded in its own transaction            |
+ *   | after commit    | onRoute wrapper | effects that must follow the commit (e.g. sealing after its audit)     |
+ *
+ * While sealed nothing can be audited (the audit MAC key is behind the seal): refusals on the few routes that
+ * work sealed (unseal, status, metrics) are logged instead.
  *   | metrics         | onResponse      | http_requests_total, http_request_duration_seconds                     |
  */
 import { PalisadeError } from '@palisade/core';
@@ -45,6 +49,8 @@ declare module 'fastify' {
       extra: AuditEventInput[];
       /** Undo in-memory state that assumed the transaction would commit. */
       onRollback: Array<() => void>;
+      /** Run once the transaction (and so the audit event) has committed. */
+      afterCommit: Array<() => Promise<void>>;
     };
   }
 }
@@ -72,10 +78,12 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
     req.tx = deps.storage.db;
-    req.auditRecord = { resource: null, details: {}, extra: [], onRollback: [] };
+    req.auditRecord = { resource: null, details: {}, extra: [], onRollback: [], afterCommit: [] };
     const config = req.routeOptions.config;
     if (deps.isDraining()) throw new PalisadeError('PAL_SHUTTING_DOWN');
     const permission = config.permission;
+    const state = deps.seal().state;
+    if (!config.allowSealed && permission !== undefined && state !== 'unsealed') throw new PalisadeError(state === 'uninitialized' ? 'PAL_SEAL_NOT_INITIALIZED' : 'PAL_SEAL_SEALED');
     if (permission === null || permission === undefined) {
       // undefined = no route matched (404 handler) or a public route
       return;
@@ -88,14 +96,13 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
       req.principal = await deps.apiKeys.authenticate(m[1]);
     } catch (e) {
       const pe = toPalisadeError(e);
-      await auditOrFail(deps, { type: 'auth.failed', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: pe.code });
+      await auditOrFail(deps, req, { type: 'auth.failed', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: pe.code });
       throw pe;
     }
     if (!hasPermission(req.principal.permissions, permission)) {
-      await auditOrFail(deps, { type: 'authz.denied', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: 'PAL_FORBIDDEN', resource: { type: 'route', id: req.routeOptions.url ?? null } });
+      await auditOrFail(deps, req, { type: 'authz.denied', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: 'PAL_FORBIDDEN', resource: { type: 'route', id: req.routeOptions.url ?? null } });
       throw new PalisadeError('PAL_FORBIDDEN', `this operation requires the permission ${permission}`, { extensions: { permission } });
     }
-    if (!config.allowSealed && deps.seal().state === 'sealed') throw new PalisadeError('PAL_SEAL_SEALED');
   });
 
   app.addHook('onRoute', (route: RouteOptions) => {
@@ -119,21 +126,25 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
         error_code: error_code ?? null,
         details: req.auditRecord.details ?? {},
       });
+      let result: unknown;
       try {
-        return await deps.storage.db.transaction().execute(async (tx) => {
+        result = await deps.storage.db.transaction().execute(async (tx) => {
           req.tx = tx;
-          const result: unknown = await inner.call(this, req, reply);
+          const out: unknown = await inner.call(this, req, reply);
           await deps.ledger.append(tx, event('success'));
           for (const extra of req.auditRecord.extra) await deps.ledger.append(tx, extra);
-          return result;
+          return out;
         });
       } catch (e) {
         req.tx = deps.storage.db;
         for (const undo of req.auditRecord.onRollback) undo();
         const pe = toPalisadeError(e);
-        if (pe.code !== 'PAL_AUDIT_WRITE_FAILED') await auditOrFail(deps, event('failure', pe.code));
+        if (pe.code !== 'PAL_AUDIT_WRITE_FAILED') await auditOrFail(deps, req, event('failure', pe.code));
         throw pe;
       }
+      req.tx = deps.storage.db;
+      for (const fn of req.auditRecord.afterCommit) await fn();
+      return result;
     };
   });
 
@@ -142,7 +153,11 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
   });
 }
 
-async function auditOrFail(deps: PipelineDeps, input: AuditEventInput): Promise<void> {
+async function auditOrFail(deps: PipelineDeps, req: FastifyRequest, input: AuditEventInput): Promise<void> {
+  if (deps.seal().state !== 'unsealed') {
+    req.log.warn({ audit: input }, 'not audited: the seal is closed');
+    return;
+  }
   try {
     await deps.ledger.appendStandalone(input);
   } catch (e) {

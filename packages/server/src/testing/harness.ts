@@ -48,8 +48,11 @@ export interface TestServer {
   addr: string;
   ca: string;
   clock: TestClock;
+  dataDir: string;
   /** A client with another token (e.g. a restricted API key). */
   clientWith(token: string): PalisadeClient;
+  /** Stop the runtime and start a new one on the same data directory and database (a server restart). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,33 +68,45 @@ export async function startServer(dialect: DialectName, opts: { env?: Record<str
   }
   const config = loadConfig(env as NodeJS.ProcessEnv, dataDir);
   config.storage.sqlite_synchronous = 'normal';
+  config.seal.argon2 = { memory_kib: 8192, iterations: 1, parallelism: 1 }; // tests need the scheme, not the cost
   opts.mutate?.(config);
   const clock = new TestClock();
-  const rt = await createRuntime(config, { log: createLogger(process.env.DBG_LOG ?? 'silent'), tls: true, clock: clock.now });
-  await rt.app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (rt.app.server.address() as { port: number }).port;
-  const addr = `127.0.0.1:${port}`;
-  const ca = rt.tls!.ca;
   const clients: PalisadeClient[] = [];
-  const clientWith = (token: string) => {
-    const c = new PalisadeClient({ addr, token, ca });
-    clients.push(c);
-    return c;
+  const boot = async () => {
+    const rt = await createRuntime(config, { log: createLogger(process.env.DBG_LOG ?? 'silent'), tls: true, clock: clock.now });
+    await rt.app.listen({ host: '127.0.0.1', port: 0 });
+    return rt;
   };
-  return {
+  const addrOf = (rt: Runtime) => `127.0.0.1:${(rt.app.server.address() as { port: number }).port}`;
+  const rt = await boot();
+  const server: TestServer = {
     rt,
     token: OWNER_TOKEN,
-    client: clientWith(OWNER_TOKEN),
-    addr,
-    ca,
+    client: null as unknown as PalisadeClient,
+    addr: addrOf(rt),
+    ca: rt.tls!.ca,
     clock,
-    clientWith,
+    dataDir,
+    clientWith(token: string) {
+      const c = new PalisadeClient({ addr: server.addr, token, ca: server.ca });
+      clients.push(c);
+      return c;
+    },
+    async restart() {
+      for (const c of clients.splice(0)) c.close();
+      await server.rt.close();
+      server.rt = await boot();
+      server.addr = addrOf(server.rt);
+      server.client = server.clientWith(OWNER_TOKEN);
+    },
     async close() {
       for (const c of clients) c.close();
-      await rt.close();
+      await server.rt.close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+  server.client = server.clientWith(OWNER_TOKEN);
+  return server;
 }
 
 /** The error code a promise rejects with (PalisadeApiError), or a failure if it resolves. */

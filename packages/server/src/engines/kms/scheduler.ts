@@ -19,7 +19,7 @@ export class KmsScheduler {
   #running: Promise<void> | undefined;
 
   constructor(
-    private readonly deps: { storage: Storage; ledger: AuditLedger; service: KmsService; log: Logger; clock: () => Date; intervalSeconds: number },
+    private readonly deps: { storage: Storage; ledger: AuditLedger; service: KmsService; log: Logger; clock: () => Date; intervalSeconds: number; isSealed?: () => boolean },
   ) {}
 
   start(): void {
@@ -40,6 +40,7 @@ export class KmsScheduler {
   async tick(now: Date = this.deps.clock()): Promise<{ rotated: string[]; destroyed: Array<{ key_id: string; version: number | null }> }> {
     const { storage, ledger, service } = this.deps;
     const ttl = Math.max(2 * this.deps.intervalSeconds * 1000, 30_000);
+    if (this.deps.isSealed?.()) return { rotated: [], destroyed: [] }; // nothing can be unwrapped or audited
     if (!(await acquireLease(storage.db, LEASE, this.#holder, ttl, now))) return { rotated: [], destroyed: [] };
     const rotated: string[] = [];
     for (const key of await service.dueForRotation(storage.db, now)) {

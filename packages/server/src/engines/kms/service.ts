@@ -396,6 +396,12 @@ export class KmsService {
     return (await this.#material_(db, key, version)) as Buffer;
   }
 
+  /** Drop every unwrapped key from memory (on seal). */
+  forgetAll(): void {
+    for (const m of this.#material.values()) if (Buffer.isBuffer(m)) m.fill(0);
+    this.#material.clear();
+  }
+
   /** Unsealed material (Buffer for symmetric keys, KeyObject for private keys), cached per version. */
   async #material_(db: Executor, key: KmsKeyTable, version: number): Promise<Buffer | KeyObject> {
     const k = `${key.key_id}:${version}`;

@@ -1,37 +1,14 @@
 import type { Barrier } from './barrier.js';
-import { PalisadeError } from '@palisade/core';
 
-export type SealState = 'sealed' | 'unsealed';
+export type SealState = 'uninitialized' | 'sealed' | 'unsealed';
 
 /**
- * The root of trust. A provider produces the root key (or refuses to); the server is usable only when unsealed.
- * Providers: `file` (development). `passphrase` and `pkcs11` arrive with the root-of-trust issue.
+ * The root of trust as the rest of the server sees it: a state, and the barrier while unsealed.
+ * `SealManager` implements it over a provider (file, passphrase, pkcs11).
  */
 export interface Seal {
   readonly provider: string;
   readonly state: SealState;
-  /** The barrier over the root key; throws PAL_SEAL_SEALED when sealed. */
+  /** The barrier over the keyring; throws PAL_SEAL_SEALED (or PAL_SEAL_NOT_INITIALIZED) otherwise. */
   barrier(): Barrier;
-}
-
-export class UnsealedSeal implements Seal {
-  readonly state: SealState = 'unsealed';
-  readonly #barrier: Barrier;
-  constructor(
-    readonly provider: string,
-    barrier: Barrier,
-  ) {
-    this.#barrier = barrier;
-  }
-  barrier(): Barrier {
-    return this.#barrier;
-  }
-}
-
-export class SealedSeal implements Seal {
-  readonly state: SealState = 'sealed';
-  constructor(readonly provider: string) {}
-  barrier(): Barrier {
-    throw new PalisadeError('PAL_SEAL_SEALED');
-  }
 }

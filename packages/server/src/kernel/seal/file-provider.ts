@@ -1,8 +1,8 @@
 import { mkdir, readFile, writeFile, chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PalisadeError, randomBytes } from '@palisade/core';
-import { Barrier } from './barrier.js';
-import { UnsealedSeal, type Seal } from './seal.js';
+import type { RootKeyProvider } from './provider.js';
+import { softwareProvider } from './software-provider.js';
 
 const FILE = 'seal.key';
 
@@ -10,8 +10,8 @@ export const FILE_SEAL_WARNING =
   'SEAL PROVIDER "file" IS FOR DEVELOPMENT ONLY: the root key sits unencrypted in <data>/seal.key next to the data it protects. ' +
   'Use the passphrase or pkcs11 (HSM) provider in production.';
 
-/** Development seal: a random 256-bit root key in `<data>/seal.key` (mode 0600), created on first start. */
-export async function openFileSeal(dataDir: string): Promise<{ seal: Seal; created: boolean }> {
+/** Development root of trust: a random 256-bit root key in `<data>/seal.key` (mode 0600), created on first start. */
+export async function openFileProvider(dataDir: string): Promise<{ provider: RootKeyProvider; created: boolean }> {
   const path = join(dataDir, FILE);
   let created = false;
   let raw: string;
@@ -35,5 +35,7 @@ export async function openFileSeal(dataDir: string): Promise<{ seal: Seal; creat
   } catch (e) {
     throw new PalisadeError('PAL_SEAL_CORRUPT', `${path} is not a valid file seal: ${(e as Error).message}`, { cause: e });
   }
-  return { seal: new UnsealedSeal('file', new Barrier(key)), created };
+  const provider = softwareProvider('file', key);
+  key.fill(0);
+  return { provider, created };
 }
