@@ -2,6 +2,7 @@
  * Test harness: a real Palisade runtime listening on loopback over HTTPS (TLS 1.3), with the SDK as its client,
  * against SQLite or a fresh PostgreSQL database. Every storage test runs against both DIALECTS.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,33 @@ export function dialects(): DialectCase[] {
     { name: 'sqlite', available: true },
     { name: 'postgres', available: pg !== null },
   ];
+}
+
+export type SealName = 'file' | 'passphrase' | 'pkcs11';
+
+export interface ServerCase {
+  /** e.g. `postgres-pkcs11`, for test titles and unique names. */
+  name: string;
+  dialect: DialectName;
+  seal: 'file' | 'pkcs11';
+  available: boolean;
+}
+
+/** Every dialect with the development seal and with the HSM seal (SoftHSM2): the whole KMS suite runs on each. */
+export function serverCases(): ServerCase[] {
+  const hsm = inject('softhsm');
+  if (!hsm) requireService('softhsm2', 'pkcs11 seal tests');
+  return dialects().flatMap((d) =>
+    (['file', 'pkcs11'] as const).map((seal) => ({ name: `${d.name}-${seal}`, dialect: d.name, seal, available: d.available && (seal === 'file' || hsm !== null) })),
+  );
+}
+
+/** Environment for the pkcs11 seal on the test run's SoftHSM2 token (SOFTHSM2_CONF must be set before the module loads). */
+export function softHsmEnv(): Record<string, string> {
+  const hsm = inject('softhsm');
+  if (!hsm) throw new Error('SoftHSM2 is not available');
+  process.env.SOFTHSM2_CONF = hsm.conf;
+  return { PALISADE_SEAL: 'pkcs11', PALISADE_PKCS11_MODULE: hsm.module, PALISADE_PKCS11_TOKEN: hsm.label, PALISADE_PKCS11_PIN: hsm.pin };
 }
 
 /** A mutable clock for tests that need time to pass (rotation, destruction, expiry). */
@@ -58,9 +86,10 @@ export interface TestServer {
 
 export const OWNER_TOKEN = 'pal_test_owner_token_0123456789abcdefghijklmnopqrstuvwxyz';
 
-export async function startServer(dialect: DialectName, opts: { env?: Record<string, string>; mutate?: (c: Config) => void } = {}): Promise<TestServer> {
+export async function startServer(dialect: DialectName, opts: { seal?: SealName; env?: Record<string, string>; mutate?: (c: Config) => void } = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'palisade-test-'));
-  const env: Record<string, string> = { PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: '127.0.0.1:0', PALISADE_BOOTSTRAP_TOKEN: OWNER_TOKEN, ...opts.env };
+  const sealEnv: Record<string, string> = opts.seal === 'pkcs11' ? softHsmEnv() : opts.seal === 'passphrase' ? { PALISADE_SEAL: 'passphrase' } : {};
+  const env: Record<string, string> = { PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: '127.0.0.1:0', PALISADE_BOOTSTRAP_TOKEN: OWNER_TOKEN, ...sealEnv, ...opts.env };
   if (dialect === 'postgres') {
     const admin = inject('pgUrl');
     if (!admin) throw new Error('PostgreSQL is not available');
@@ -69,6 +98,7 @@ export async function startServer(dialect: DialectName, opts: { env?: Record<str
   const config = loadConfig(env as NodeJS.ProcessEnv, dataDir);
   config.storage.sqlite_synchronous = 'normal';
   config.seal.argon2 = { memory_kib: 8192, iterations: 1, parallelism: 1 }; // tests need the scheme, not the cost
+  config.seal.pkcs11.key_label = `palisade-root-${randomBytes(6).toString('hex')}`; // test servers share one token
   opts.mutate?.(config);
   const clock = new TestClock();
   const clients: PalisadeClient[] = [];

@@ -1,7 +1,7 @@
 import { createPublicKey, verify as cryptoVerify, constants } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EncryptedData } from '@palisade/core';
-import { codeOf, dialects, startServer, type TestServer } from '../../testing/harness.js';
+import { codeOf, dialects, serverCases, startServer, type TestServer } from '../../testing/harness.js';
 
 const flip = (b64: string, byte = 0): string => {
   const b = Buffer.from(b64, 'base64');
@@ -9,10 +9,10 @@ const flip = (b64: string, byte = 0): string => {
   return b.toString('base64');
 };
 
-describe.each(dialects())('KMS over HTTPS ($name)', ({ name, available }) => {
+describe.each(serverCases())('KMS over HTTPS ($name)', ({ name, dialect, seal, available }) => {
   let s: TestServer;
   beforeAll(async () => {
-    if (available) s = await startServer(name);
+    if (available) s = await startServer(dialect, { seal });
   });
   afterAll(async () => s?.close());
 
@@ -123,7 +123,7 @@ describe.each(dialects())('KMS over HTTPS ($name)', ({ name, available }) => {
         ['ED25519', null, {}],
         ['RSA-4096', 'sha256', { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }],
       ] as const) {
-        if (algorithm === 'RSA-4096' && name === 'postgres') continue; // key generation is slow; once is enough
+        if (algorithm === 'RSA-4096' && name !== 'sqlite-file') continue; // key generation is slow; once is enough
         const k = await s.client.kms.createKey({ key_type: 'signing', algorithm });
         const sig = await s.client.kms.sign(k.key_id, msg);
         expect(await s.client.kms.verify(k.key_id, msg, sig.signature)).toEqual({ valid: true, key_version: 1 });

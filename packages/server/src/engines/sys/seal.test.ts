@@ -12,7 +12,7 @@ describe.each(dialects())('passphrase seal: init, unseal, seal, rekey ($name)', 
   let keyId = '';
   let ct: EncryptedData;
   beforeAll(async () => {
-    if (available) s = await startServer(name, { env: { PALISADE_SEAL: 'passphrase' } });
+    if (available) s = await startServer(name, { seal: 'passphrase' });
   });
   afterAll(async () => s?.close());
 
