@@ -38,7 +38,7 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
 
   it(`promtool check rules ${RULES}`, async () => {
     const r = await promtool(['check', 'rules', RULES]);
-    expect(r.output).toContain('SUCCESS: 4 rules found');
+    expect(r.output).toContain('SUCCESS: 5 rules found');
     expect(r.code, r.output).toBe(0);
   });
 

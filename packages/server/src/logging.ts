@@ -14,6 +14,13 @@ export const REDACT_PATHS = [
   '*.plaintext',
   'password',
   '*.password',
+  'passphrase',
+  '*.passphrase',
+  '*.new_passphrase',
+  'pin',
+  '*.pin',
+  'shares',
+  '*.shares',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

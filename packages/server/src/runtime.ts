@@ -94,7 +94,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     const scheduler = new KmsScheduler({ storage, ledger, service: kms, log, clock, intervalSeconds: config.kms.scheduler_interval_seconds });
     sealRef.onSeal(() => kms.forgetAll());
     // An HSM that goes away is noticed without traffic: hsm_operations_total{operation="check",status="failed"} rises.
-    const health = setInterval(() => void sealRef.root?.check().catch(() => undefined), config.seal.health_check_seconds * 1000);
+    const health = setInterval(() => {
+      const was = sealRef.unavailable;
+      sealRef.checkRoot().then(
+        () => was && log.warn('root of trust reachable again'),
+        (e: unknown) => was || log.error({ err: e }, 'root of trust unavailable: data routes answer 503 until it is back'),
+      );
+    }, config.seal.health_check_seconds * 1000);
     health.unref();
     const app = await buildApp({
       storage,

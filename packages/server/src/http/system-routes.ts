@@ -6,7 +6,7 @@ import type { AuditLedger } from '../kernel/audit/ledger.js';
 
 export interface SystemDeps {
   storage: Storage;
-  seal: () => Pick<SealManager, 'state' | 'root'>;
+  seal: () => Pick<SealManager, 'state' | 'checkRoot'>;
   ledger: AuditLedger;
   registry: Registry;
   metricsPublic: boolean;
@@ -31,7 +31,7 @@ export function systemRoutes(app: FastifyInstance, deps: SystemDeps): void {
     await attempt('storage', () => deps.storage.ping());
     const seal = deps.seal();
     if (seal.state !== 'unsealed') checks.seal = seal.state === 'sealed' ? 'sealed: run `palisade operator unseal`' : 'uninitialized: run `palisade operator init`';
-    else await attempt('seal', async () => seal.root?.check());
+    else await attempt('seal', () => seal.checkRoot());
     if (seal.state === 'unsealed') await attempt('audit', () => deps.ledger.checkWritable());
     else checks.audit = 'unavailable while sealed';
     const ready = Object.values(checks).every((v) => v === 'ok');

@@ -83,7 +83,11 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
     if (deps.isDraining()) throw new PalisadeError('PAL_SHUTTING_DOWN');
     const permission = config.permission;
     const state = deps.seal().state;
-    if (!config.allowSealed && permission !== undefined && state !== 'unsealed') throw new PalisadeError(state === 'uninitialized' ? 'PAL_SEAL_NOT_INITIALIZED' : 'PAL_SEAL_SEALED');
+    if (!config.allowSealed && permission !== undefined) {
+      if (state !== 'unsealed') throw new PalisadeError(state === 'uninitialized' ? 'PAL_SEAL_NOT_INITIALIZED' : 'PAL_SEAL_SEALED');
+      const down = deps.seal().unavailable;
+      if (down) throw new PalisadeError('PAL_SEAL_UNAVAILABLE', down);
+    }
     if (permission === null || permission === undefined) {
       // undefined = no route matched (404 handler) or a public route
       return;

@@ -86,7 +86,7 @@ export interface TestServer {
 
 export const OWNER_TOKEN = 'pal_test_owner_token_0123456789abcdefghijklmnopqrstuvwxyz';
 
-export async function startServer(dialect: DialectName, opts: { seal?: SealName; env?: Record<string, string>; mutate?: (c: Config) => void } = {}): Promise<TestServer> {
+export async function startServer(dialect: DialectName, opts: { seal?: SealName; env?: Record<string, string>; mutate?: (c: Config) => void; /** collect every log line (debug level) */ logs?: string[] } = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'palisade-test-'));
   const sealEnv: Record<string, string> = opts.seal === 'pkcs11' ? softHsmEnv() : opts.seal === 'passphrase' ? { PALISADE_SEAL: 'passphrase' } : {};
   const env: Record<string, string> = { PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: '127.0.0.1:0', PALISADE_BOOTSTRAP_TOKEN: OWNER_TOKEN, ...sealEnv, ...opts.env };
@@ -103,7 +103,9 @@ export async function startServer(dialect: DialectName, opts: { seal?: SealName;
   const clock = new TestClock();
   const clients: PalisadeClient[] = [];
   const boot = async () => {
-    const rt = await createRuntime(config, { log: createLogger(process.env.DBG_LOG ?? 'silent'), tls: true, clock: clock.now });
+    const logs = opts.logs;
+    const log = logs ? createLogger('debug', { write: (line: string) => void logs.push(line) }) : createLogger(process.env.DBG_LOG ?? 'silent');
+    const rt = await createRuntime(config, { log, tls: true, clock: clock.now });
     await rt.app.listen({ host: '127.0.0.1', port: 0 });
     return rt;
   };

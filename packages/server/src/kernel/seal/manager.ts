@@ -38,6 +38,7 @@ export class SealManager implements Seal {
   #barrier: Barrier | null = null;
   #root: RootKeyProvider | null = null;
   #pendingShares: string[] = [];
+  #unavailable: string | null = null;
   readonly #onUnseal: Array<() => Promise<void>> = [];
   readonly #onSeal: Array<() => void> = [];
 
@@ -55,6 +56,23 @@ export class SealManager implements Seal {
   /** The open provider, for health checks (an HSM that went away). */
   get root(): RootKeyProvider | null {
     return this.#root;
+  }
+
+  /** Why the root of trust failed its last health check (an HSM that went away), or null. */
+  get unavailable(): string | null {
+    return this.#unavailable;
+  }
+
+  /** Health check of the root (the HSM session); data routes answer 503 while it fails, and recover when it passes. */
+  async checkRoot(): Promise<void> {
+    if (!this.#root) return;
+    try {
+      await this.#root.check();
+      this.#unavailable = null;
+    } catch (e) {
+      this.#unavailable = (e as Error).message;
+      throw e;
+    }
   }
 
   barrier(): Barrier {

@@ -9,6 +9,8 @@ export type SealState = 'uninitialized' | 'sealed' | 'unsealed';
 export interface Seal {
   readonly provider: string;
   readonly state: SealState;
+  /** Why the root of trust is unreachable (its last health check failed), or null. */
+  readonly unavailable: string | null;
   /** The barrier over the keyring; throws PAL_SEAL_SEALED (or PAL_SEAL_NOT_INITIALIZED) otherwise. */
   barrier(): Barrier;
 }
