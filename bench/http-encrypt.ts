@@ -123,9 +123,10 @@ async function startPalisade(): Promise<{ target: Omit<Target, 'path'>; child: C
   const port = await freePort();
   const token = randomBytes(32).toString('base64url'); // 43 characters
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PALISADE_')));
-  const child = spawn(process.execPath, [join(ROOT, 'packages/server/dist/main.js'), 'serve'], {
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []; // e.g. --cpu-prof
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'packages/server/dist/main.js'), 'serve'], {
     cwd: dataDir, // no ./palisade.yaml from the repository
-    env: { ...clean, PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: `127.0.0.1:${port}`, PALISADE_BOOTSTRAP_TOKEN: token, PALISADE_LOG_LEVEL: 'warn' },
+    env: { ...clean, PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: `127.0.0.1:${port}`, PALISADE_BOOTSTRAP_TOKEN: token, PALISADE_LOG_LEVEL: 'warn', ...(process.env.PALISADE_SQLITE_SYNCHRONOUS ? { PALISADE_SQLITE_SYNCHRONOUS: process.env.PALISADE_SQLITE_SYNCHRONOUS } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const killOnExit = () => child.kill('SIGKILL'); // never leave a server behind if this process dies

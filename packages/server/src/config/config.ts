@@ -84,6 +84,7 @@ const ENV: Record<string, { path: string[]; kind: 'string' | 'int' | 'bool' | 'l
   PALISADE_PKCS11_PIN_FILE: { path: ['seal', 'pkcs11', 'pin_file'], kind: 'string' },
   PALISADE_TLS_MIN_VERSION: { path: ['tls', 'min_version'], kind: 'string' },
   PALISADE_TLS_NAMES: { path: ['tls', 'names'], kind: 'list' },
+  PALISADE_SQLITE_SYNCHRONOUS: { path: ['storage', 'sqlite_synchronous'], kind: 'string' },
   PALISADE_METRICS_PUBLIC: { path: ['metrics', 'public'], kind: 'bool' },
   PALISADE_KMS_MAX_ENCRYPTIONS_PER_VERSION: { path: ['kms', 'max_encryptions_per_version'], kind: 'int' },
   PALISADE_KMS_SCHEDULER_INTERVAL_SECONDS: { path: ['kms', 'scheduler_interval_seconds'], kind: 'int' },

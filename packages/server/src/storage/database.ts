@@ -29,6 +29,25 @@ export interface StorageOptions {
   sqliteSynchronous?: 'full' | 'normal';
 }
 
+/**
+ * Kysely prepares every query it runs; better-sqlite3's prepare() costs as much as a small query. Queries are
+ * built from a few fixed shapes, so their prepared statements are kept (bounded) and reused.
+ */
+function cachePreparedStatements(sqlite: BetterSqlite3.Database, max = 1000): BetterSqlite3.Database {
+  const prepare = sqlite.prepare.bind(sqlite);
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  sqlite.prepare = ((source: string) => {
+    let stmt = cache.get(source);
+    if (!stmt) {
+      stmt = prepare(source);
+      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+      cache.set(source, stmt);
+    }
+    return stmt;
+  }) as typeof sqlite.prepare;
+  return sqlite;
+}
+
 export async function openStorage(opts: StorageOptions): Promise<Storage> {
   const isPg = /^postgres(ql)?:\/\//.test(opts.url);
   let db: Db;
@@ -42,7 +61,7 @@ export async function openStorage(opts: StorageOptions): Promise<Storage> {
     sqlite.pragma(`synchronous = ${opts.sqliteSynchronous ?? 'full'}`);
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachePreparedStatements(sqlite) }) });
   }
   const dialect: Dialect = isPg ? 'postgres' : 'sqlite';
   const storage: Storage = {

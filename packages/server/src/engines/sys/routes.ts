@@ -33,7 +33,7 @@ export function sysRoutes(seal: SealManager, ledger: Pick<AuditLedger, 'appendSt
         if (threshold > shares) throw new PalisadeError('PAL_VALIDATION_FAILED', `threshold (${threshold}) cannot exceed shares (${shares})`);
         const out = await seal.init({ passphrase, shares, threshold });
         await audited(req, 'seal.init', { shares, threshold });
-        req.log.warn({ shares, threshold }, 'seal initialised');
+        req.log.warn({ share_count: shares, threshold }, 'seal initialised');
         return { shares: out, threshold };
       },
     });
