@@ -2,7 +2,7 @@ import { AuditClient } from './audit.js';
 import { KmsClient } from './kms.js';
 import { SysClient } from './sys.js';
 import { Transport, type ClientOptions } from './transport.js';
-import type { ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
+import type { ApiKeyInfo, ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
 
 export { KmsClient } from './kms.js';
 export { AuditClient } from './audit.js';
@@ -31,6 +31,9 @@ export class PalisadeClient {
   }
   listApiKeys(): Promise<ApiKeyList> {
     return this.transport.send('GET', '/v1/auth/api-keys');
+  }
+  revokeApiKey(id: string): Promise<ApiKeyInfo> {
+    return this.transport.send('DELETE', `/v1/auth/api-keys/${encodeURIComponent(id)}`);
   }
   close(): void {
     this.transport.close();

@@ -153,7 +153,7 @@ async function ensureOwner(storage: Storage, ledger: AuditLedger, apiKeys: ApiKe
   if (done) return null;
   const token = config.bootstrap_token ?? newToken();
   try {
-    await storage.db.transaction().execute(async (tx) => {
+    await storage.transact(async (tx) => {
       await tx.insertInto('settings').values({ name: 'bootstrap', value: clock().toISOString() }).execute();
       const key = await apiKeys.create(tx, { name: 'bootstrap owner', principal_id: 'owner', permissions: ['*'], created_by: null, token });
       await ledger.append(tx, {

@@ -59,6 +59,15 @@ describe.each(dialects())('request pipeline and bad input ($name)', ({ name, ava
       expect(events.map((e) => e.data).join('')).not.toContain('definitely_not_a_real_token');
     });
 
+    it('a revoked API key is refused on its very next request (no stale authentication cache)', async () => {
+      const created = await s.client.createApiKey({ name: 'short-lived', permissions: ['kms:keys:list'] });
+      const c = s.clientWith(created.token);
+      await c.kms.listKeys();
+      await c.kms.listKeys(); // now served from the authentication cache
+      await s.client.revokeApiKey(created.id);
+      expect(await codeOf(c.kms.listKeys())).toEqual({ status: 401, code: 'PAL_AUTH_INVALID' });
+    });
+
     it('least privilege: a key with kms:encrypt cannot decrypt (403, audited, counted as unauthorized decryption) or grant more than it holds', async () => {
       const created = await s.client.createApiKey({ name: 'encrypt-only', permissions: ['kms:encrypt'] });
       expect(created.token).toMatch(/^pal_/);

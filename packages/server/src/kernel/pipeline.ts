@@ -132,7 +132,7 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
       });
       let result: unknown;
       try {
-        result = await deps.storage.db.transaction().execute(async (tx) => {
+        result = await deps.storage.transact(async (tx) => {
           req.tx = tx;
           const out: unknown = await inner.call(this, req, reply);
           await deps.ledger.append(tx, event('success'));

@@ -2,6 +2,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import { PalisadeError } from '@palisade/core';
+import { GroupCommit } from './group-commit.js';
 import { migrations } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -16,6 +17,11 @@ export interface Storage {
   readonly dialect: Dialect;
   /** True when row locks (`FOR UPDATE`) are needed to serialize writers (PostgreSQL); SQLite serializes writes itself. */
   readonly rowLocks: boolean;
+  /**
+   * Run `fn` in a write transaction. On SQLite concurrent transactions are group-committed (one fsync per batch,
+   * see GroupCommit); on PostgreSQL each is its own transaction. Never call storage.db inside `fn`: use `tx`.
+   */
+  transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -68,6 +74,10 @@ export async function openStorage(opts: StorageOptions): Promise<Storage> {
     db,
     dialect,
     rowLocks: isPg,
+    transact: isPg ? (fn) => db.transaction().execute(fn) : (() => {
+      const group = new GroupCommit(db);
+      return <T>(fn: (tx: Tx) => Promise<T>) => group.run(fn);
+    })(),
     async ping() {
       await sql`select 1`.execute(db);
     },

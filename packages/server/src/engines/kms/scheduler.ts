@@ -44,14 +44,14 @@ export class KmsScheduler {
     if (!(await acquireLease(storage.db, LEASE, this.#holder, ttl, now))) return { rotated: [], destroyed: [] };
     const rotated: string[] = [];
     for (const key of await service.dueForRotation(storage.db, now)) {
-      await storage.db.transaction().execute(async (tx) => {
+      await storage.transact(async (tx) => {
         const extra: AuditEventInput[] = [];
         const meta = await service.rotate({ db: tx, emit: (e) => extra.push({ actor: SYSTEM, ...e }) }, key.key_id, 'scheduled', key.current_version);
         for (const e of extra) await ledger.append(tx, e);
         if (meta.version > key.current_version) rotated.push(key.key_id);
       });
     }
-    const destroyed = await storage.db.transaction().execute(async (tx) => {
+    const destroyed = await storage.transact(async (tx) => {
       const done = await service.destroyDue(tx, now);
       for (const d of done) {
         await ledger.append(tx, { type: 'kms.key.destroy', actor: SYSTEM, outcome: 'success', resource: { type: 'kms_key', id: d.key_id }, details: { version: d.version } });

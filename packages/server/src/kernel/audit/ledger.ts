@@ -59,7 +59,7 @@ export class AuditLedger {
 
   /** Append in a transaction of its own (for outcomes recorded after the main transaction rolled back). */
   async appendStandalone(input: AuditEventInput): Promise<AuditEvent> {
-    return this.storage.db.transaction().execute((tx) => this.append(tx, input));
+    return this.storage.transact((tx) => this.append(tx, input));
   }
 
   async size(db: Executor = this.storage.db): Promise<number> {
@@ -114,7 +114,7 @@ export class AuditLedger {
 
   /** Writable = a transaction can lock and read the head (used by /readyz; writes nothing). */
   async checkWritable(): Promise<void> {
-    await this.storage.db.transaction().execute(async (tx) => {
+    await this.storage.transact(async (tx) => {
       let q = tx.selectFrom('audit_head').select('size').where('id', '=', 1);
       if (this.storage.rowLocks) q = q.forUpdate();
       await q.executeTakeFirst();

@@ -11,6 +11,12 @@ export interface Principal {
 
 const TOKEN_PREFIX = 'pal_';
 const LAST_USED_RESOLUTION_MS = 60_000;
+/**
+ * A valid key's row is reused for this long, so the request path does not wait on the database (on SQLite that
+ * wait would serialize every request behind the write transaction and defeat group commit). Revocation on this
+ * node takes effect at once; on another node of a PostgreSQL deployment within this bound.
+ */
+const AUTH_CACHE_MS = 1000;
 
 /** A new API key token: `pal_` + 256 random bits, base64url. Only its SHA-256 is stored. */
 export function newToken(): string {
@@ -40,6 +46,7 @@ function toInfo(row: ApiKeyTable): ApiKeyInfo {
  */
 export class ApiKeyService {
   readonly #lastUsedWritten = new Map<string, number>();
+  readonly #valid = new Map<string, { row: ApiKeyTable; at: number }>();
 
   constructor(
     private readonly storage: Storage,
@@ -48,8 +55,17 @@ export class ApiKeyService {
 
   async authenticate(token: string): Promise<Principal> {
     const hash = hashToken(token);
-    const row = await this.storage.db.selectFrom('api_keys').selectAll().where('token_hash', '=', hash).executeTakeFirst();
     const now = this.clock();
+    const cacheKey = hash.toString('base64');
+    const cached = this.#valid.get(cacheKey);
+    let row: ApiKeyTable | undefined;
+    if (cached && Date.now() - cached.at < AUTH_CACHE_MS) row = cached.row;
+    else {
+      row = await this.storage.db.selectFrom('api_keys').selectAll().where('token_hash', '=', hash).executeTakeFirst();
+      if (this.#valid.size >= 10_000) this.#valid.clear();
+      if (row && row.revoked_at === null) this.#valid.set(cacheKey, { row, at: Date.now() });
+      else this.#valid.delete(cacheKey);
+    }
     if (!row || !constantTimeEqual(row.token_hash, hash) || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now.toISOString())) {
       throw new PalisadeError('PAL_AUTH_INVALID');
     }
@@ -99,6 +115,7 @@ export class ApiKeyService {
   async revoke(db: Executor, id: string): Promise<ApiKeyInfo> {
     const row = await db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new PalisadeError('PAL_AUTH_API_KEY_NOT_FOUND');
+    for (const [k, v] of this.#valid) if (v.row.id === id) this.#valid.delete(k);
     if (row.revoked_at === null) {
       row.revoked_at = this.clock().toISOString();
       await db.updateTable('api_keys').set({ revoked_at: row.revoked_at }).where('id', '=', id).execute();
