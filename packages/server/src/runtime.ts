@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import { PalisadeError } from '@palisade/core';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { splitAddr } from './config/config.js';
@@ -82,6 +83,10 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     const metrics = kmsMetrics(registry, () => storage.db, clock);
     const kms = new KmsService({
       barrier: () => sealRef.barrier(),
+      root: () => {
+        if (!sealRef.root) throw new PalisadeError('PAL_SEAL_SEALED');
+        return sealRef.root;
+      },
       clock,
       metrics,
       config: {
@@ -89,10 +94,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         maxEncryptionsPerVersion: config.kms.max_encryptions_per_version,
         nonceBlock: config.kms.nonce_block,
         schedulerIntervalSeconds: config.kms.scheduler_interval_seconds,
+        kekRotationDays: config.kms.kek_rotation_days,
       },
     });
     const scheduler = new KmsScheduler({ storage, ledger, service: kms, log, clock, intervalSeconds: config.kms.scheduler_interval_seconds });
     sealRef.onSeal(() => kms.forgetAll());
+    kms.onKekRotated = () => scheduler.kick();
+    sealRef.onUnseal(() => scheduler.ensureSystemKeks());
+    if (sealRef.state === 'unsealed') await scheduler.ensureSystemKeks();
     // An HSM that goes away is noticed without traffic: hsm_operations_total{operation="check",status="failed"} rises.
     const health = setInterval(() => {
       const was = sealRef.unavailable;

@@ -71,6 +71,16 @@ export const KeyMetadata = Type.Object({
   expires_at: Type.String({ format: 'date-time', description: 'when the current version is due for rotation' }),
   rotation_period_days: Type.Integer(),
   destroy_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  rewrap: Type.Optional(
+    Type.Object(
+      {
+        to_version: Type.Integer({ description: 'the KEK version everything is being moved to' }),
+        pending: Type.Integer({ description: 'key versions still wrapped under an older version' }),
+        total: Type.Integer({ description: 'key versions wrapped under this KEK' }),
+      },
+      { description: 'system KEKs: progress of the background rewrap after a rotation' },
+    ),
+  ),
   versions: Type.Optional(
     Type.Array(
       Type.Object({

@@ -55,6 +55,8 @@ export const ERROR_CATALOGUE = {
   PAL_KMS_INVALID_STATE: { status: 409, title: 'Invalid key state for this action', description: 'The key is not in a state that allows this action (for example enabling a key that is not disabled).' },
   PAL_KMS_INVALID_DESTRUCTION_WINDOW: { status: 400, title: 'Invalid destruction window', description: 'Destruction must be scheduled 7 to 30 days ahead.' },
   PAL_KMS_CANNOT_DESTROY_CURRENT_VERSION: { status: 409, title: 'Cannot destroy the current version', description: 'Rotate first: the current version encrypts new data.' },
+  PAL_KMS_VERSION_IN_USE: { status: 409, title: 'Key version still in use', description: 'Key material is still wrapped under this KEK version; wait for the background rewrap (progress in `rewrap`) to finish.' },
+  PAL_KMS_SYSTEM_KEY: { status: 409, title: 'System key', description: 'System keys (`system/...`, the KEKs of the key hierarchy) wrap other keys; they cannot be used, disabled or destroyed directly.' },
   PAL_KMS_SIGNATURE_INVALID_FORMAT: { status: 400, title: 'Signature malformed', description: 'The signature is not well-formed for the key\'s algorithm.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -101,7 +101,25 @@ export function buildCli(): Command {
       }
     });
   keys.command('show <key_id>').description('show a key and its versions').action(async (id: string) => out(await withClient((c) => c.kms.getKey(id))));
-  keys.command('rotate <key_id>').description('rotate a key (new version)').action(async (id: string) => out(await withClient((c) => c.kms.rotateKey(id))));
+  keys
+    .command('rotate <key_id>')
+    .description('rotate a key (new version); for a system KEK, --wait follows the background rewrap of the keys under it')
+    .option('--wait', 'wait until the rewrap is complete, showing progress')
+    .action(async (id: string, o: { wait?: boolean }) => {
+      let meta = await withClient((c) => c.kms.rotateKey(id));
+      if (o.wait && meta.rewrap) {
+        const bar = progressBar(`rewrapping under ${meta.name ?? id} v${meta.version}`);
+        await withClient(async (c) => {
+          while (meta.rewrap && meta.rewrap.pending > 0) {
+            bar(meta.rewrap.total - meta.rewrap.pending, meta.rewrap.total);
+            await new Promise((r) => setTimeout(r, 500));
+            meta = await c.kms.getKey(id);
+          }
+        });
+        bar(meta.rewrap!.total, meta.rewrap!.total);
+      }
+      out(meta);
+    });
   keys.command('disable <key_id>').description('disable a key').action(async (id: string) => out(await withClient((c) => c.kms.disableKey(id))));
   keys.command('enable <key_id>').description('enable a disabled key').action(async (id: string) => out(await withClient((c) => c.kms.enableKey(id))));
 

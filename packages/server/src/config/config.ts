@@ -59,6 +59,7 @@ export const ConfigSchema = Type.Object(
         max_encryptions_per_version: Type.Integer({ minimum: 1, maximum: 2 ** 32, default: 2 ** 32, description: 'retire a key version after this many encryptions (NIST SP 800-38D)' }),
         nonce_block: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1024, description: 'encryptions a node reserves at once' }),
         scheduler_interval_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: 'how often due rotations and destructions run' }),
+        kek_rotation_days: Type.Integer({ minimum: 1, maximum: 3650, default: 90, description: 'rotation period of the system KEKs (one per classification)' }),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -79,6 +79,16 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0002_key_hierarchy': {
+      async up(db: Kysely<unknown>) {
+        // How a version's material is wrapped: 'barrier' (0001 rows), 'root' (system KEKs, by the seal provider,
+        // e.g. inside the HSM) or 'kek' (by version kek_version of the system KEK kek_id of the key's classification).
+        await db.schema.alterTable('kms_key_versions').addColumn('wrapping', 'text', (c) => c.notNull().defaultTo('barrier')).execute();
+        await db.schema.alterTable('kms_key_versions').addColumn('kek_id', 'text').execute();
+        await db.schema.alterTable('kms_key_versions').addColumn('kek_version', 'integer').execute();
+        await db.schema.createIndex('kms_key_versions_kek').on('kms_key_versions').columns(['kek_id', 'kek_version']).execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -51,7 +51,10 @@ export interface KmsKeyVersionTable {
   key_id: string;
   version: number;
   status: string;
-  material: Buffer | null; // sealed by the barrier; NULL once destroyed
+  material: Buffer | null; // wrapped as `wrapping` says; NULL once destroyed
+  wrapping: 'barrier' | 'root' | 'kek';
+  kek_id: string | null;
+  kek_version: number | null;
   public_key: Buffer | null; // SPKI DER for asymmetric keys
   created_at: string;
   destroy_at: string | null;

@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import type { Storage } from '../storage/database.js';
+import { Barrier } from '../kernel/seal/barrier.js';
+import type { SealManager } from '../kernel/seal/manager.js';
 
 const TABLES = ['audit_events', 'audit_head', 'api_keys', 'kms_keys', 'kms_key_versions', 'leases', 'settings'] as const;
 
@@ -23,8 +25,18 @@ export async function allTables(storage: Storage): Promise<string> {
   return parts.join('\n');
 }
 
-/** The unwrapped material of every KMS key version (for tests that check it is stored nowhere in clear). */
-export async function kmsMaterials(storage: Storage, open: (purpose: string, blob: Buffer) => Buffer): Promise<Buffer[]> {
-  const rows = await storage.db.selectFrom('kms_key_versions').select(['key_id', 'version', 'material']).execute();
-  return rows.filter((r) => r.material).map((r) => open(`kms/${r.key_id}/${r.version}`, r.material!));
+/**
+ * The unwrapped material of every KMS key version, unwrapped here independently of the KMS service (the root
+ * provider for system KEKs, the KEK for other keys), for tests that check it is stored nowhere in clear.
+ */
+export async function kmsMaterials(storage: Storage, seal: Pick<SealManager, 'barrier' | 'root'>): Promise<Buffer[]> {
+  const rows = await storage.db.selectFrom('kms_key_versions').selectAll().where('material', 'is not', null).execute();
+  const byKey = new Map(rows.map((r) => [`${r.key_id}:${r.version}`, r]));
+  const open = async (r: (typeof rows)[number]): Promise<Buffer> => {
+    const purpose = `kms/${r.key_id}/${r.version}`;
+    if (r.wrapping === 'root') return seal.root!.unwrap(r.material!);
+    if (r.wrapping === 'kek') return new Barrier(await open(byKey.get(`${r.kek_id}:${r.kek_version}`)!)).open(purpose, r.material!);
+    return seal.barrier().open(purpose, r.material!);
+  };
+  return Promise.all(rows.map(open));
 }

@@ -9,6 +9,8 @@ export interface KmsConfig {
   nonceBlock: number;
   /** How often the scheduler looks for due rotations and destructions. */
   schedulerIntervalSeconds: number;
+  /** Rotation period of the system KEKs (the seed's key_rotation_policies: KEK 90 days). */
+  kekRotationDays: number;
 }
 
 export const DEFAULT_KMS_CONFIG: KmsConfig = {
@@ -16,4 +18,5 @@ export const DEFAULT_KMS_CONFIG: KmsConfig = {
   maxEncryptionsPerVersion: 2 ** 32,
   nonceBlock: 1024,
   schedulerIntervalSeconds: 60,
+  kekRotationDays: 90,
 };

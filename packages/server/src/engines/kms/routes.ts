@@ -107,6 +107,7 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
         onKey(req, { reason: 'manual' });
         const meta = await service.rotate(op(req), req.params.key_id, 'manual');
         req.auditRecord.details = { reason: 'manual', version: meta.version };
+        if (meta.rewrap?.pending) req.auditRecord.afterCommit.push(async () => service.kekRotated()); // start the rewrap now
         return meta;
       },
     });

@@ -10,8 +10,9 @@ const LEASE = 'kms-scheduler';
 const SYSTEM = { principal_id: 'system:kms-scheduler', api_key_id: null, source_ip: null };
 
 /**
- * Rotates keys whose rotation period has passed and erases material whose destruction date has come. One node runs
- * it at a time (database lease); each rotation or destruction commits with its audit event.
+ * Rotates keys whose rotation period has passed, rewraps keys still under an older KEK version, and erases material
+ * whose destruction date has come. One node runs it at a time (database lease); each step commits with its audit
+ * event.
  */
 export class KmsScheduler {
   readonly #holder = randomId('node');
@@ -24,10 +25,13 @@ export class KmsScheduler {
 
   start(): void {
     const ms = this.deps.intervalSeconds * 1000;
-    this.#timer = setInterval(() => {
-      if (!this.#running) this.#running = this.tick().then(() => undefined, (e: unknown) => this.deps.log.error({ err: e }, 'kms scheduler tick failed')).finally(() => (this.#running = undefined));
-    }, ms);
+    this.#timer = setInterval(() => this.kick(), ms);
     this.#timer.unref();
+  }
+
+  /** Run a pass now (e.g. after a KEK rotation) unless one is running. */
+  kick(): void {
+    if (!this.#running) this.#running = this.tick().then(() => undefined, (e: unknown) => this.deps.log.error({ err: e }, 'kms scheduler pass failed')).finally(() => (this.#running = undefined));
   }
 
   async stop(): Promise<void> {
@@ -37,11 +41,11 @@ export class KmsScheduler {
   }
 
   /** One pass; returns what it did. Public so operators' tooling and tests can drive it with their own clock. */
-  async tick(now: Date = this.deps.clock()): Promise<{ rotated: string[]; destroyed: Array<{ key_id: string; version: number | null }> }> {
+  async tick(now: Date = this.deps.clock()): Promise<{ rotated: string[]; rewrapped: number; destroyed: Array<{ key_id: string; version: number | null }> }> {
     const { storage, ledger, service } = this.deps;
     const ttl = Math.max(2 * this.deps.intervalSeconds * 1000, 30_000);
-    if (this.deps.isSealed?.()) return { rotated: [], destroyed: [] }; // nothing can be unwrapped or audited
-    if (!(await acquireLease(storage.db, LEASE, this.#holder, ttl, now))) return { rotated: [], destroyed: [] };
+    if (this.deps.isSealed?.()) return { rotated: [], rewrapped: 0, destroyed: [] }; // nothing can be unwrapped or audited
+    if (!(await acquireLease(storage.db, LEASE, this.#holder, ttl, now))) return { rotated: [], rewrapped: 0, destroyed: [] };
     const rotated: string[] = [];
     for (const key of await service.dueForRotation(storage.db, now)) {
       await storage.transact(async (tx) => {
@@ -51,6 +55,7 @@ export class KmsScheduler {
         if (meta.version > key.current_version) rotated.push(key.key_id);
       });
     }
+    const rewrapped = await this.rewrap();
     const destroyed = await storage.transact(async (tx) => {
       const done = await service.destroyDue(tx, now);
       for (const d of done) {
@@ -58,6 +63,36 @@ export class KmsScheduler {
       }
       return done;
     });
-    return { rotated, destroyed };
+    return { rotated, rewrapped, destroyed };
+  }
+
+  /** Rewrap, batch by batch (each its own transaction and audit event), until nothing is under an old KEK version. */
+  async rewrap(batch = 500, onProgress?: (done: number, pending: number) => void): Promise<number> {
+    const { storage, ledger, service } = this.deps;
+    let total = 0;
+    for (;;) {
+      const steps = await storage.transact(async (tx) => {
+        const done = await service.rewrapPending(tx, batch);
+        for (const d of done) {
+          await ledger.append(tx, { type: 'kms.kek.rewrap', actor: SYSTEM, outcome: 'success', resource: { type: 'kms_key', id: d.kek_id }, details: { to_version: d.to_version, rewrapped: d.rewrapped, pending: d.pending } });
+        }
+        return done;
+      });
+      if (steps.length === 0) return total;
+      total += steps.reduce((n, d) => n + d.rewrapped, 0);
+      onProgress?.(total, steps.reduce((n, d) => n + d.pending, 0));
+    }
+  }
+
+  /** At every unseal: the system KEK of each classification exists (created with its audit event if not). */
+  async ensureSystemKeks(): Promise<void> {
+    const { storage, ledger, service } = this.deps;
+    const attempt = () =>
+      storage.transact(async (tx) => {
+        const extra: AuditEventInput[] = [];
+        await service.ensureSystemKeks({ db: tx, emit: (e) => extra.push({ actor: SYSTEM, ...e }) });
+        for (const e of extra) await ledger.append(tx, e);
+      });
+    await attempt().catch(attempt); // another node may have created one at the same moment: the second pass sees it
   }
 }

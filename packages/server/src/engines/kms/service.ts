@@ -4,6 +4,7 @@ import {
   aeadSeal,
   canonicalBytes,
   constantTimeEqual,
+  CLASSIFICATIONS,
   PalisadeError,
   randomBytes,
   randomId,
@@ -20,7 +21,8 @@ import {
 } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
 import type { KmsKeyTable, KmsKeyVersionTable } from '../../storage/schema.js';
-import type { Barrier } from '../../kernel/seal/barrier.js';
+import { Barrier } from '../../kernel/seal/barrier.js';
+import type { RootKeyProvider } from '../../kernel/seal/provider.js';
 import type { AuditEventInput } from '../../kernel/audit/events.js';
 import { ALGORITHM_SPECS, generateMaterial, hmac, privateKeyFrom, publicKeyFrom, resolveUsage, signMessage, verifyMessage } from './algorithms.js';
 import type { KmsConfig } from './config.js';
@@ -40,6 +42,8 @@ export interface OpContext {
 
 export interface KmsDeps {
   barrier: () => Barrier;
+  /** The seal's root: system KEKs are wrapped by it (inside the HSM for pkcs11). */
+  root: () => RootKeyProvider;
   config: KmsConfig;
   metrics: KmsMetrics;
   clock: () => Date;
@@ -58,6 +62,8 @@ export class KmsService {
   readonly #budget: NonceBudget;
   /** Unsealed key material by `key_id:version`; bounded, evicted on destruction. */
   readonly #material = new Map<string, Buffer | KeyObject>();
+  /** A barrier per unwrapped KEK version (`kek_id:version`), to wrap and unwrap the keys under it. */
+  readonly #kekBarriers = new Map<string, Barrier>();
 
   constructor(private readonly deps: KmsDeps) {
     this.#budget = new NonceBudget(deps.config.maxEncryptionsPerVersion, deps.config.nonceBlock);
@@ -70,6 +76,11 @@ export class KmsService {
   // ---------------------------------------------------------------- lifecycle
 
   async create(ctx: OpContext, req: CreateKeyRequest): Promise<KeyMetadata> {
+    if (isSystemKey(req.name ?? null)) throw new PalisadeError('PAL_VALIDATION_FAILED', 'names starting with system/ are reserved');
+    return this.#create(ctx, req);
+  }
+
+  async #create(ctx: OpContext, req: CreateKeyRequest): Promise<KeyMetadata> {
     const usage = resolveUsage(req.key_type, req.algorithm, req.usage);
     const classification: Classification = req.classification ?? 'internal';
     if (req.name !== undefined) {
@@ -93,30 +104,99 @@ export class KmsService {
       destroy_at: null,
       status_before_destruction: null,
     };
-    const version = await this.#newVersion(key, 1, now);
+    const version = await this.#newVersion(ctx.db, key, 1, now);
     await ctx.db.insertInto('kms_keys').values(key).execute();
     await ctx.db.insertInto('kms_key_versions').values(version).execute();
     return this.#metadata(key, [version]);
   }
 
-  async #newVersion(key: KmsKeyTable, version: number, now: string): Promise<KmsKeyVersionTable> {
+  async #newVersion(db: Executor, key: KmsKeyTable, version: number, now: string): Promise<KmsKeyVersionTable> {
     const m = await generateMaterial(key.algorithm as Algorithm);
-    return {
-      key_id: key.key_id,
-      version,
-      status: 'active',
-      material: this.deps.barrier().seal(purpose(key.key_id, version), m.secret),
-      public_key: m.publicKey,
-      created_at: now,
-      destroy_at: null,
-      nonces_reserved: 0,
-    };
+    return { key_id: key.key_id, version, status: 'active', ...(await this.#wrap(db, key, version, m.secret)), public_key: m.publicKey, created_at: now, destroy_at: null, nonces_reserved: 0 };
+  }
+
+  // ---------------------------------------------------------------- key hierarchy: root -> system KEKs -> keys
+
+  /** System KEKs wrap under the root (the HSM); every other key under the current KEK of its classification. */
+  async #wrap(db: Executor, key: KmsKeyTable, version: number, secret: Buffer): Promise<Pick<KmsKeyVersionTable, 'material' | 'wrapping' | 'kek_id' | 'kek_version'>> {
+    if (isSystemKey(key.name)) return { material: await this.deps.root().wrap(secret), wrapping: 'root', kek_id: null, kek_version: null };
+    const kek = await this.#systemKek(db, key.classification as Classification);
+    const barrier = await this.#kekBarrier(db, kek, kek.current_version);
+    return { material: barrier.seal(purpose(key.key_id, version), secret), wrapping: 'kek', kek_id: kek.key_id, kek_version: kek.current_version };
+  }
+
+  async #unwrap(db: Executor, v: KmsKeyVersionTable): Promise<Buffer> {
+    const material = v.material!;
+    if (v.wrapping === 'root') return this.deps.root().unwrap(material);
+    if (v.wrapping === 'kek') return (await this.#kekBarrier(db, await this.#key(db, v.kek_id!), v.kek_version!)).open(purpose(v.key_id, v.version), material);
+    return this.deps.barrier().open(purpose(v.key_id, v.version), material);
+  }
+
+  async #kekBarrier(db: Executor, kek: KmsKeyTable, version: number): Promise<Barrier> {
+    const k = `${kek.key_id}:${version}`;
+    let b = this.#kekBarriers.get(k);
+    if (!b) {
+      b = new Barrier((await this.#material_(db, kek, version)) as Buffer);
+      this.#kekBarriers.set(k, b);
+    }
+    return b;
+  }
+
+  async #systemKek(db: Executor, classification: Classification): Promise<KmsKeyTable> {
+    const kek = await db.selectFrom('kms_keys').selectAll().where('name', '=', kekName(classification)).executeTakeFirst();
+    if (!kek) throw new PalisadeError('PAL_INTERNAL', `the system KEK for ${classification} data does not exist yet`);
+    return kek;
+  }
+
+  /** Create the system KEK of each classification that has none (at every unseal; idempotent). */
+  async ensureSystemKeks(ctx: OpContext): Promise<KeyMetadata[]> {
+    const created: KeyMetadata[] = [];
+    for (const classification of CLASSIFICATIONS) {
+      const name = kekName(classification);
+      if (await ctx.db.selectFrom('kms_keys').select('key_id').where('name', '=', name).executeTakeFirst()) continue;
+      const meta = await this.#create(ctx, { key_type: 'KEK', algorithm: 'AES-256-GCM', classification, name, rotation_period_days: this.deps.config.kekRotationDays });
+      ctx.emit?.({ type: 'kms.key.create', outcome: 'success', resource: { type: 'kms_key', id: meta.key_id }, details: { name, system: true } });
+      created.push(meta);
+    }
+    return created;
+  }
+
+  /**
+   * Background rewrap after a KEK rotation: move up to `limit` key versions still wrapped under an older version of
+   * a system KEK to its current version. Each row is rewritten whole, so a crash between batches loses nothing and
+   * the next run continues where this one stopped; a row is readable under its old KEK version until then.
+   */
+  async rewrapPending(db: Executor, limit = 500): Promise<Array<{ kek_id: string; to_version: number; rewrapped: number; pending: number }>> {
+    const out: Array<{ kek_id: string; to_version: number; rewrapped: number; pending: number }> = [];
+    for (const kek of await db.selectFrom('kms_keys').selectAll().where('name', 'like', `${SYSTEM_KEK_PREFIX}%`).execute()) {
+      const rows = await db.selectFrom('kms_key_versions').selectAll().where('kek_id', '=', kek.key_id).where('kek_version', '<', kek.current_version).where('material', 'is not', null).limit(limit).execute();
+      if (rows.length === 0) continue;
+      const target = await this.#kekBarrier(db, kek, kek.current_version);
+      for (const v of rows) {
+        const secret = await this.#unwrap(db, v);
+        await db.updateTable('kms_key_versions').set({ material: target.seal(purpose(v.key_id, v.version), secret), kek_version: kek.current_version }).where('key_id', '=', v.key_id).where('version', '=', v.version).execute();
+        secret.fill(0);
+      }
+      out.push({ kek_id: kek.key_id, to_version: kek.current_version, rewrapped: rows.length, pending: (await this.#rewrapProgress(db, kek)).pending });
+    }
+    return out;
+  }
+
+  async #rewrapProgress(db: Executor, kek: KmsKeyTable): Promise<{ to_version: number; pending: number; total: number }> {
+    const rows = await db
+      .selectFrom('kms_key_versions')
+      .select((eb) => [eb.fn.countAll<number>().as('total'), eb.fn.sum<number>(eb.case().when('kek_version', '<', kek.current_version).then(1).else(0).end()).as('pending')])
+      .where('kek_id', '=', kek.key_id)
+      .where('material', 'is not', null)
+      .executeTakeFirstOrThrow();
+    return { to_version: kek.current_version, pending: Number(rows.pending ?? 0), total: Number(rows.total) };
   }
 
   async get(db: Executor, keyId: string, withVersions = true): Promise<KeyMetadata> {
     const key = await this.#key(db, keyId);
     const versions = withVersions ? await db.selectFrom('kms_key_versions').selectAll().where('key_id', '=', keyId).orderBy('version').execute() : undefined;
-    return this.#metadata(key, versions);
+    const meta = this.#metadata(key, versions);
+    return isSystemKey(key.name) ? { ...meta, rewrap: await this.#rewrapProgress(db, key) } : meta;
   }
 
   async list(db: Executor, q: ListKeysQuery): Promise<{ keys: KeyMetadata[]; next_cursor: string | null }> {
@@ -166,7 +246,7 @@ export class KmsService {
     if (!row) return this.get(ctx.db, keyId, false); // someone else rotated first
     const version = Number(row.current_version);
     try {
-      await ctx.db.insertInto('kms_key_versions').values(await this.#newVersion(key, version, now)).execute();
+      await ctx.db.insertInto('kms_key_versions').values(await this.#newVersion(ctx.db, key, version, now)).execute();
       await ctx.db.updateTable('kms_key_versions').set({ status: 'deprecated' }).where('key_id', '=', keyId).where('version', '<', version).where('status', '=', 'active').execute();
     } catch (e) {
       this.deps.metrics.rotation(key.key_type, 'failure');
@@ -181,6 +261,7 @@ export class KmsService {
 
   async setEnabled(ctx: OpContext, keyId: string, enabled: boolean): Promise<KeyMetadata> {
     const key = await this.#key(ctx.db, keyId);
+    this.#assertNotSystem(key);
     const from: KeyStatus = enabled ? 'disabled' : 'active';
     if (key.status !== from) throw new PalisadeError('PAL_KMS_INVALID_STATE', `the key is ${key.status}; only a ${from} key can be ${enabled ? 'enabled' : 'disabled'}`);
     await ctx.db.updateTable('kms_keys').set({ status: enabled ? 'active' : 'disabled' }).where('key_id', '=', keyId).where('status', '=', from).execute();
@@ -191,6 +272,7 @@ export class KmsService {
     if (!Number.isInteger(pendingDays) || pendingDays < 7 || pendingDays > 30) throw new PalisadeError('PAL_KMS_INVALID_DESTRUCTION_WINDOW');
     const key = await this.#key(ctx.db, keyId);
     this.#assertNotDestroyed(key);
+    this.#assertNotSystem(key);
     const at = new Date(this.#now().getTime() + pendingDays * DAY_MS).toISOString();
     if (version === undefined) {
       if (key.status === 'pending_destruction') throw new PalisadeError('PAL_KMS_INVALID_STATE', 'the key is already scheduled for destruction');
@@ -221,7 +303,8 @@ export class KmsService {
 
   /** Keys whose current version is older than their rotation period (or due by time), active only. */
   async dueForRotation(db: Executor, now: Date): Promise<KmsKeyTable[]> {
-    const keys = await db.selectFrom('kms_keys').selectAll().where('status', '=', 'active').execute();
+    // System KEKs rotate on an operator's request (their policy requires approval), never by themselves.
+    const keys = await db.selectFrom('kms_keys').selectAll().where('status', '=', 'active').where((eb) => eb.or([eb('name', 'is', null), eb('name', 'not like', 'system/%')])).execute();
     return keys.filter((k) => Date.parse(k.rotated_at) + k.rotation_period_days * DAY_MS <= now.getTime());
   }
 
@@ -361,9 +444,14 @@ export class KmsService {
   }
 
   /** The key, if its state and usage allow `op`. */
+  #assertNotSystem(key: KmsKeyTable): void {
+    if (isSystemKey(key.name)) throw new PalisadeError('PAL_KMS_SYSTEM_KEY', `${key.name} wraps other keys; it can only be rotated`);
+  }
+
   async #usable(db: Executor, keyId: string, op: Usage): Promise<KmsKeyTable> {
     const key = await this.#key(db, keyId);
     this.#assertNotDestroyed(key);
+    this.#assertNotSystem(key);
     if (key.status === 'disabled') throw new PalisadeError('PAL_KMS_KEY_DISABLED', `key ${keyId} is disabled`);
     if (key.status === 'pending_destruction') throw new PalisadeError('PAL_KMS_KEY_PENDING_DESTRUCTION', `key ${keyId} is scheduled for destruction at ${key.destroy_at}`);
     const usage = JSON.parse(key.usage) as Usage[];
@@ -396,10 +484,17 @@ export class KmsService {
     return (await this.#material_(db, key, version)) as Buffer;
   }
 
+  /** Called after a system KEK rotation commits (the scheduler starts the background rewrap). */
+  onKekRotated: () => void = () => undefined;
+  kekRotated(): void {
+    this.onKekRotated();
+  }
+
   /** Drop every unwrapped key from memory (on seal). */
   forgetAll(): void {
     for (const m of this.#material.values()) if (Buffer.isBuffer(m)) m.fill(0);
     this.#material.clear();
+    this.#kekBarriers.clear();
   }
 
   /** Unsealed material (Buffer for symmetric keys, KeyObject for private keys), cached per version. */
@@ -409,7 +504,7 @@ export class KmsService {
     if (hit) return hit;
     const v = await this.#version(db, key.key_id, version);
     if (!v.material || v.status === 'destroyed') throw new PalisadeError('PAL_KMS_KEY_DESTROYED', `version ${version} of key ${key.key_id} was destroyed`);
-    const secret = this.deps.barrier().open(purpose(key.key_id, version), v.material);
+    const secret = await this.#unwrap(db, v);
     const value = ALGORITHM_SPECS[key.algorithm as Algorithm].family === 'signature' ? privateKeyFrom(secret) : secret;
     if (this.#material.size >= 10_000) this.#material.delete(this.#material.keys().next().value as string);
     this.#material.set(k, value);
@@ -446,6 +541,10 @@ export class KmsService {
     };
   }
 }
+
+export const SYSTEM_KEK_PREFIX = 'system/kek/';
+const kekName = (c: Classification) => `${SYSTEM_KEK_PREFIX}${c}`;
+const isSystemKey = (name: string | null) => name?.startsWith('system/') ?? false;
 
 function purpose(keyId: string, version: number): string {
   return `kms/${keyId}/${version}`;

@@ -94,7 +94,7 @@ describe.each(dialects())('passphrase seal: init, unseal, seal, rekey ($name)', 
       for (const t of ['seal.init', 'seal.unseal', 'seal.seal', 'seal.rekey']) expect(types).toContain(t);
       expect(await s.rt.ledger.verify()).toMatchObject({ ok: true });
       const dump = await allTables(s.rt.storage);
-      const materials = await kmsMaterials(s.rt.storage, (p, b) => s.rt.seal.barrier().open(p, b));
+      const materials = await kmsMaterials(s.rt.storage, s.rt.seal);
       expect(materials.length).toBeGreaterThan(0);
       for (const m of materials) for (const needle of [m.toString('hex'), m.toString('base64'), m.toString('latin1')]) expect(dump.includes(needle)).toBe(false);
       expect(dump.includes(PASS)).toBe(false);

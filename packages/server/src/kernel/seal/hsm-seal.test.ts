@@ -43,7 +43,7 @@ describe.skipIf(!hsmAvailable)('pkcs11 seal, end to end', () => {
     expect((await s.client.kms.decrypt(keyId, ct)).toString()).toBe('kept across restarts');
 
     const dump = await allTables(s.rt.storage);
-    const materials = await kmsMaterials(s.rt.storage, (p, b) => s.rt.seal.barrier().open(p, b));
+    const materials = await kmsMaterials(s.rt.storage, s.rt.seal);
     expect(materials.length).toBeGreaterThan(0);
     for (const m of materials) {
       for (const needle of [m.toString('hex'), m.toString('base64'), m.toString('latin1')]) {
@@ -77,7 +77,7 @@ describe.skipIf(!hsmAvailable)('pkcs11 seal, end to end', () => {
     const s = await start('removable');
     const keyId = (await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM' })).key_id;
     const before = await s.client.kms.listKeys();
-    expect(before.keys).toHaveLength(1);
+    expect(before.keys.filter((k) => !k.name?.startsWith('system/'))).toHaveLength(1);
     hsm.deleteToken('removable');
     await expect(s.rt.seal.checkRoot()).rejects.toMatchObject({ code: 'PAL_SEAL_UNAVAILABLE' });
     expect(await codeOf(s.client.kms.encrypt(keyId, 'x'))).toEqual({ status: 503, code: 'PAL_SEAL_UNAVAILABLE' });
