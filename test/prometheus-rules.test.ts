@@ -52,7 +52,7 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
     const text = readFileSync(join(repo, RULES), 'utf8');
     expect(text).toMatch(/- name: palisade-encryption\n/);
     const alerts = [...text.matchAll(/- alert: (\w+)/g)].map((m) => m[1]);
-    expect(alerts).toEqual(['EncryptionFailureRate', 'KeyExpiryWarning', 'UnauthorizedDecryption']);
+    expect(alerts).toEqual(['EncryptionFailureRate', 'KeyExpiryWarning', 'UnauthorizedDecryption', 'HSMConnectivityFailure']);
     for (const a of alerts) {
       expect(text).toContain(`runbook_url: docs/runbooks/${a}.md`);
       expect(() => readFileSync(join(repo, 'docs/runbooks', `${a}.md`))).not.toThrow();
