@@ -1,14 +1,26 @@
-// The peer of the HTTP benchmark, run as a child process: a bare node:https server (TLS 1.3, ECDSA P-256 certificate,
-// keep-alive HTTP/1.1) that answers Palisade's encrypt/decrypt routes with the same JSON shapes, doing nothing but
-// JSON parsing, base64 and AES-256-GCM with node:crypto. No authentication, audit ledger, database or schema validation:
-// it is the cost floor of "HTTPS + JSON + AEAD" on this machine. Sends { port, ca } over IPC once listening.
+// The peers of the HTTP benchmark, each run as a child process, both with the same TLS settings as Palisade (TLS 1.3
+// only, self-signed ECDSA P-256 certificate, keep-alive HTTP/1.1) and answering POST /v1/keys/:key_id/encrypt and
+// /decrypt. Sends { port, ca, mode } over IPC once listening. The mode is argv[2] or BARE_MODE:
+//
+//   https-aead    (default) a bare node:https server that answers with Palisade's JSON shapes, doing nothing but JSON
+//                 parsing, base64 and AES-256-GCM with node:crypto. No authentication, audit ledger, database or
+//                 schema validation: the cost floor of "HTTPS + JSON + AEAD" on this machine.
+//   fastify-noop  a Fastify 5 instance (the framework Palisade is built on, default options, no logger) whose two
+//                 routes do nothing and return { ok: true }; Fastify still parses the JSON body with its default
+//                 parser. The product requirement's peer: "a bare Fastify route that does nothing, same TLS settings".
 import 'reflect-metadata'; // @peculiar/x509 needs it (as packages/server does)
 import { createCipheriv, createDecipheriv, randomBytes, webcrypto } from 'node:crypto';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as x509 from '@peculiar/x509';
+import Fastify from 'fastify';
+
+const BARE_MODES = ['fastify-noop', 'https-aead'] as const;
+// Import only types from this module (import type): evaluating it starts a server.
+export type BareMode = (typeof BARE_MODES)[number];
 
 export interface BareReady {
+  mode: BareMode;
   port: number;
   /** PEM of the self-signed server certificate (it is its own CA). */
   ca: string;
@@ -50,28 +62,53 @@ function decrypt(body: { ciphertext: string; iv: string; tag: string }): object 
   return { plaintext: pt.toString('base64') };
 }
 
-const { key, cert } = await selfSigned();
-const server = createServer({ key, cert, minVersion: 'TLSv1.3', keepAliveTimeout: 72_000 }, (req, res) => {
-  const parts: Buffer[] = [];
-  req.on('data', (d: Buffer) => parts.push(d));
-  req.on('end', () => {
-    let status = 200;
-    let out: object;
-    try {
-      const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as never;
-      if (req.method === 'POST' && req.url?.endsWith('/encrypt')) out = encrypt(body);
-      else if (req.method === 'POST' && req.url?.endsWith('/decrypt')) out = decrypt(body);
-      else [status, out] = [404, { code: 'NOT_FOUND' }];
-    } catch {
-      [status, out] = [400, { code: 'BAD_REQUEST' }];
-    }
-    const text = JSON.stringify(out);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+/** TLS 1.3 only with an ECDSA P-256 certificate, as Palisade serves (tls.min_version defaults to TLSv1.3). */
+const TLS_MIN_VERSION = 'TLSv1.3';
+/** Node's and Fastify's default keep-alive timeout, set explicitly so both peers keep connections the same way. */
+const KEEP_ALIVE_MS = 72_000;
+
+function httpsAead(key: string, cert: string, ready: (port: number) => void): void {
+  const server = createServer({ key, cert, minVersion: TLS_MIN_VERSION, keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('end', () => {
+      let status = 200;
+      let out: object;
+      try {
+        const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as never;
+        if (req.method === 'POST' && req.url?.endsWith('/encrypt')) out = encrypt(body);
+        else if (req.method === 'POST' && req.url?.endsWith('/decrypt')) out = decrypt(body);
+        else [status, out] = [404, { code: 'NOT_FOUND' }];
+      } catch {
+        [status, out] = [400, { code: 'BAD_REQUEST' }];
+      }
+      const text = JSON.stringify(out);
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
   });
-});
-server.listen(0, '127.0.0.1', () => {
-  const ready: BareReady = { port: (server.address() as AddressInfo).port, ca: cert };
-  process.send!(ready);
-});
+  server.listen(0, '127.0.0.1', () => ready((server.address() as AddressInfo).port));
+}
+
+async function fastifyNoop(key: string, cert: string, ready: (port: number) => void): Promise<void> {
+  const app = Fastify({ https: { key, cert, minVersion: TLS_MIN_VERSION }, keepAliveTimeout: KEEP_ALIVE_MS });
+  const noop = async () => ({ ok: true });
+  app.post('/v1/keys/:key_id/encrypt', noop);
+  app.post('/v1/keys/:key_id/decrypt', noop);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  ready((app.server.address() as AddressInfo).port);
+}
+
+const mode = (process.argv[2] ?? process.env.BARE_MODE ?? 'https-aead') as BareMode;
+if (!BARE_MODES.includes(mode)) {
+  console.error(`bare-server: unknown mode ${mode} (expected ${BARE_MODES.join(' | ')})`);
+  process.exit(2);
+}
+const { key, cert } = await selfSigned();
+const ready = (port: number) => {
+  const msg: BareReady = { mode, port, ca: cert };
+  process.send!(msg);
+};
+if (mode === 'fastify-noop') await fastifyNoop(key, cert, ready);
+else httpsAead(key, cert, ready);
 process.on('disconnect', () => process.exit(0));
