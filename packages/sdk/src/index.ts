@@ -1,12 +1,14 @@
 import { AuditClient } from './audit.js';
 import { KmsClient } from './kms.js';
 import { SysClient } from './sys.js';
+import { ApprovalsClient } from './approvals.js';
 import { Transport, type ClientOptions } from './transport.js';
 import type { ApiKeyInfo, ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
 
 export { KmsClient } from './kms.js';
 export { AuditClient } from './audit.js';
 export { SysClient } from './sys.js';
+export { ApprovalsClient, isApproval } from './approvals.js';
 export { Transport, PalisadeApiError, type ClientOptions } from './transport.js';
 
 /** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */
@@ -15,12 +17,14 @@ export class PalisadeClient {
   readonly kms: KmsClient;
   readonly audit: AuditClient;
   readonly sys: SysClient;
+  readonly approvals: ApprovalsClient;
 
   constructor(opts: ClientOptions) {
     this.transport = new Transport(opts);
     this.kms = new KmsClient(this.transport);
     this.audit = new AuditClient(this.transport);
     this.sys = new SysClient(this.transport);
+    this.approvals = new ApprovalsClient(this.transport);
   }
 
   whoami(): Promise<WhoAmI> {

@@ -1,4 +1,5 @@
 import type {
+  Approval,
   BatchDecryptResponse,
   BatchEncryptResponse,
   CreateKeyRequest,
@@ -47,7 +48,8 @@ export class KmsClient {
   updateKey(keyId: string, req: UpdateKeyRequest): Promise<KeyMetadata> {
     return this.t.send('PATCH', `/v1/keys/${seg(keyId)}`, req);
   }
-  rotateKey(keyId: string): Promise<KeyMetadata> {
+  /** The rotated key, or (when the key type's policy requires approval) the approval request to decide. */
+  rotateKey(keyId: string): Promise<KeyMetadata | Approval> {
     return this.t.send('POST', `/v1/keys/${seg(keyId)}/rotate`);
   }
   disableKey(keyId: string): Promise<KeyMetadata> {

@@ -19,6 +19,8 @@ import type { KmsMetrics } from './engines/kms/metrics.js';
 import { authRoutes } from './engines/auth/routes.js';
 import { auditRoutes } from './engines/audit/routes.js';
 import { sysRoutes } from './engines/sys/routes.js';
+import { approvalRoutes } from './engines/approvals/routes.js';
+import type { ApprovalService } from './kernel/approvals/approvals.js';
 
 export interface AppDeps {
   storage: Storage;
@@ -26,6 +28,7 @@ export interface AppDeps {
   ledger: AuditLedger;
   apiKeys: ApiKeyService;
   kms: KmsService;
+  approvals: ApprovalService;
   kmsMetrics: KmsMetrics;
   registry: Registry;
   log: Logger;
@@ -80,5 +83,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authRoutes(deps.apiKeys, deps.clock), { prefix: '/v1' });
   await app.register(auditRoutes(deps.ledger), { prefix: '/v1' });
   await app.register(sysRoutes(deps.seal, deps.ledger), { prefix: '/v1' });
+  await app.register(approvalRoutes(deps.approvals), { prefix: '/v1' });
   return app;
 }

@@ -14,6 +14,8 @@ import { AuditLedger } from './kernel/audit/ledger.js';
 import { ApiKeyService, newToken } from './kernel/auth/api-keys.js';
 import { createRegistry } from './metrics/registry.js';
 import { KmsService } from './engines/kms/service.js';
+import { ApprovalService } from './kernel/approvals/approvals.js';
+import type { KmsConfig } from './engines/kms/config.js';
 import { kmsMetrics } from './engines/kms/metrics.js';
 import { KmsScheduler } from './engines/kms/scheduler.js';
 import { ensureServerTls, type ServerTls } from './http/bootstrap-tls.js';
@@ -81,7 +83,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     if (sealRef.state === 'unsealed') await owner();
 
     const metrics = kmsMetrics(registry, () => storage.db, clock);
+    const approvals = new ApprovalService(clock);
     const kms = new KmsService({
+      approvals,
       barrier: () => sealRef.barrier(),
       root: () => {
         if (!sealRef.root) throw new PalisadeError('PAL_SEAL_SEALED');
@@ -94,10 +98,12 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         maxEncryptionsPerVersion: config.kms.max_encryptions_per_version,
         nonceBlock: config.kms.nonce_block,
         schedulerIntervalSeconds: config.kms.scheduler_interval_seconds,
-        kekRotationDays: config.kms.kek_rotation_days,
+        policies: Object.fromEntries(
+          Object.entries(config.kms.rotation_policies).map(([t, p]) => [t, { frequencyDays: p.frequency_days, overlapDays: p.overlap_days, approval: p.approval }]),
+        ) as KmsConfig['policies'],
       },
     });
-    const scheduler = new KmsScheduler({ storage, ledger, service: kms, log, clock, intervalSeconds: config.kms.scheduler_interval_seconds });
+    const scheduler = new KmsScheduler({ storage, ledger, service: kms, approvals, log, clock, intervalSeconds: config.kms.scheduler_interval_seconds });
     sealRef.onSeal(() => kms.forgetAll());
     kms.onKekRotated = () => scheduler.kick();
     sealRef.onUnseal(() => scheduler.ensureSystemKeks());
@@ -112,6 +118,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     }, config.seal.health_check_seconds * 1000);
     health.unref();
     const app = await buildApp({
+      approvals,
       storage,
       seal: sealRef,
       ledger,

@@ -3,3 +3,4 @@ export * from './auth.js';
 export * from './problem.js';
 export * from './audit.js';
 export * from './sys.js';
+export * from './approvals.js';

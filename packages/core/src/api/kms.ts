@@ -71,6 +71,17 @@ export const KeyMetadata = Type.Object({
   expires_at: Type.String({ format: 'date-time', description: 'when the current version is due for rotation' }),
   rotation_period_days: Type.Integer(),
   destroy_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  rotation: Type.Optional(
+    Type.Object(
+      {
+        state: Type.Union([Type.Literal('idle'), Type.Literal('awaiting_approval'), Type.Literal('overlap')]),
+        approval_id: Type.Union([Type.String(), Type.Null()], { description: 'the pending approval request, if any' }),
+        overlap_until: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when the previous version becomes decrypt-only' }),
+        policy: Type.Object({ approval: Type.Boolean(), overlap_days: Type.Integer() }),
+      },
+      { description: 'the rotation lifecycle (GET /v1/keys/{id} only)' },
+    ),
+  ),
   rewrap: Type.Optional(
     Type.Object(
       {
@@ -87,6 +98,7 @@ export const KeyMetadata = Type.Object({
         version: Type.Integer(),
         status: enumOf(VERSION_STATUSES),
         created_at: Type.String({ format: 'date-time' }),
+        deactivate_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'end of the overlap after a rotation' }),
         destroy_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
         encryptions_reserved: Type.Integer({ description: 'nonce invocations reserved for this version (upper bound of encryptions)' }),
       }),

@@ -27,6 +27,9 @@ export const ERROR_CATALOGUE = {
   PAL_AUTH_GRANT_EXCEEDS: { status: 403, title: 'Cannot grant more than you hold', description: 'A new API key may only carry permissions its creator holds.' },
   PAL_AUTH_API_KEY_NOT_FOUND: { status: 404, title: 'API key not found', description: 'No API key with this id.' },
   // audit
+  PAL_APPROVAL_NOT_FOUND: { status: 404, title: 'Approval request not found', description: 'No approval request with this id.' },
+  PAL_APPROVAL_NOT_PENDING: { status: 409, title: 'Approval request already decided', description: 'The request was approved, rejected or has expired; `status` says which.' },
+  PAL_APPROVAL_SELF: { status: 403, title: 'Cannot approve your own request', description: 'Multi-person approval: a different principal must approve or reject.' },
   PAL_AUDIT_EVENT_NOT_FOUND: { status: 404, title: 'Audit event not found', description: 'The log has no entry with this index (yet).' },
   PAL_AUDIT_WRITE_FAILED: { status: 503, title: 'Audit write failed', description: 'The audit event could not be committed, so the operation was not performed (fail closed).' },
   // configuration (start-up)
@@ -39,6 +42,11 @@ export const ERROR_CATALOGUE = {
   PAL_SEAL_SHARE_INVALID: { status: 400, title: 'Invalid recovery share', description: 'A recovery share is malformed or corrupted (its checksum does not match), or belongs to another set.' },
   PAL_SEAL_UNAVAILABLE: { status: 503, title: 'Root of trust unavailable', description: 'The HSM (PKCS#11 token) cannot be reached or refused the operation; `detail` says why.' },
   PAL_SEAL_CORRUPT: { status: 500, title: 'Seal material corrupt', description: 'The seal file or a barrier blob failed authentication.' },
+  // backups (`palisade backup`)
+  PAL_BACKUP_CORRUPT: { status: 400, title: 'Backup corrupt', description: 'The backup file is truncated or not a Palisade backup, its manifest is damaged or its signature invalid, or a part (named in the message) does not match its SHA-256 or fails authentication.' },
+  PAL_BACKUP_UNSUPPORTED: { status: 409, title: 'Backup not restorable here', description: 'The backup\'s format or schema (its migrations) is newer than this Palisade, or from a diverged schema; upgrade Palisade first.' },
+  PAL_BACKUP_TARGET_NOT_EMPTY: { status: 409, title: 'Restore target not empty', description: 'The configured database already holds data; restore replaces it only with `--force`.' },
+  PAL_BACKUP_ROOT_MISMATCH: { status: 400, title: 'Backup needs its root of trust', description: 'The configured seal does not open the backup\'s keyring: bring the same root as the server the backup came from (its `seal.key`, the same HSM token and key label, or its passphrase or recovery shares).' },
   // kms
   PAL_KMS_KEY_NOT_FOUND: { status: 404, title: 'Key not found', description: 'No key with this id.' },
   PAL_KMS_KEY_NAME_TAKEN: { status: 409, title: 'Key name in use', description: 'Another key already has this name.' },

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, OUTCOMES, USAGES, type AuditEvent, type AuditQuery, type EncryptedData, type KeyMetadata, type Usage } from '@palisade/core';
-import { PalisadeApiError } from '@palisade/sdk';
+import { isApproval, PalisadeApiError } from '@palisade/sdk';
 import { loadConfig } from '../config/config.js';
 import { openStorage } from '../storage/database.js';
 import { openSeal } from '../kernel/seal/open.js';
@@ -106,7 +106,13 @@ export function buildCli(): Command {
     .description('rotate a key (new version); for a system KEK, --wait follows the background rewrap of the keys under it')
     .option('--wait', 'wait until the rewrap is complete, showing progress')
     .action(async (id: string, o: { wait?: boolean }) => {
-      let meta = await withClient((c) => c.kms.rotateKey(id));
+      const r = await withClient((c) => c.kms.rotateKey(id));
+      if (isApproval(r)) {
+        process.stderr.write(`rotation of ${id} needs approval by another principal: palisade approvals approve ${r.id}\n`);
+        out(r);
+        return;
+      }
+      let meta = r;
       if (o.wait && meta.rewrap) {
         const bar = progressBar(`rewrapping under ${meta.name ?? id} v${meta.version}`);
         await withClient(async (c) => {
@@ -205,6 +211,19 @@ export function buildCli(): Command {
     });
 
   operatorCommands(program);
+  const approvals = program.command('approvals').description('multi-person approval requests');
+  approvals
+    .command('list')
+    .option('--status <status>', 'pending, approved, rejected or expired', 'pending')
+    .action(async (o: { status: 'pending' }) => out((await withClient((c) => c.approvals.list({ status: o.status }))).approvals));
+  approvals.command('show <id>').action(async (id: string) => out(await withClient((c) => c.approvals.get(id))));
+  for (const decision of ['approve', 'reject'] as const) {
+    approvals
+      .command(`${decision} <id>`)
+      .description(`${decision} a request (a different principal than the requester; approving runs the action)`)
+      .option('--comment <text>', 'recorded in the audit log')
+      .action(async (id: string, o: { comment?: string }) => out(await withClient((c) => c.approvals[decision](id, o.comment))));
+  }
   return program;
 }
 

@@ -23,7 +23,15 @@ describe('configuration', () => {
   it('has safe embedded defaults', () => {
     const c = loadConfig({} as NodeJS.ProcessEnv, dir);
     expect(c).toMatchObject({ addr: '127.0.0.1:8443', data_dir: join(dir, '.palisade'), seal: { provider: 'file' }, tls: { min_version: 'TLSv1.3' }, limits: { body_bytes: 10 * 1024 * 1024 }, metrics: { public: false } });
-    expect(c.kms).toEqual({ rotation_days: { internal: 90, confidential: 30, restricted: 7 }, max_encryptions_per_version: 2 ** 32, nonce_block: 1024, scheduler_interval_seconds: 60, kek_rotation_days: 90 });
+    expect(c.kms).toEqual({ rotation_days: { internal: 90, confidential: 30, restricted: 7 }, max_encryptions_per_version: 2 ** 32, nonce_block: 1024, scheduler_interval_seconds: 60,
+      rotation_policies: {
+        DEK: { frequency_days: 30, overlap_days: 7, approval: false },
+        KEK: { frequency_days: 90, overlap_days: 30, approval: true },
+        signing: { frequency_days: 180, overlap_days: 90, approval: true },
+        TLS: { frequency_days: 90, overlap_days: 30, approval: false },
+        hmac: { frequency_days: 30, overlap_days: 7, approval: false },
+      },
+    });
   });
 
   it('reads palisade.yaml and lets the environment override it', () => {

@@ -59,7 +59,16 @@ export const ConfigSchema = Type.Object(
         max_encryptions_per_version: Type.Integer({ minimum: 1, maximum: 2 ** 32, default: 2 ** 32, description: 'retire a key version after this many encryptions (NIST SP 800-38D)' }),
         nonce_block: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1024, description: 'encryptions a node reserves at once' }),
         scheduler_interval_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: 'how often due rotations and destructions run' }),
-        kek_rotation_days: Type.Integer({ minimum: 1, maximum: 3650, default: 90, description: 'rotation period of the system KEKs (one per classification)' }),
+        rotation_policies: Type.Object(
+          {
+            DEK: Type.Object({ frequency_days: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }), overlap_days: Type.Integer({ minimum: 0, maximum: 365, default: 7 }), approval: Type.Boolean({ default: false }) }, { default: {}, additionalProperties: false }),
+            KEK: Type.Object({ frequency_days: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }), overlap_days: Type.Integer({ minimum: 0, maximum: 365, default: 30 }), approval: Type.Boolean({ default: true }) }, { default: {}, additionalProperties: false }),
+            signing: Type.Object({ frequency_days: Type.Integer({ minimum: 1, maximum: 3650, default: 180 }), overlap_days: Type.Integer({ minimum: 0, maximum: 365, default: 90 }), approval: Type.Boolean({ default: true }) }, { default: {}, additionalProperties: false }),
+            TLS: Type.Object({ frequency_days: Type.Integer({ minimum: 1, maximum: 3650, default: 90 }), overlap_days: Type.Integer({ minimum: 0, maximum: 365, default: 30 }), approval: Type.Boolean({ default: false }) }, { default: {}, additionalProperties: false }),
+            hmac: Type.Object({ frequency_days: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }), overlap_days: Type.Integer({ minimum: 0, maximum: 365, default: 7 }), approval: Type.Boolean({ default: false }) }, { default: {}, additionalProperties: false }),
+          },
+          { default: {}, additionalProperties: false, description: "the seed's key_rotation_policies by key type: a key rotates at the stricter of its type's frequency and its classification's period; approval = a second principal approves; overlap = days the previous version stays active" },
+        ),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -89,6 +89,30 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.createIndex('kms_key_versions_kek').on('kms_key_versions').columns(['kek_id', 'kek_version']).execute();
       },
     },
+    '0003_approvals_and_overlap': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('approvals')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('permission', 'text', (c) => c.notNull())
+          .addColumn('resource_type', 'text', (c) => c.notNull())
+          .addColumn('resource_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('requested_by', 'text', (c) => c.notNull())
+          .addColumn('requested_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('decided_by', 'text')
+          .addColumn('decided_at', 'text')
+          .addColumn('details', 'text', (c) => c.notNull())
+          .addColumn('result', 'text')
+          .execute();
+        await db.schema.createIndex('approvals_status').on('approvals').columns(['status', 'resource_id']).execute();
+        // After a rotation the previous version stays active for the policy's overlap, then is deactivated.
+        await db.schema.alterTable('kms_key_versions').addColumn('deactivate_at', 'text').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -55,6 +55,7 @@ export interface KmsKeyVersionTable {
   wrapping: 'barrier' | 'root' | 'kek';
   kek_id: string | null;
   kek_version: number | null;
+  deactivate_at: string | null;
   public_key: Buffer | null; // SPKI DER for asymmetric keys
   created_at: string;
   destroy_at: string | null;
@@ -72,7 +73,25 @@ export interface SettingTable {
   value: string;
 }
 
+export interface ApprovalTable {
+  id: string;
+  action: string;
+  permission: string;
+  resource_type: string;
+  resource_id: string;
+  status: string;
+  requested_by: string;
+  requested_at: string;
+  expires_at: string;
+  reason: string | null;
+  decided_by: string | null;
+  decided_at: string | null;
+  details: string; // JSON
+  result: string | null; // JSON
+}
+
 export interface Database {
+  approvals: ApprovalTable;
   audit_events: AuditEventTable;
   audit_head: AuditHeadTable;
   api_keys: ApiKeyTable;

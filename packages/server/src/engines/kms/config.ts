@@ -1,4 +1,12 @@
-import type { Classification } from '@palisade/core';
+import type { Classification, KeyType } from '@palisade/core';
+
+export interface RotationPolicy {
+  frequencyDays: number;
+  /** Days the previous version stays active after a rotation before it is deactivated (decrypt-only). */
+  overlapDays: number;
+  /** A second, different principal must approve each rotation. */
+  approval: boolean;
+}
 
 export interface KmsConfig {
   /** Default rotation period by classification (the seed's encryption_levels: standard 90, enhanced 30, maximum 7). */
@@ -9,8 +17,8 @@ export interface KmsConfig {
   nonceBlock: number;
   /** How often the scheduler looks for due rotations and destructions. */
   schedulerIntervalSeconds: number;
-  /** Rotation period of the system KEKs (the seed's key_rotation_policies: KEK 90 days). */
-  kekRotationDays: number;
+  /** The seed's key_rotation_policies, by key type. */
+  policies: Record<KeyType, RotationPolicy>;
 }
 
 export const DEFAULT_KMS_CONFIG: KmsConfig = {
@@ -18,5 +26,11 @@ export const DEFAULT_KMS_CONFIG: KmsConfig = {
   maxEncryptionsPerVersion: 2 ** 32,
   nonceBlock: 1024,
   schedulerIntervalSeconds: 60,
-  kekRotationDays: 90,
+  policies: {
+    DEK: { frequencyDays: 30, overlapDays: 7, approval: false },
+    KEK: { frequencyDays: 90, overlapDays: 30, approval: true },
+    signing: { frequencyDays: 180, overlapDays: 90, approval: true },
+    TLS: { frequencyDays: 90, overlapDays: 30, approval: false },
+    hmac: { frequencyDays: 30, overlapDays: 7, approval: false },
+  },
 };

@@ -50,7 +50,22 @@ describe.each(serverCases())('key hierarchy: root -> system KEKs -> keys ($name)
     });
 
     it('rotating a KEK rewraps everything under it in resumable batches; nothing is unreadable at any point', async () => {
-      const rotated = await s.client.kms.rotateKey(kek.key_id);
+      // the KEK policy requires a second principal: the rotation waits for an approval
+      const request = await s.client.kms.rotateKey(kek.key_id);
+      expect(request).toMatchObject({ action: 'kms.key.rotate', status: 'pending', resource: { type: 'kms_key', id: kek.key_id } });
+      const id = (request as { id: string }).id;
+      expect((await s.client.kms.getKey(kek.key_id)).rotation).toMatchObject({ state: 'awaiting_approval', approval_id: id });
+      expect(await s.client.kms.rotateKey(kek.key_id)).toMatchObject({ id }); // asking again does not stack requests
+      expect(await codeOf(s.client.approvals.approve(id))).toEqual({ status: 403, code: 'PAL_APPROVAL_SELF' });
+      const bystander = s.clientWith((await s.client.createApiKey({ name: 'bystander', permissions: ['approvals:requests:decide'] })).token);
+      expect(await codeOf(bystander.approvals.approve(id))).toEqual({ status: 403, code: 'PAL_FORBIDDEN' });
+      const officer = s.clientWith((await s.client.createApiKey({ name: 'officer', permissions: ['approvals:requests:decide', 'kms:keys:rotate'] })).token);
+      const approved = await officer.approvals.approve(id, 'quarterly KEK rotation');
+      expect(approved).toMatchObject({ status: 'approved', result: { key_id: kek.key_id, version: 2 } });
+      expect(approved.decided_by).not.toBe('owner');
+      expect(await codeOf(officer.approvals.approve(id))).toEqual({ status: 409, code: 'PAL_APPROVAL_NOT_PENDING' });
+      const rotated = await s.client.kms.getKey(kek.key_id);
+      expect(rotated.version).toBe(2);
       expect(rotated.rewrap).toEqual({ to_version: 2, pending: 7, total: 7 });
       await decryptAll(); // still under KEK v1
 
@@ -72,6 +87,13 @@ describe.each(serverCases())('key hierarchy: root -> system KEKs -> keys ($name)
       expect((await s.client.kms.getKey(kek.key_id)).rewrap).toEqual({ to_version: 2, pending: 0, total: 8 });
       expect((await versions()).filter((r) => r.kek_id === kek.key_id).every((r) => r.kek_version === 2)).toBe(true);
       await decryptAll();
+    });
+
+    it('the approval and every rotation step are audit events', async () => {
+      const types = (await s.client.audit.query({ type: 'approval.*', order: 'asc' })).events.map((e) => `${e.type}:${e.outcome}`);
+      expect(types).toEqual(['approval.request:success', 'approval.approve:failure', 'approval.approve:failure', 'approval.approve:success', 'approval.approve:failure']);
+      const steps = (await s.client.audit.query({ resource: kek.key_id, order: 'asc', limit: 500 })).events.map((e) => e.type);
+      expect(steps).toEqual(expect.arrayContaining(['kms.rotation.pre_check', 'kms.rotation.health_check', 'kms.key.rotate']));
     });
 
     it('each rewrap batch is an audit event and the ledger verifies', async () => {

@@ -11,6 +11,12 @@ const flip = (b64: string, byte = 0): string => {
 
 describe.each(serverCases())('KMS over HTTPS ($name)', ({ name, dialect, seal, available }) => {
   let s: TestServer;
+  const rotateWithApproval = async (keyId: string) => {
+    const request = await s.client.kms.rotateKey(keyId);
+    expect(request).toMatchObject({ action: 'kms.key.rotate', status: 'pending', requested_by: 'owner' });
+    const approver = s.clientWith((await s.client.createApiKey({ name: `approver-${keyId}`, permissions: ['approvals:requests:decide', 'kms:keys:rotate'] })).token);
+    return approver.approvals.approve((request as { id: string }).id);
+  };
   beforeAll(async () => {
     if (available) s = await startServer(dialect, { seal });
   });
@@ -22,7 +28,9 @@ describe.each(serverCases())('KMS over HTTPS ($name)', ({ name, dialect, seal, a
       expect(k).toMatchObject({ key_type: 'DEK', algorithm: 'AES-256-GCM', usage: ['encrypt', 'decrypt'], classification: 'restricted', version: 1, status: 'active', rotation_period_days: 7 });
       expect(Date.parse(k.expires_at) - Date.parse(k.created_at)).toBe(7 * 86_400_000);
       expect((await s.client.kms.createKey({ key_type: 'KEK', algorithm: 'AES-256-GCM', classification: 'confidential' })).rotation_period_days).toBe(30);
-      expect((await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'CHACHA20-POLY1305' })).rotation_period_days).toBe(90);
+      // internal data allows 90 days, but the DEK policy (30 days) is stricter; a signing key: min(90, 180)
+      expect((await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'CHACHA20-POLY1305' })).rotation_period_days).toBe(30);
+      expect((await s.client.kms.createKey({ key_type: 'signing', algorithm: 'ED25519' })).rotation_period_days).toBe(90);
       expect((await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM', rotation_period_days: 3 })).rotation_period_days).toBe(3);
       expect(await codeOf(s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM', name: `orders-${name}` }))).toEqual({ status: 409, code: 'PAL_KMS_KEY_NAME_TAKEN' });
     });
@@ -73,12 +81,21 @@ describe.each(serverCases())('KMS over HTTPS ($name)', ({ name, dialect, seal, a
       const k = await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM' });
       const v1 = await s.client.kms.encrypt(k.key_id, 'one');
       const r = await s.client.kms.rotateKey(k.key_id);
-      expect(r.version).toBe(2);
+      expect(r).toMatchObject({ version: 2 });
       const v2 = await s.client.kms.encrypt(k.key_id, 'two');
       expect(v2.key_version).toBe(2);
       expect((await s.client.kms.decrypt(k.key_id, v1)).toString()).toBe('one');
       const shown = await s.client.kms.getKey(k.key_id);
-      expect(shown.versions?.map((v) => [v.version, v.status])).toEqual([[1, 'deprecated'], [2, 'active']]);
+      // the DEK policy's 7-day overlap: v1 stays active, then the scheduler makes it decrypt-only
+      expect(shown.versions?.map((v) => [v.version, v.status])).toEqual([[1, 'active'], [2, 'active']]);
+      expect(shown.rotation).toMatchObject({ state: 'overlap', approval_id: null, policy: { approval: false, overlap_days: 7 } });
+      expect(Date.parse(shown.rotation!.overlap_until!) - Date.parse(shown.rotated_at)).toBe(7 * 86_400_000);
+      s.clock.advanceDays(8);
+      await s.rt.scheduler.tick();
+      const after = await s.client.kms.getKey(k.key_id);
+      expect(after.versions?.map((v) => [v.version, v.status, v.deactivate_at])).toEqual([[1, 'deprecated', null], [2, 'active', null]]);
+      expect(after.rotation?.state).toBe('idle');
+      expect((await s.client.audit.query({ type: 'kms.rotation.*', resource: k.key_id, order: 'asc' })).events.map((e) => e.type)).toEqual(['kms.rotation.pre_check', 'kms.rotation.health_check', 'kms.rotation.deactivate']);
       const rewrapped = await s.client.kms.rewrap(k.key_id, v1);
       expect(rewrapped.key_version).toBe(2);
       expect((await s.client.kms.decrypt(k.key_id, rewrapped)).toString()).toBe('one');
@@ -132,7 +149,7 @@ describe.each(serverCases())('KMS over HTTPS ($name)', ({ name, dialect, seal, a
         const pub = await s.client.kms.publicKey(k.key_id);
         const key = createPublicKey(pub.public_key_pem);
         expect(cryptoVerify(digest, msg, { key, ...opts } as never, Buffer.from(sig.signature, 'base64'))).toBe(true);
-        await s.client.kms.rotateKey(k.key_id);
+        await rotateWithApproval(k.key_id); // signing keys: a second principal approves (the seed's policy)
         expect(await s.client.kms.verify(k.key_id, msg, sig.signature, 1)).toEqual({ valid: true, key_version: 1 });
         expect((await s.client.kms.verify(k.key_id, msg, sig.signature)).valid).toBe(false);
       }

@@ -19,6 +19,7 @@ import {
   KeyIdParams,
   KeyList,
   KeyMetadata,
+  Approval,
   ListKeysQuery,
   MAX_BATCH,
   PalisadeError,
@@ -101,11 +102,23 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
     });
 
     app.post('/keys/:key_id/rotate', {
-      schema: { tags, security, summary: 'Rotate: a new version encrypts from now on; older versions stay decrypt-only', params: KeyIdParams, response: { 200: KeyMetadata } },
+      schema: {
+        tags,
+        security,
+        summary: 'Rotate: a new version encrypts from now on (200); if the key type\'s policy requires approval, an approval request (202)',
+        params: KeyIdParams,
+        response: { 200: KeyMetadata, 202: Approval },
+      },
       config: { permission: 'kms:keys:rotate', audit: 'kms.key.rotate' },
-      handler: async (req) => {
+      handler: async (req, reply) => {
         onKey(req, { reason: 'manual' });
-        const meta = await service.rotate(op(req), req.params.key_id, 'manual');
+        const out = await service.requestRotation(op(req), req.params.key_id, req.principal!.principal_id, 'manual');
+        if ('approval' in out) {
+          req.auditRecord.details = { reason: 'manual', approval_id: out.approval.id, state: 'awaiting_approval' };
+          void reply.code(202);
+          return out.approval;
+        }
+        const meta = out.rotated;
         req.auditRecord.details = { reason: 'manual', version: meta.version };
         if (meta.rewrap?.pending) req.auditRecord.afterCommit.push(async () => service.kekRotated()); // start the rewrap now
         return meta;

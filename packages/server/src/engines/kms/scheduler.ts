@@ -5,6 +5,7 @@ import type { AuditLedger } from '../../kernel/audit/ledger.js';
 import type { AuditEventInput } from '../../kernel/audit/events.js';
 import { acquireLease, releaseLease } from '../../kernel/lease.js';
 import type { KmsService } from './service.js';
+import type { ApprovalService } from '../../kernel/approvals/approvals.js';
 
 const LEASE = 'kms-scheduler';
 const SYSTEM = { principal_id: 'system:kms-scheduler', api_key_id: null, source_ip: null };
@@ -20,7 +21,7 @@ export class KmsScheduler {
   #running: Promise<void> | undefined;
 
   constructor(
-    private readonly deps: { storage: Storage; ledger: AuditLedger; service: KmsService; log: Logger; clock: () => Date; intervalSeconds: number; isSealed?: () => boolean },
+    private readonly deps: { storage: Storage; ledger: AuditLedger; service: KmsService; approvals: ApprovalService; log: Logger; clock: () => Date; intervalSeconds: number; isSealed?: () => boolean },
   ) {}
 
   start(): void {
@@ -50,11 +51,20 @@ export class KmsScheduler {
     for (const key of await service.dueForRotation(storage.db, now)) {
       await storage.transact(async (tx) => {
         const extra: AuditEventInput[] = [];
-        const meta = await service.rotate({ db: tx, emit: (e) => extra.push({ actor: SYSTEM, ...e }) }, key.key_id, 'scheduled', key.current_version);
+        const emit = (e: Omit<AuditEventInput, 'actor'>) => extra.push({ actor: SYSTEM, ...e });
+        const out = await service.requestRotation({ db: tx, emit }, key.key_id, SYSTEM.principal_id, 'scheduled'); // approval types: a request, once
         for (const e of extra) await ledger.append(tx, e);
-        if (meta.version > key.current_version) rotated.push(key.key_id);
+        if ('rotated' in out && out.rotated.version > key.current_version) rotated.push(key.key_id);
       });
     }
+    await storage.transact(async (tx) => {
+      for (const v of await service.deactivateDue(tx, now)) {
+        await ledger.append(tx, { type: 'kms.rotation.deactivate', actor: SYSTEM, outcome: 'success', resource: { type: 'kms_key', id: v.key_id }, details: { version: v.version, reason: 'overlap ended' } });
+      }
+      for (const a of await this.deps.approvals.expireDue(tx)) {
+        await ledger.append(tx, { type: 'approval.expire', actor: SYSTEM, outcome: 'success', resource: { type: 'approval', id: a.id }, details: { action: a.action, target: a.resource } });
+      }
+    });
     const rewrapped = await this.rewrap();
     const destroyed = await storage.transact(async (tx) => {
       const done = await service.destroyDue(tx, now);

@@ -9,6 +9,7 @@ import {
   randomBytes,
   randomId,
   type Algorithm,
+  type Approval,
   type Classification,
   type CreateKeyRequest,
   type EncryptedData,
@@ -23,6 +24,7 @@ import type { Executor } from '../../storage/database.js';
 import type { KmsKeyTable, KmsKeyVersionTable } from '../../storage/schema.js';
 import { Barrier } from '../../kernel/seal/barrier.js';
 import type { RootKeyProvider } from '../../kernel/seal/provider.js';
+import type { ApprovalService } from '../../kernel/approvals/approvals.js';
 import type { AuditEventInput } from '../../kernel/audit/events.js';
 import { ALGORITHM_SPECS, generateMaterial, hmac, privateKeyFrom, publicKeyFrom, resolveUsage, signMessage, verifyMessage } from './algorithms.js';
 import type { KmsConfig } from './config.js';
@@ -42,6 +44,7 @@ export interface OpContext {
 
 export interface KmsDeps {
   barrier: () => Barrier;
+  approvals: ApprovalService;
   /** The seal's root: system KEKs are wrapped by it (inside the HSM for pkcs11). */
   root: () => RootKeyProvider;
   config: KmsConfig;
@@ -67,6 +70,11 @@ export class KmsService {
 
   constructor(private readonly deps: KmsDeps) {
     this.#budget = new NonceBudget(deps.config.maxEncryptionsPerVersion, deps.config.nonceBlock);
+    deps.approvals.register('kms.key.rotate', async (ctx, approval) => {
+      const meta = await this.rotate({ db: ctx.db, emit: ctx.emit }, approval.resource.id, 'approved');
+      if (meta.rewrap?.pending) ctx.afterCommit(async () => this.kekRotated());
+      return { key_id: meta.key_id, version: meta.version };
+    });
   }
 
   #now(): Date {
@@ -98,7 +106,7 @@ export class KmsService {
       status: 'active',
       current_version: 1,
       min_decryption_version: 1,
-      rotation_period_days: req.rotation_period_days ?? this.deps.config.rotationDays[classification],
+      rotation_period_days: req.rotation_period_days ?? Math.min(this.deps.config.rotationDays[classification], this.deps.config.policies[req.key_type].frequencyDays),
       created_at: now,
       rotated_at: now,
       destroy_at: null,
@@ -112,7 +120,7 @@ export class KmsService {
 
   async #newVersion(db: Executor, key: KmsKeyTable, version: number, now: string): Promise<KmsKeyVersionTable> {
     const m = await generateMaterial(key.algorithm as Algorithm);
-    return { key_id: key.key_id, version, status: 'active', ...(await this.#wrap(db, key, version, m.secret)), public_key: m.publicKey, created_at: now, destroy_at: null, nonces_reserved: 0 };
+    return { key_id: key.key_id, version, status: 'active', ...(await this.#wrap(db, key, version, m.secret)), public_key: m.publicKey, created_at: now, destroy_at: null, nonces_reserved: 0, deactivate_at: null };
   }
 
   // ---------------------------------------------------------------- key hierarchy: root -> system KEKs -> keys
@@ -154,7 +162,7 @@ export class KmsService {
     for (const classification of CLASSIFICATIONS) {
       const name = kekName(classification);
       if (await ctx.db.selectFrom('kms_keys').select('key_id').where('name', '=', name).executeTakeFirst()) continue;
-      const meta = await this.#create(ctx, { key_type: 'KEK', algorithm: 'AES-256-GCM', classification, name, rotation_period_days: this.deps.config.kekRotationDays });
+      const meta = await this.#create(ctx, { key_type: 'KEK', algorithm: 'AES-256-GCM', classification, name, rotation_period_days: this.deps.config.policies.KEK.frequencyDays });
       ctx.emit?.({ type: 'kms.key.create', outcome: 'success', resource: { type: 'kms_key', id: meta.key_id }, details: { name, system: true } });
       created.push(meta);
     }
@@ -195,7 +203,7 @@ export class KmsService {
   async get(db: Executor, keyId: string, withVersions = true): Promise<KeyMetadata> {
     const key = await this.#key(db, keyId);
     const versions = withVersions ? await db.selectFrom('kms_key_versions').selectAll().where('key_id', '=', keyId).orderBy('version').execute() : undefined;
-    const meta = this.#metadata(key, versions);
+    const meta = { ...this.#metadata(key, versions), rotation: await this.#rotationState(db, key) };
     return isSystemKey(key.name) ? { ...meta, rewrap: await this.#rewrapProgress(db, key) } : meta;
   }
 
@@ -232,7 +240,7 @@ export class KmsService {
    * UPDATE of the key row, so concurrent rotations serialize and never lose or duplicate a version.
    * `onlyIfCurrent` makes the rotation conditional (automatic rotations must not stack).
    */
-  async rotate(ctx: OpContext, keyId: string, reason: 'manual' | 'scheduled' | 'nonce_limit', onlyIfCurrent?: number): Promise<KeyMetadata> {
+  async rotate(ctx: OpContext, keyId: string, reason: 'manual' | 'scheduled' | 'approved' | 'nonce_limit', onlyIfCurrent?: number): Promise<KeyMetadata> {
     const key = await this.#key(ctx.db, keyId);
     if (key.status !== 'active') throw new PalisadeError('PAL_KMS_INVALID_STATE', `a ${key.status} key cannot be rotated`);
     const now = this.#now().toISOString();
@@ -245,18 +253,84 @@ export class KmsService {
     const row = await upd.returning(['current_version']).executeTakeFirst();
     if (!row) return this.get(ctx.db, keyId, false); // someone else rotated first
     const version = Number(row.current_version);
+    const policy = this.deps.config.policies[key.key_type as KeyType];
+    const resource = { type: 'kms_key', id: keyId };
     try {
-      await ctx.db.insertInto('kms_key_versions').values(await this.#newVersion(ctx.db, key, version, now)).execute();
-      await ctx.db.updateTable('kms_key_versions').set({ status: 'deprecated' }).where('key_id', '=', keyId).where('version', '<', version).where('status', '=', 'active').execute();
+      // pre-rotation: what the outgoing version protects
+      const outgoing = await this.#version(ctx.db, keyId, version - 1);
+      ctx.emit?.({ type: 'kms.rotation.pre_check', outcome: 'success', resource, details: { from_version: version - 1, encryptions_reserved: Number(outgoing.nonces_reserved), overlap_days: policy.overlapDays } });
+      // generation, then a health check of the new version before it is activated
+      const fresh = await this.#newVersion(ctx.db, key, version, now);
+      await this.#selfTest(ctx.db, key, fresh);
+      ctx.emit?.({ type: 'kms.rotation.health_check', outcome: 'success', resource, details: { version } });
+      await ctx.db.insertInto('kms_key_versions').values(fresh).execute();
+      // the previous version stays active for the overlap, then the scheduler deactivates it; older ones now
+      const until = new Date(Date.parse(now) + policy.overlapDays * DAY_MS).toISOString();
+      await ctx.db.updateTable('kms_key_versions').set({ status: 'deprecated', deactivate_at: null }).where('key_id', '=', keyId).where('version', '<', version - 1).where('status', '=', 'active').execute();
+      await ctx.db
+        .updateTable('kms_key_versions')
+        .set(policy.overlapDays > 0 ? { deactivate_at: until } : { status: 'deprecated', deactivate_at: null })
+        .where('key_id', '=', keyId)
+        .where('version', '=', version - 1)
+        .where('status', '=', 'active')
+        .execute();
     } catch (e) {
       this.deps.metrics.rotation(key.key_type, 'failure');
       throw e;
     }
     this.deps.metrics.rotation(key.key_type, 'success');
-    if (reason !== 'manual') {
-      ctx.emit?.({ type: 'kms.key.rotate', outcome: 'success', resource: { type: 'kms_key', id: keyId }, details: { reason, version } });
-    }
+    if (reason !== 'manual') ctx.emit?.({ type: 'kms.key.rotate', outcome: 'success', resource, details: { reason, version } });
     return this.get(ctx.db, keyId, false);
+  }
+
+  /** Health check of a freshly generated version: it must round-trip before it is activated. */
+  async #selfTest(db: Executor, key: KmsKeyTable, v: KmsKeyVersionTable): Promise<void> {
+    const material = await this.#unwrap(db, v);
+    const spec = ALGORITHM_SPECS[key.algorithm as Algorithm];
+    const probe = randomBytes(32);
+    let ok: boolean;
+    if (spec.family === 'aead') {
+      const iv = randomBytes(12);
+      const sealed = aeadSeal(key.algorithm as 'AES-256-GCM', material, iv, probe, probe);
+      ok = aeadOpen(key.algorithm as 'AES-256-GCM', material, iv, sealed.ciphertext, sealed.tag, probe).equals(probe);
+    } else if (spec.family === 'signature') {
+      ok = verifyMessage(key.algorithm as Algorithm, publicKeyFrom(v.public_key!), probe, signMessage(key.algorithm as Algorithm, privateKeyFrom(material), probe));
+    } else {
+      ok = constantTimeEqual(hmac(material, probe), hmac(material, probe));
+    }
+    material.fill(0);
+    if (!ok) throw new PalisadeError('PAL_INTERNAL', `the new version ${v.version} of ${key.key_id} failed its health check; the rotation was not applied`);
+  }
+
+  /**
+   * A rotation as its policy says: at once, or (KEKs and signing keys by default) as an approval request that a
+   * different principal approves, which then rotates. An already pending request is returned, not duplicated.
+   */
+  async requestRotation(ctx: OpContext, keyId: string, requestedBy: string, reason: 'manual' | 'scheduled'): Promise<{ rotated: KeyMetadata } | { approval: Approval }> {
+    const key = await this.#key(ctx.db, keyId);
+    if (!this.deps.config.policies[key.key_type as KeyType].approval) return { rotated: await this.rotate(ctx, keyId, reason) };
+    if (key.status !== 'active') throw new PalisadeError('PAL_KMS_INVALID_STATE', `a ${key.status} key cannot be rotated`);
+    const pending = await this.deps.approvals.pendingFor(ctx.db, 'kms.key.rotate', keyId);
+    if (pending) return { approval: pending };
+    const approval = await this.deps.approvals.request(ctx.db, {
+      action: 'kms.key.rotate',
+      permission: 'kms:keys:rotate',
+      resource: { type: 'kms_key', id: keyId },
+      requested_by: requestedBy,
+      reason: reason === 'scheduled' ? 'rotation period reached' : 'requested',
+      details: { key_type: key.key_type, name: key.name, from_version: key.current_version },
+    });
+    ctx.emit?.({ type: 'approval.request', outcome: 'success', resource: { type: 'approval', id: approval.id }, details: { action: approval.action, target: approval.resource } });
+    return { approval };
+  }
+
+  /** After the overlap, previous versions become decrypt-only. */
+  async deactivateDue(db: Executor, now: Date): Promise<Array<{ key_id: string; version: number }>> {
+    const rows = await db.selectFrom('kms_key_versions').select(['key_id', 'version']).where('status', '=', 'active').where('deactivate_at', '<=', now.toISOString()).execute();
+    for (const r of rows) {
+      await db.updateTable('kms_key_versions').set({ status: 'deprecated', deactivate_at: null }).where('key_id', '=', r.key_id).where('version', '=', r.version).where('status', '=', 'active').execute();
+    }
+    return rows;
   }
 
   async setEnabled(ctx: OpContext, keyId: string, enabled: boolean): Promise<KeyMetadata> {
@@ -303,8 +377,7 @@ export class KmsService {
 
   /** Keys whose current version is older than their rotation period (or due by time), active only. */
   async dueForRotation(db: Executor, now: Date): Promise<KmsKeyTable[]> {
-    // System KEKs rotate on an operator's request (their policy requires approval), never by themselves.
-    const keys = await db.selectFrom('kms_keys').selectAll().where('status', '=', 'active').where((eb) => eb.or([eb('name', 'is', null), eb('name', 'not like', 'system/%')])).execute();
+    const keys = await db.selectFrom('kms_keys').selectAll().where('status', '=', 'active').execute();
     return keys.filter((k) => Date.parse(k.rotated_at) + k.rotation_period_days * DAY_MS <= now.getTime());
   }
 
@@ -484,6 +557,19 @@ export class KmsService {
     return (await this.#material_(db, key, version)) as Buffer;
   }
 
+  /** Where the key is in its rotation lifecycle: waiting for an approval, in the overlap of its previous version, or idle. */
+  async #rotationState(db: Executor, key: KmsKeyTable): Promise<NonNullable<KeyMetadata['rotation']>> {
+    const pending = await this.deps.approvals.pendingFor(db, 'kms.key.rotate', key.key_id);
+    const overlap = await db.selectFrom('kms_key_versions').select('deactivate_at').where('key_id', '=', key.key_id).where('status', '=', 'active').where('deactivate_at', 'is not', null).orderBy('deactivate_at', 'desc').executeTakeFirst();
+    const policy = this.deps.config.policies[key.key_type as KeyType];
+    return {
+      state: pending ? 'awaiting_approval' : overlap ? 'overlap' : 'idle',
+      approval_id: pending?.id ?? null,
+      overlap_until: overlap?.deactivate_at ?? null,
+      policy: { approval: policy.approval, overlap_days: policy.overlapDays },
+    };
+  }
+
   /** Called after a system KEK rotation commits (the scheduler starts the background rewrap). */
   onKekRotated: () => void = () => undefined;
   kekRotated(): void {
@@ -533,6 +619,7 @@ export class KmsService {
               version: v.version,
               status: v.status as 'active',
               created_at: v.created_at,
+              deactivate_at: v.deactivate_at,
               destroy_at: v.destroy_at,
               encryptions_reserved: Number(v.nonces_reserved),
             })),
