@@ -66,10 +66,15 @@ export function aeadSealRaw(
   const tagLength = opts.tagLength ?? TAG_BYTES;
   const name = cipherName(alg, key, tagLength);
   if (!nonceOk(alg, nonce)) throw new AeadError('invalid nonce length');
+  return sealWith(name, key, nonce, plaintext, aad, tagLength);
+}
+
+function sealWith(name: CipherGCMTypes, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array | undefined, tagLength: number): AeadSealed {
   const cipher = createCipheriv(name, key, nonce, { authTagLength: tagLength });
   if (aad !== undefined) cipher.setAAD(aad);
-  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return { ciphertext, tag: cipher.getAuthTag() };
+  const head = cipher.update(plaintext);
+  const tail = cipher.final(); // empty for GCM and ChaCha20-Poly1305 (stream modes): skip the copy then
+  return { ciphertext: tail.length === 0 ? head : Buffer.concat([head, tail]), tag: cipher.getAuthTag() };
 }
 
 /**
@@ -118,11 +123,14 @@ export function aeadSeal(
   plaintext: Uint8Array,
   aad?: Uint8Array,
 ): AeadSealed {
-  const raw = productAlg(alg);
+  const name = PRODUCT_CIPHERS[alg];
+  if (name === undefined) throw new AeadError('unsupported algorithm');
   if (key.length !== KEY_BYTES) throw new AeadError('invalid key length');
   if (nonce.length !== NONCE_BYTES) throw new AeadError('invalid nonce length');
-  return aeadSealRaw(raw, key, nonce, plaintext, aad);
+  return sealWith(name, key, nonce, plaintext, aad, TAG_BYTES); // the hot path: no re-validation
 }
+
+const PRODUCT_CIPHERS: Record<string, CipherGCMTypes | undefined> = { 'AES-256-GCM': 'aes-256-gcm', 'CHACHA20-POLY1305': 'chacha20-poly1305' as CipherGCMTypes };
 
 /** Decrypts and verifies; AeadError('authentication failed') unless nonce, tag, ciphertext and AAD are intact. */
 export function aeadOpen(
