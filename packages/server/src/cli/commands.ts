@@ -11,6 +11,7 @@ import { clientFromEnv, CliError, parseContext, readInput } from './client.js';
 import { progressBar } from './progress.js';
 import { serve } from './serve.js';
 import { operatorCommands } from './operator.js';
+import { backupCommands } from './backup.js';
 
 const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
@@ -211,6 +212,7 @@ export function buildCli(): Command {
     });
 
   operatorCommands(program);
+  backupCommands(program);
   const approvals = program.command('approvals').description('multi-person approval requests');
   approvals
     .command('list')
