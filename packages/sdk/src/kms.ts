@@ -58,8 +58,9 @@ export class KmsClient {
   enableKey(keyId: string): Promise<KeyMetadata> {
     return this.t.send('POST', `/v1/keys/${seg(keyId)}/enable`);
   }
-  scheduleDestruction(keyId: string, pendingDays: number, version?: number): Promise<KeyMetadata> {
-    return this.t.send('POST', `/v1/keys/${seg(keyId)}/schedule-destruction`, { pending_days: pendingDays, ...(version ? { version } : {}) });
+  /** Scheduled (KeyMetadata), or with `force` on a version still in use, the approval request to decide. */
+  scheduleDestruction(keyId: string, pendingDays: number, version?: number, opts: { force?: boolean } = {}): Promise<KeyMetadata | Approval> {
+    return this.t.send('POST', `/v1/keys/${seg(keyId)}/schedule-destruction`, { pending_days: pendingDays, ...(version ? { version } : {}), ...(opts.force ? { force: true } : {}) });
   }
   cancelDestruction(keyId: string, version?: number): Promise<KeyMetadata> {
     return this.t.send('POST', `/v1/keys/${seg(keyId)}/cancel-destruction`, version ? { version } : {});

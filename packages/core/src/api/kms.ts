@@ -101,6 +101,13 @@ export const KeyMetadata = Type.Object({
         deactivate_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'end of the overlap after a rotation' }),
         destroy_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
         encryptions_reserved: Type.Integer({ description: 'nonce invocations reserved for this version (upper bound of encryptions)' }),
+        protects: Type.Object(
+          {
+            wrapped_keys: Type.Integer({ description: 'key versions wrapped under this version (KEKs)' }),
+            ciphertexts: Type.Integer({ description: 'ciphertexts made under this version minus those rewrapped away since' }),
+          },
+          { description: 'what this version may still protect: the retirement gate' },
+        ),
       }),
     ),
   ),
@@ -198,6 +205,7 @@ export const ScheduleDestructionRequest = Type.Object(
   {
     pending_days: Type.Integer({ minimum: 7, maximum: 30, description: 'waiting period, 7 to 30 days' }),
     version: Type.Optional(Type.Integer({ minimum: 1, description: 'destroy one version only; omit to destroy the whole key' })),
+    force: Type.Optional(Type.Boolean({ description: 'destroy a version that may still protect data: files an approval request instead' })),
   },
   { additionalProperties: false },
 );

@@ -113,6 +113,13 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.alterTable('kms_key_versions').addColumn('deactivate_at', 'text').execute();
       },
     },
+    '0004_version_usage': {
+      async up(db: Kysely<unknown>) {
+        // The retirement gate: ciphertexts made under a version, and those since moved off it by rewrap.
+        await db.schema.alterTable('kms_key_versions').addColumn('ciphertexts', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('kms_key_versions').addColumn('rewrapped_away', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -56,6 +56,8 @@ export interface KmsKeyVersionTable {
   kek_id: string | null;
   kek_version: number | null;
   deactivate_at: string | null;
+  ciphertexts: number;
+  rewrapped_away: number;
   public_key: Buffer | null; // SPKI DER for asymmetric keys
   created_at: string;
   destroy_at: string | null;

@@ -1,6 +1,6 @@
 import { createPublicKey, verify as cryptoVerify, constants } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EncryptedData } from '@palisade/core';
+import type { EncryptedData, KeyMetadata } from '@palisade/core';
 import { codeOf, dialects, serverCases, startServer, type TestServer } from '../../testing/harness.js';
 
 const flip = (b64: string, byte = 0): string => {
@@ -198,7 +198,12 @@ describe.each(serverCases())('KMS over HTTPS ($name)', ({ name, dialect, seal, a
       expect(await codeOf(s.client.kms.scheduleDestruction(k.key_id, 6, 1))).toEqual({ status: 400, code: 'PAL_VALIDATION_FAILED' });
       expect(await codeOf(s.client.kms.scheduleDestruction(k.key_id, 31, 1))).toEqual({ status: 400, code: 'PAL_VALIDATION_FAILED' });
       expect(await codeOf(s.client.kms.scheduleDestruction(k.key_id, 7, 2))).toEqual({ status: 409, code: 'PAL_KMS_CANNOT_DESTROY_CURRENT_VERSION' });
-      const scheduled = await s.client.kms.scheduleDestruction(k.key_id, 7, 1);
+      // the retirement gate: v1 still protects a ciphertext until it is rewrapped to v2
+      expect((await s.client.kms.getKey(k.key_id)).versions?.[0]?.protects).toEqual({ wrapped_keys: 0, ciphertexts: 1 });
+      expect(await codeOf(s.client.kms.scheduleDestruction(k.key_id, 7, 1))).toEqual({ status: 409, code: 'PAL_KMS_VERSION_IN_USE' });
+      expect((await s.client.kms.rewrap(k.key_id, v1)).key_version).toBe(2);
+      expect((await s.client.kms.getKey(k.key_id)).versions?.map((v) => v.protects.ciphertexts)).toEqual([0, 2]);
+      const scheduled = (await s.client.kms.scheduleDestruction(k.key_id, 7, 1)) as KeyMetadata;
       expect(scheduled.versions?.[0]).toMatchObject({ version: 1, status: 'pending_destruction' });
       expect(await codeOf(s.client.kms.decrypt(k.key_id, v1))).toEqual({ status: 409, code: 'PAL_KMS_KEY_PENDING_DESTRUCTION' });
       await s.client.kms.cancelDestruction(k.key_id, 1);
@@ -213,8 +218,13 @@ describe.each(serverCases())('KMS over HTTPS ($name)', ({ name, dialect, seal, a
       const row = await s.rt.storage.db.selectFrom('kms_key_versions').select(['material', 'status']).where('key_id', '=', k.key_id).where('version', '=', 1).executeTakeFirstOrThrow();
       expect(row).toEqual({ material: null, status: 'destroyed' });
 
-      // the whole key
-      await s.client.kms.scheduleDestruction(k.key_id, 30);
+      // the whole key still protects data: only forced, and only with a second principal's approval
+      expect(await codeOf(s.client.kms.scheduleDestruction(k.key_id, 30))).toEqual({ status: 409, code: 'PAL_KMS_VERSION_IN_USE' });
+      const request = await s.client.kms.scheduleDestruction(k.key_id, 30, undefined, { force: true });
+      expect(request).toMatchObject({ action: 'kms.key.destroy', status: 'pending', details: { ciphertexts: 2 } });
+      expect((await s.client.kms.getKey(k.key_id)).status).toBe('active');
+      const approver = s.clientWith((await s.client.createApiKey({ name: `destroyer-${k.key_id}`, permissions: ['approvals:requests:decide', 'kms:keys:destroy'] })).token);
+      expect(await approver.approvals.approve((request as { id: string }).id)).toMatchObject({ status: 'approved' });
       expect(await codeOf(s.client.kms.encrypt(k.key_id, 'x'))).toEqual({ status: 409, code: 'PAL_KMS_KEY_PENDING_DESTRUCTION' });
       s.clock.advanceDays(31);
       await s.rt.scheduler.tick();

@@ -137,11 +137,22 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
     }
 
     app.post('/keys/:key_id/schedule-destruction', {
-      schema: { tags, security, summary: 'Schedule destruction of a key or one version after 7-30 days', params: KeyIdParams, body: ScheduleDestructionRequest, response: { 200: KeyMetadata } },
+      schema: {
+        tags,
+        security,
+        summary: 'Schedule destruction of a key or one version after 7-30 days; refused while it may protect data unless forced, which needs an approval (202)',
+        params: KeyIdParams,
+        body: ScheduleDestructionRequest,
+        response: { 200: KeyMetadata, 202: Approval },
+      },
       config: { permission: 'kms:keys:destroy', audit: 'kms.key.schedule_destruction' },
-      handler: async (req) => {
+      handler: async (req, reply) => {
         onKey(req, { ...req.body });
-        return service.scheduleDestruction(op(req), req.params.key_id, req.body.pending_days, req.body.version);
+        const out = await service.requestDestruction(op(req), req.params.key_id, req.body, req.principal!.principal_id);
+        if ('scheduled' in out) return out.scheduled;
+        req.auditRecord.details = { ...req.body, approval_id: out.approval.id, state: 'awaiting_approval' };
+        void reply.code(202);
+        return out.approval;
       },
     });
 

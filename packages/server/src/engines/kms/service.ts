@@ -70,6 +70,11 @@ export class KmsService {
 
   constructor(private readonly deps: KmsDeps) {
     this.#budget = new NonceBudget(deps.config.maxEncryptionsPerVersion, deps.config.nonceBlock);
+    deps.approvals.register('kms.key.destroy', async (ctx, approval) => {
+      const d = approval.details as { pending_days: number; version: number | null };
+      const meta = await this.scheduleDestruction({ db: ctx.db, emit: ctx.emit }, approval.resource.id, d.pending_days, d.version ?? undefined);
+      return { key_id: meta.key_id, destroy_at: d.version === null ? meta.destroy_at : (meta.versions?.find((v) => v.version === d.version)?.destroy_at ?? null) };
+    });
     deps.approvals.register('kms.key.rotate', async (ctx, approval) => {
       const meta = await this.rotate({ db: ctx.db, emit: ctx.emit }, approval.resource.id, 'approved');
       if (meta.rewrap?.pending) ctx.afterCommit(async () => this.kekRotated());
@@ -120,7 +125,7 @@ export class KmsService {
 
   async #newVersion(db: Executor, key: KmsKeyTable, version: number, now: string): Promise<KmsKeyVersionTable> {
     const m = await generateMaterial(key.algorithm as Algorithm);
-    return { key_id: key.key_id, version, status: 'active', ...(await this.#wrap(db, key, version, m.secret)), public_key: m.publicKey, created_at: now, destroy_at: null, nonces_reserved: 0, deactivate_at: null };
+    return { key_id: key.key_id, version, status: 'active', ...(await this.#wrap(db, key, version, m.secret)), public_key: m.publicKey, created_at: now, destroy_at: null, nonces_reserved: 0, deactivate_at: null, ciphertexts: 0, rewrapped_away: 0 };
   }
 
   // ---------------------------------------------------------------- key hierarchy: root -> system KEKs -> keys
@@ -203,7 +208,8 @@ export class KmsService {
   async get(db: Executor, keyId: string, withVersions = true): Promise<KeyMetadata> {
     const key = await this.#key(db, keyId);
     const versions = withVersions ? await db.selectFrom('kms_key_versions').selectAll().where('key_id', '=', keyId).orderBy('version').execute() : undefined;
-    const meta = { ...this.#metadata(key, versions), rotation: await this.#rotationState(db, key) };
+    const wrapped = versions && key.key_type === 'KEK' ? await this.#wrappedCounts(db, keyId) : undefined;
+    const meta = { ...this.#metadata(key, versions, wrapped), rotation: await this.#rotationState(db, key) };
     return isSystemKey(key.name) ? { ...meta, rewrap: await this.#rewrapProgress(db, key) } : meta;
   }
 
@@ -342,11 +348,43 @@ export class KmsService {
     return this.get(ctx.db, keyId, false);
   }
 
+  /**
+   * Destruction behind the retirement gate: a key or version that may still protect data is refused, or with
+   * `force` becomes an approval request for a second principal (whose approval schedules it).
+   */
+  async requestDestruction(ctx: OpContext, keyId: string, req: { pending_days: number; version?: number; force?: boolean }, requestedBy: string): Promise<{ scheduled: KeyMetadata } | { approval: Approval }> {
+    const key = await this.#key(ctx.db, keyId);
+    this.#assertNotDestroyed(key);
+    if (isSystemKey(key.name) && req.version === undefined) this.#assertNotSystem(key);
+    if (req.version === key.current_version) throw new PalisadeError('PAL_KMS_CANNOT_DESTROY_CURRENT_VERSION');
+    const use = await this.#inUse(ctx.db, key, req.version);
+    const what = req.version === undefined ? `key ${keyId}` : `version ${req.version} of ${keyId}`;
+    if (use.wrapped_keys > 0) {
+      throw new PalisadeError('PAL_KMS_VERSION_IN_USE', `${use.wrapped_keys} key versions are still wrapped under ${what}; rotate and let the rewrap finish first`, { extensions: use });
+    }
+    if (use.ciphertexts > 0) {
+      if (!req.force) throw new PalisadeError('PAL_KMS_VERSION_IN_USE', `${what} still protects ${use.ciphertexts} ciphertexts; rewrap them, or force with an approval`, { extensions: use });
+      const pending = await this.deps.approvals.pendingFor(ctx.db, 'kms.key.destroy', keyId);
+      if (pending) return { approval: pending };
+      const approval = await this.deps.approvals.request(ctx.db, {
+        action: 'kms.key.destroy',
+        permission: 'kms:keys:destroy',
+        resource: { type: 'kms_key', id: keyId },
+        requested_by: requestedBy,
+        reason: `forced destruction of ${what}, which may still protect data`,
+        details: { pending_days: req.pending_days, version: req.version ?? null, ...use },
+      });
+      ctx.emit?.({ type: 'approval.request', outcome: 'success', resource: { type: 'approval', id: approval.id }, details: { action: approval.action, target: approval.resource } });
+      return { approval };
+    }
+    return { scheduled: await this.scheduleDestruction(ctx, keyId, req.pending_days, req.version) };
+  }
+
   async scheduleDestruction(ctx: OpContext, keyId: string, pendingDays: number, version?: number): Promise<KeyMetadata> {
     if (!Number.isInteger(pendingDays) || pendingDays < 7 || pendingDays > 30) throw new PalisadeError('PAL_KMS_INVALID_DESTRUCTION_WINDOW');
     const key = await this.#key(ctx.db, keyId);
     this.#assertNotDestroyed(key);
-    this.#assertNotSystem(key);
+    if (version === undefined) this.#assertNotSystem(key);
     const at = new Date(this.#now().getTime() + pendingDays * DAY_MS).toISOString();
     if (version === undefined) {
       if (key.status === 'pending_destruction') throw new PalisadeError('PAL_KMS_INVALID_STATE', 'the key is already scheduled for destruction');
@@ -464,7 +502,11 @@ export class KmsService {
   async rewrap(ctx: OpContext, keyId: string, data: EncryptedData, context?: Record<string, unknown>): Promise<EncryptedData> {
     const plaintext = await this.decrypt(ctx.db, keyId, data, context);
     try {
-      return await this.encrypt(ctx, keyId, plaintext, context);
+      const out = await this.encrypt(ctx, keyId, plaintext, context);
+      if (out.key_version !== data.key_version) {
+        await ctx.db.updateTable('kms_key_versions').set((eb) => ({ rewrapped_away: eb('rewrapped_away', '+', 1) })).where('key_id', '=', keyId).where('version', '=', data.key_version).execute();
+      }
+      return out;
     } finally {
       plaintext.fill(0);
     }
@@ -546,7 +588,10 @@ export class KmsService {
   async #spendNonce(ctx: OpContext, key: KmsKeyTable): Promise<number> {
     let current = key.current_version;
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (await this.#budget.take(ctx.db, key.key_id, current, ctx.onRollback)) return current;
+      if (await this.#budget.take(ctx.db, key.key_id, current, ctx.onRollback)) {
+        await ctx.db.updateTable('kms_key_versions').set((eb) => ({ ciphertexts: eb('ciphertexts', '+', 1) })).where('key_id', '=', key.key_id).where('version', '=', current).execute();
+        return current;
+      }
       const m = await this.rotate(ctx, key.key_id, 'nonce_limit', current);
       current = m.version;
     }
@@ -555,6 +600,28 @@ export class KmsService {
 
   async #secret(db: Executor, key: KmsKeyTable, version: number): Promise<Buffer> {
     return (await this.#material_(db, key, version)) as Buffer;
+  }
+
+  /** How many key versions each version of a KEK wraps. */
+  async #wrappedCounts(db: Executor, kekId: string): Promise<Map<number, number>> {
+    const rows = await db.selectFrom('kms_key_versions').select((eb) => ['kek_version', eb.fn.countAll<number>().as('n')]).where('kek_id', '=', kekId).where('material', 'is not', null).groupBy('kek_version').execute();
+    return new Map(rows.map((r) => [Number(r.kek_version), Number(r.n)]));
+  }
+
+  /**
+   * The retirement gate: what destroying these versions (all when `version` is undefined) would make unreadable.
+   * Keys wrapped under a KEK version always block; ciphertexts made under it and not rewrapped away block unless
+   * forced through an approval.
+   */
+  async #inUse(db: Executor, key: KmsKeyTable, version?: number): Promise<{ wrapped_keys: number; ciphertexts: number }> {
+    let q = db.selectFrom('kms_key_versions').selectAll().where('key_id', '=', key.key_id).where('material', 'is not', null);
+    if (version !== undefined) q = q.where('version', '=', version);
+    const rows = await q.execute();
+    const wrapped = key.key_type === 'KEK' ? await this.#wrappedCounts(db, key.key_id) : new Map<number, number>();
+    return rows.reduce(
+      (acc, v) => ({ wrapped_keys: acc.wrapped_keys + (wrapped.get(v.version) ?? 0), ciphertexts: acc.ciphertexts + Math.max(0, Number(v.ciphertexts) - Number(v.rewrapped_away)) }),
+      { wrapped_keys: 0, ciphertexts: 0 },
+    );
   }
 
   /** Where the key is in its rotation lifecycle: waiting for an approval, in the overlap of its previous version, or idle. */
@@ -597,7 +664,7 @@ export class KmsService {
     return value;
   }
 
-  #metadata(key: KmsKeyTable, versions?: KmsKeyVersionTable[]): KeyMetadata {
+  #metadata(key: KmsKeyTable, versions?: KmsKeyVersionTable[], wrapped: Map<number, number> = new Map()): KeyMetadata {
     return {
       key_id: key.key_id,
       name: key.name,
@@ -622,6 +689,7 @@ export class KmsService {
               deactivate_at: v.deactivate_at,
               destroy_at: v.destroy_at,
               encryptions_reserved: Number(v.nonces_reserved),
+              protects: { wrapped_keys: wrapped.get(v.version) ?? 0, ciphertexts: Math.max(0, Number(v.ciphertexts) - Number(v.rewrapped_away)) },
             })),
           }
         : {}),
