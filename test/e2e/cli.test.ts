@@ -3,6 +3,7 @@
  * pipes, clear errors and exit codes, and `audit verify` naming the first tampered entry in the data directory.
  */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +70,16 @@ describe('palisade keys / encrypt / decrypt', () => {
     expect(refused.stderr).toMatch(/^error: PAL_KMS_\w+: /);
     ok(await cli(['keys', 'enable', keyId]));
     ok(await cli(['encrypt', '--key', keyId], 'x'));
+  });
+
+  it('keys import wraps a key file for the server; the imported key encrypts and decrypts', async () => {
+    const file = join(srv.dataDir, '..', 'byok.key');
+    writeFileSync(file, randomBytes(32), { mode: 0o600 });
+    const imported = ok(await cli(['keys', 'import', '--key-file', file, '--classification', 'confidential'])).trim();
+    const shown = JSON.parse(ok(await cli(['keys', 'show', imported]))) as { origin: string; exportable: boolean };
+    expect(shown).toMatchObject({ origin: 'imported', exportable: false });
+    const sealed = ok(await cli(['encrypt', '--key', imported], 'byok'));
+    expect((await cli(['decrypt'], sealed)).stdout.toString()).toBe('byok');
   });
 
   it('bad input fails with a message and exit code 2, not a stack trace', async () => {

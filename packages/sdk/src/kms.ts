@@ -1,5 +1,8 @@
 import type {
   Approval,
+  ExportedKey,
+  ImportKeyRequest,
+  WrappingKey,
   BatchDecryptResponse,
   BatchEncryptResponse,
   CreateKeyRequest,
@@ -47,6 +50,18 @@ export class KmsClient {
   }
   updateKey(keyId: string, req: UpdateKeyRequest): Promise<KeyMetadata> {
     return this.t.send('PATCH', `/v1/keys/${seg(keyId)}`, req);
+  }
+  /** The public key to wrap keys for import with (see `wrapForTransfer` in @palisade/core). */
+  wrappingKey(): Promise<WrappingKey> {
+    return this.t.send('GET', '/v1/keys/import/wrapping-key');
+  }
+  /** Bring your own key: `wrapped_key` = base64 of `wrapForTransfer(wrappingKey().public_key_pem, material)`. */
+  importKey(req: ImportKeyRequest): Promise<KeyMetadata> {
+    return this.t.send('POST', '/v1/keys/import', req);
+  }
+  /** An exportable key's version, wrapped for the receiver (open it with `unwrapTransfer` and the private key). */
+  exportKey(keyId: string, publicKeyPem: string, version?: number): Promise<ExportedKey> {
+    return this.t.send('POST', `/v1/keys/${seg(keyId)}/export`, { public_key_pem: publicKeyPem, ...(version ? { version } : {}) });
   }
   /** The rotated key, or (when the key type's policy requires approval) the approval request to decide. */
   rotateKey(keyId: string): Promise<KeyMetadata | Approval> {

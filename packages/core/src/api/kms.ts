@@ -41,11 +41,28 @@ export const CreateKeyRequest = Type.Object(
     usage: Type.Optional(Type.Array(enumOf(USAGES), { minItems: 1, uniqueItems: true, description: 'defaults to every usage the algorithm allows' })),
     classification: Type.Optional(enumOf(CLASSIFICATIONS, 'defaults to internal')),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$' })),
-    rotation_period_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650, description: 'overrides the classification default (internal 90, confidential 30, restricted 7)' })),
+    rotation_period_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650, description: 'overrides the default: the stricter of the classification period and the key type policy' })),
+    exportable: Type.Optional(Type.Boolean({ description: 'may be exported wrapped for another party (POST /v1/keys/{id}/export); false by default, and never changed later' })),
   },
   { additionalProperties: false },
 );
 export type CreateKeyRequest = Static<typeof CreateKeyRequest>;
+
+/** Bring your own key: the material wrapped with the server's wrapping key (GET /v1/keys/import/wrapping-key). */
+export const ImportKeyRequest = Type.Object({ ...CreateKeyRequest.properties, wrapped_key: Type.String({ format: 'base64', contentEncoding: 'base64', description: 'RSA_AES_KEY_WRAP_SHA_256: RSA-OAEP-SHA256(one-time AES-256 key) || AES-KWP(material); raw key bytes, or PKCS#8 DER for asymmetric keys' }) }, { additionalProperties: false });
+export type ImportKeyRequest = Static<typeof ImportKeyRequest>;
+
+export const WrappingKey = Type.Object({ public_key_pem: Type.String(), algorithm: Type.Literal('RSA-4096'), format: Type.Literal('RSA_AES_KEY_WRAP_SHA_256') });
+export type WrappingKey = Static<typeof WrappingKey>;
+
+export const ExportKeyRequest = Type.Object(
+  { public_key_pem: Type.String({ minLength: 1, maxLength: 8192, description: "the receiver's RSA public key (3072 bits or more), PEM" }), version: Type.Optional(Type.Integer({ minimum: 1 })) },
+  { additionalProperties: false },
+);
+export type ExportKeyRequest = Static<typeof ExportKeyRequest>;
+
+export const ExportedKey = Type.Object({ key_id: Type.String(), version: Type.Integer(), algorithm: enumOf(ALGORITHMS), format: Type.Literal('RSA_AES_KEY_WRAP_SHA_256'), wrapped_key: Type.String({ contentEncoding: 'base64' }) });
+export type ExportedKey = Static<typeof ExportedKey>;
 
 export const UpdateKeyRequest = Type.Object(
   {
@@ -71,6 +88,8 @@ export const KeyMetadata = Type.Object({
   expires_at: Type.String({ format: 'date-time', description: 'when the current version is due for rotation' }),
   rotation_period_days: Type.Integer(),
   destroy_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  origin: Type.Union([Type.Literal('generated'), Type.Literal('imported')], { description: 'imported: version 1 came from outside (later versions are generated here)' }),
+  exportable: Type.Boolean(),
   rotation: Type.Optional(
     Type.Object(
       {

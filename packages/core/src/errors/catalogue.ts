@@ -65,6 +65,8 @@ export const ERROR_CATALOGUE = {
   PAL_KMS_CANNOT_DESTROY_CURRENT_VERSION: { status: 409, title: 'Cannot destroy the current version', description: 'Rotate first: the current version encrypts new data.' },
   PAL_KMS_VERSION_IN_USE: { status: 409, title: 'Key version still in use', description: 'Key material is still wrapped under this KEK version; wait for the background rewrap (progress in `rewrap`) to finish.' },
   PAL_KMS_SYSTEM_KEY: { status: 409, title: 'System key', description: 'System keys (`system/...`, the KEKs of the key hierarchy) wrap other keys; they cannot be used, disabled or destroyed directly.' },
+  PAL_KMS_IMPORT_INVALID: { status: 400, title: 'Imported key invalid', description: 'The wrapped key does not unwrap with the server\'s wrapping key (RSA_AES_KEY_WRAP_SHA_256), or the material does not fit the algorithm.' },
+  PAL_KMS_NOT_EXPORTABLE: { status: 409, title: 'Key not exportable', description: 'Only keys created or imported with `exportable: true` can be exported (wrapped for another party).' },
   PAL_KMS_SIGNATURE_INVALID_FORMAT: { status: 400, title: 'Signature malformed', description: 'The signature is not well-formed for the key\'s algorithm.' },
 } as const satisfies Record<string, ErrorSpec>;
 

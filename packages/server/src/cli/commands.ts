@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, OUTCOMES, USAGES, type AuditEvent, type AuditQuery, type EncryptedData, type KeyMetadata, type Usage } from '@palisade/core';
+import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, OUTCOMES, USAGES, wrapForTransfer, type AuditEvent, type AuditQuery, type EncryptedData, type KeyMetadata, type Usage } from '@palisade/core';
 import { isApproval, PalisadeApiError } from '@palisade/sdk';
 import { loadConfig } from '../config/config.js';
 import { openStorage } from '../storage/database.js';
@@ -100,6 +100,33 @@ export function buildCli(): Command {
         process.stdout.write(['KEY_ID', 'NAME', 'TYPE', 'ALGORITHM', 'CLASS', 'VERSION', 'STATUS', 'ROTATE_BY'].join('\t') + '\n');
         for (const k of all) process.stdout.write(keyLine(k) + '\n');
       }
+    });
+  keys
+    .command('import')
+    .description('bring your own key: wrap the key file for this server (RSA_AES_KEY_WRAP_SHA_256) and import it')
+    .requiredOption('--key-file <file>', 'raw key bytes (AES, ChaCha20, HMAC) or a PKCS#8 DER private key')
+    .addOption(new Option('--type <key_type>', 'key type').choices(KEY_TYPES).default('DEK'))
+    .addOption(new Option('--algorithm <algorithm>', 'algorithm').choices(ALGORITHMS).default('AES-256-GCM'))
+    .addOption(new Option('--classification <c>', 'data classification').choices(CLASSIFICATIONS).default('internal'))
+    .option('--name <name>', 'unique name')
+    .option('--exportable', 'allow wrapped export later')
+    .action(async (o: { keyFile: string; type: KeyMetadata['key_type']; algorithm: KeyMetadata['algorithm']; classification: KeyMetadata['classification']; name?: string; exportable?: boolean }) => {
+      const material = await readInput(o.keyFile);
+      const k = await withClient(async (c) => {
+        const wrapped = wrapForTransfer((await c.kms.wrappingKey()).public_key_pem, material);
+        return c.kms.importKey({ key_type: o.type, algorithm: o.algorithm, classification: o.classification, ...(o.name ? { name: o.name } : {}), ...(o.exportable ? { exportable: true } : {}), wrapped_key: wrapped.toString('base64') });
+      });
+      material.fill(0);
+      process.stdout.write(`${k.key_id}\n`);
+    });
+  keys
+    .command('export <key_id>')
+    .description("export an exportable key wrapped for a receiver's RSA public key (prints the base64 wrapped key)")
+    .requiredOption('--public-key <pem_file>', "the receiver's RSA public key (3072 bits or more)")
+    .option('--version <n>', 'key version (default: current)', (v) => Number(v))
+    .action(async (id: string, o: { publicKey: string; version?: number }) => {
+      const pem = (await readInput(o.publicKey)).toString('utf8');
+      out(await withClient((c) => c.kms.exportKey(id, pem, o.version)));
     });
   keys.command('show <key_id>').description('show a key and its versions').action(async (id: string) => out(await withClient((c) => c.kms.getKey(id))));
   keys

@@ -120,6 +120,12 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.alterTable('kms_key_versions').addColumn('rewrapped_away', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    '0005_key_origin': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('kms_keys').addColumn('origin', 'text', (c) => c.notNull().defaultTo('generated')).execute();
+        await db.schema.alterTable('kms_keys').addColumn('exportable', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -45,6 +45,8 @@ export interface KmsKeyTable {
   rotated_at: string;
   destroy_at: string | null;
   status_before_destruction: string | null;
+  origin: string; // 'generated' | 'imported'
+  exportable: number; // 0 | 1
 }
 
 export interface KmsKeyVersionTable {

@@ -20,6 +20,11 @@ import {
   KeyList,
   KeyMetadata,
   Approval,
+  ImportKeyRequest,
+  WrappingKey,
+  ExportKeyRequest,
+  ExportedKey,
+  sha256,
   ListKeysQuery,
   MAX_BATCH,
   PalisadeError,
@@ -98,6 +103,34 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
       handler: async (req) => {
         onKey(req, { ...req.body });
         return service.update(op(req), req.params.key_id, req.body);
+      },
+    });
+
+    app.get('/keys/import/wrapping-key', {
+      schema: { tags, security, summary: 'The RSA-4096 public key to wrap keys for import (RSA_AES_KEY_WRAP_SHA_256)', response: { 200: WrappingKey } },
+      config: { permission: 'kms:keys:import' },
+      handler: async (req) => ({ public_key_pem: (await service.wrappingKey(req.tx)).publicKeyPem, algorithm: 'RSA-4096' as const, format: 'RSA_AES_KEY_WRAP_SHA_256' as const }),
+    });
+
+    app.post('/keys/import', {
+      schema: { tags, security, summary: 'Import (bring your own key): version 1 is the unwrapped material; later versions are generated here', body: ImportKeyRequest, response: { 201: KeyMetadata } },
+      config: { permission: 'kms:keys:import', audit: 'kms.key.import' },
+      handler: async (req, reply) => {
+        const meta = await service.importKey(op(req), req.body);
+        req.auditRecord.resource = { type: 'kms_key', id: meta.key_id };
+        req.auditRecord.details = { key_type: meta.key_type, algorithm: meta.algorithm, classification: meta.classification, exportable: meta.exportable };
+        void reply.code(201);
+        return meta;
+      },
+    });
+
+    app.post('/keys/:key_id/export', {
+      schema: { tags, security, summary: "Export a version wrapped for the receiver's RSA public key (exportable keys only)", params: KeyIdParams, body: ExportKeyRequest, response: { 200: ExportedKey } },
+      config: { permission: 'kms:keys:export', audit: 'kms.key.export' },
+      handler: async (req) => {
+        const out = await service.exportKey(req.tx, req.params.key_id, req.body);
+        onKey(req, { version: out.version, receiver_sha256: sha256(Buffer.from(req.body.public_key_pem)).toString('hex') });
+        return out;
       },
     });
 

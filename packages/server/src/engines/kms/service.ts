@@ -13,6 +13,12 @@ import {
   type Classification,
   type CreateKeyRequest,
   type EncryptedData,
+  TRANSFER_FORMAT,
+  unwrapTransfer,
+  wrapForTransfer,
+  type ExportedKey,
+  type ExportKeyRequest,
+  type ImportKeyRequest,
   type KeyMetadata,
   type KeyStatus,
   type KeyType,
@@ -30,6 +36,7 @@ import { ALGORITHM_SPECS, generateMaterial, hmac, privateKeyFrom, publicKeyFrom,
 import type { KmsConfig } from './config.js';
 import type { KmsMetrics } from './metrics.js';
 import { NonceBudget } from './nonce-budget.js';
+import { checkImported, newWrappingKey, receiverKey } from './transfer.js';
 
 const DAY_MS = 86_400_000;
 const AAD_FORMAT = 1;
@@ -93,7 +100,7 @@ export class KmsService {
     return this.#create(ctx, req);
   }
 
-  async #create(ctx: OpContext, req: CreateKeyRequest): Promise<KeyMetadata> {
+  async #create(ctx: OpContext, req: CreateKeyRequest, imported?: { secret: Buffer; publicKey: Buffer | null }): Promise<KeyMetadata> {
     const usage = resolveUsage(req.key_type, req.algorithm, req.usage);
     const classification: Classification = req.classification ?? 'internal';
     if (req.name !== undefined) {
@@ -116,16 +123,63 @@ export class KmsService {
       rotated_at: now,
       destroy_at: null,
       status_before_destruction: null,
+      origin: imported ? 'imported' : 'generated',
+      exportable: req.exportable ? 1 : 0,
     };
-    const version = await this.#newVersion(ctx.db, key, 1, now);
+    const version = await this.#newVersion(ctx.db, key, 1, now, imported);
     await ctx.db.insertInto('kms_keys').values(key).execute();
     await ctx.db.insertInto('kms_key_versions').values(version).execute();
     return this.#metadata(key, [version]);
   }
 
-  async #newVersion(db: Executor, key: KmsKeyTable, version: number, now: string): Promise<KmsKeyVersionTable> {
-    const m = await generateMaterial(key.algorithm as Algorithm);
+  async #newVersion(db: Executor, key: KmsKeyTable, version: number, now: string, material?: { secret: Buffer; publicKey: Buffer | null }): Promise<KmsKeyVersionTable> {
+    const m = material ?? (await generateMaterial(key.algorithm as Algorithm));
     return { key_id: key.key_id, version, status: 'active', ...(await this.#wrap(db, key, version, m.secret)), public_key: m.publicKey, created_at: now, destroy_at: null, nonces_reserved: 0, deactivate_at: null, ciphertexts: 0, rewrapped_away: 0 };
+  }
+
+  // ---------------------------------------------------------------- bring your own key, and wrapped export
+
+  /** The RSA-4096 public key that importers wrap their keys for (created once, its private key under the barrier). */
+  async wrappingKey(db: Executor): Promise<{ publicKeyPem: string; privateKey: () => KeyObject }> {
+    let row = await db.selectFrom('settings').select('value').where('name', '=', WRAPPING_KEY).executeTakeFirst();
+    if (!row) {
+      const fresh = await newWrappingKey();
+      const value = JSON.stringify({ public_key_pem: fresh.publicKeyPem, private_key: this.deps.barrier().seal(WRAPPING_KEY, fresh.privateKey).toString('base64') });
+      fresh.privateKey.fill(0);
+      await db.insertInto('settings').values({ name: WRAPPING_KEY, value }).onConflict((oc) => oc.column('name').doNothing()).execute();
+      row = await db.selectFrom('settings').select('value').where('name', '=', WRAPPING_KEY).executeTakeFirstOrThrow();
+    }
+    const stored = JSON.parse(row.value) as { public_key_pem: string; private_key: string };
+    return { publicKeyPem: stored.public_key_pem, privateKey: () => privateKeyFrom(this.deps.barrier().open(WRAPPING_KEY, Buffer.from(stored.private_key, 'base64'))) };
+  }
+
+  async importKey(ctx: OpContext, req: ImportKeyRequest): Promise<KeyMetadata> {
+    const { wrapped_key, ...create } = req;
+    if (isSystemKey(create.name ?? null)) throw new PalisadeError('PAL_VALIDATION_FAILED', 'names starting with system/ are reserved');
+    resolveUsage(create.key_type, create.algorithm, create.usage); // refuse misfits before touching the material
+    const material = unwrapTransfer((await this.wrappingKey(ctx.db)).privateKey(), Buffer.from(wrapped_key, 'base64'));
+    try {
+      return await this.#create(ctx, create, checkImported(create.algorithm, material));
+    } finally {
+      material.fill(0);
+    }
+  }
+
+  async exportKey(db: Executor, keyId: string, req: ExportKeyRequest): Promise<ExportedKey> {
+    const key = await this.#key(db, keyId);
+    this.#assertNotDestroyed(key);
+    this.#assertNotSystem(key);
+    if (key.exportable !== 1) throw new PalisadeError('PAL_KMS_NOT_EXPORTABLE', `key ${keyId} was not created exportable`);
+    const receiver = receiverKey(req.public_key_pem);
+    const version = req.version ?? key.current_version;
+    const v = await this.#version(db, keyId, version);
+    if (!v.material || v.status === 'destroyed') throw new PalisadeError('PAL_KMS_KEY_DESTROYED');
+    const secret = await this.#unwrap(db, v);
+    try {
+      return { key_id: keyId, version, algorithm: key.algorithm as Algorithm, format: TRANSFER_FORMAT, wrapped_key: wrapForTransfer(receiver, secret).toString('base64') };
+    } finally {
+      secret.fill(0);
+    }
   }
 
   // ---------------------------------------------------------------- key hierarchy: root -> system KEKs -> keys
@@ -680,6 +734,8 @@ export class KmsService {
       expires_at: new Date(Date.parse(key.rotated_at) + key.rotation_period_days * DAY_MS).toISOString(),
       rotation_period_days: key.rotation_period_days,
       destroy_at: key.destroy_at,
+      origin: key.origin as 'generated' | 'imported',
+      exportable: key.exportable === 1,
       ...(versions
         ? {
             versions: versions.map((v) => ({
@@ -698,6 +754,7 @@ export class KmsService {
 }
 
 export const SYSTEM_KEK_PREFIX = 'system/kek/';
+const WRAPPING_KEY = 'kms.import_wrapping_key';
 const kekName = (c: Classification) => `${SYSTEM_KEK_PREFIX}${c}`;
 const isSystemKey = (name: string | null) => name?.startsWith('system/') ?? false;
 

@@ -100,6 +100,7 @@ export async function writeBackup(storage: Storage, config: Config, dir: string,
   const writer = await BackupWriter.create(path);
   let manifest: Manifest;
   let barrier: Barrier;
+  let done: Awaited<ReturnType<BackupWriter['finish']>>;
   try {
     // One read transaction: a consistent snapshot while servers write (SQLite WAL readers see the state at their
     // first read; PostgreSQL gets REPEATABLE READ, READ ONLY).
@@ -134,11 +135,11 @@ export async function writeBackup(storage: Storage, config: Config, dir: string,
         await seal.close();
       }
     }));
+    done = await writer.finish(manifest);
   } catch (e) {
     await writer.abort();
     throw e;
   }
-  const done = await writer.finish(manifest);
   return {
     file: done.path,
     backup_id: backupId,

@@ -126,10 +126,16 @@ export function checkManifestSignature(m: Manifest, backupKey: Buffer): void {
 
 // ---- writing ---------------------------------------------------------------------------------------------------
 
+/** `write` may write less than asked: loop until all of `b` is on its way to disk. */
+async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {
+  for (let off = 0; off < b.length; ) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+}
+
 /** Writes a backup under a hidden temporary name; `finish` fsyncs it and renames it into place. */
 export class BackupWriter {
   #offset = MAGIC.length;
   #parts: PartEntry[] = [];
+  #renamed = false;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -141,7 +147,12 @@ export class BackupWriter {
     const tmp = join(dirname(path), `.${basename(path)}.partial`);
     const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     const w = new BackupWriter(fh, tmp, path);
-    await fh.write(MAGIC);
+    try {
+      await writeAll(fh, MAGIC);
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
     return w;
   }
 
@@ -154,7 +165,7 @@ export class BackupWriter {
 
   async addPart(p: Omit<PartEntry, 'offset' | 'bytes' | 'sha256' | 'index'>, blob: Buffer): Promise<PartEntry> {
     const entry: PartEntry = { index: this.#parts.length, ...p, offset: this.#offset, bytes: blob.length, sha256: sha256(blob).toString('hex') };
-    await this.fh.write(blob);
+    await writeAll(this.fh, blob);
     this.#offset += blob.length;
     this.#parts.push(entry);
     return entry;
@@ -166,10 +177,11 @@ export class BackupWriter {
     const len = Buffer.alloc(4);
     len.writeUInt32BE(body.length);
     const digest = sha256(body);
-    await this.fh.write(Buffer.concat([body, len, digest, END]));
+    await writeAll(this.fh, Buffer.concat([body, len, digest, END]));
     await this.fh.sync();
     await this.fh.close();
     await rename(this.tmp, this.path);
+    this.#renamed = true;
     const dir = await open(dirname(this.path), 'r');
     try {
       await dir.sync();
@@ -179,9 +191,10 @@ export class BackupWriter {
     return { path: this.path, manifestSha256: digest.toString('hex'), bytes: this.#offset + body.length + TRAILER };
   }
 
+  /** Removes whatever was written (the temporary file, or the final one if `finish` failed after the rename). */
   async abort(): Promise<void> {
     await this.fh.close().catch(() => undefined);
-    await unlink(this.tmp).catch(() => undefined);
+    await unlink(this.#renamed ? this.path : this.tmp).catch(() => undefined);
   }
 }
 
