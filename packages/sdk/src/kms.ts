@@ -51,6 +51,10 @@ export class KmsClient {
   updateKey(keyId: string, req: UpdateKeyRequest): Promise<KeyMetadata> {
     return this.t.send('PATCH', `/v1/keys/${seg(keyId)}`, req);
   }
+  /** Start moving every key still under an older KEK version to the current one; follow `getKey(kek).rewrap`. */
+  rewrapAll(): Promise<{ pending: number }> {
+    return this.t.send('POST', '/v1/keys/rewrap-all');
+  }
   /** The public key to wrap keys for import with (see `wrapForTransfer` in @palisade/core). */
   wrappingKey(): Promise<WrappingKey> {
     return this.t.send('GET', '/v1/keys/import/wrapping-key');

@@ -102,6 +102,24 @@ export function buildCli(): Command {
       }
     });
   keys
+    .command('rewrap-all')
+    .description('move every key still wrapped under an older KEK version to the current one, showing progress')
+    .action(async () => {
+      await withClient(async (c) => {
+        const { pending } = await c.kms.rewrapAll();
+        const bar = progressBar('rewrapping keys under the current KEK versions');
+        let left = pending;
+        while (left > 0) {
+          bar(pending - left, pending);
+          await new Promise((r) => setTimeout(r, 500));
+          left = 0;
+          for await (const k of c.kms.allKeys({ key_type: 'KEK' })) if (k.name?.startsWith('system/kek/')) left += (await c.kms.getKey(k.key_id)).rewrap?.pending ?? 0;
+        }
+        bar(pending, pending);
+        process.stdout.write(`rewrapped ${pending} key versions; nothing is left under an older KEK version\n`);
+      });
+    });
+  keys
     .command('import')
     .description('bring your own key: wrap the key file for this server (RSA_AES_KEY_WRAP_SHA_256) and import it')
     .requiredOption('--key-file <file>', 'raw key bytes (AES, ChaCha20, HMAC) or a PKCS#8 DER private key')

@@ -96,8 +96,19 @@ describe.each(serverCases())('key hierarchy: root -> system KEKs -> keys ($name)
       expect(steps).toEqual(expect.arrayContaining(['kms.rotation.pre_check', 'kms.rotation.health_check', 'kms.key.rotate']));
     });
 
+    it('rewrap-all reports the backlog under every KEK and starts clearing it', async () => {
+      const restricted = (await s.client.kms.listKeys({ name: 'system/kek/restricted' })).keys[0]!;
+      const request = (await s.client.kms.rotateKey(restricted.key_id)) as { id: string };
+      const officer = s.clientWith((await s.client.createApiKey({ name: 'officer-2', permissions: ['approvals:requests:decide', 'kms:keys:rotate'] })).token);
+      await officer.approvals.approve(request.id);
+      expect(await s.client.kms.rewrapAll()).toEqual({ pending: 1 }); // the restricted signing key
+      await s.rt.scheduler.rewrap(); // what the kicked background pass does, awaited here
+      expect(await s.client.kms.rewrapAll()).toEqual({ pending: 0 });
+      await decryptAll();
+    });
+
     it('each rewrap batch is an audit event and the ledger verifies', async () => {
-      const events = (await s.client.audit.query({ type: 'kms.kek.rewrap', order: 'asc' })).events;
+      const events = (await s.client.audit.query({ type: 'kms.kek.rewrap', resource: kek.key_id, order: 'asc' })).events;
       expect(events.map((e) => e.details)).toEqual([
         { to_version: 2, rewrapped: 2, pending: 2 },
         { to_version: 2, rewrapped: 2, pending: 0 },

@@ -106,6 +106,23 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
       },
     });
 
+    app.post('/keys/rewrap-all', {
+      schema: {
+        tags,
+        security,
+        summary: 'Move every key still wrapped under an older KEK version to the current one, now (progress: the system KEKs\' rewrap)',
+        response: { 202: Type.Object({ pending: Type.Integer({ description: 'key versions still to rewrap when the request was accepted' }) }) },
+      },
+      config: { permission: 'kms:keys:rotate', audit: 'kms.kek.rewrap_all' },
+      handler: async (req, reply) => {
+        const pending = await service.rewrapBacklog(req.tx);
+        req.auditRecord.details = { pending };
+        req.auditRecord.afterCommit.push(async () => service.kekRotated());
+        void reply.code(202);
+        return { pending };
+      },
+    });
+
     app.get('/keys/import/wrapping-key', {
       schema: { tags, security, summary: 'The RSA-4096 public key to wrap keys for import (RSA_AES_KEY_WRAP_SHA_256)', response: { 200: WrappingKey } },
       config: { permission: 'kms:keys:import' },

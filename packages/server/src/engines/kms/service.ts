@@ -249,6 +249,13 @@ export class KmsService {
     return out;
   }
 
+  /** Key versions, under every system KEK, still wrapped under an older KEK version. */
+  async rewrapBacklog(db: Executor): Promise<number> {
+    let pending = 0;
+    for (const kek of await db.selectFrom('kms_keys').selectAll().where('name', 'like', `${SYSTEM_KEK_PREFIX}%`).execute()) pending += (await this.#rewrapProgress(db, kek)).pending;
+    return pending;
+  }
+
   async #rewrapProgress(db: Executor, kek: KmsKeyTable): Promise<{ to_version: number; pending: number; total: number }> {
     const rows = await db
       .selectFrom('kms_key_versions')
