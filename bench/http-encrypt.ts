@@ -9,17 +9,11 @@
 //
 // Env knobs: BENCH_HTTP_CONNECTIONS (32), BENCH_HTTP_WARMUP_MS (2000), BENCH_HTTP_DURATION_MS (8000),
 // BENCH_HTTP_BYTES (1024), BENCH_HTTP_CLIENT (raw | https), BENCH_HTTP_DECRYPT=0 to skip decrypt.
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rm } from 'node:fs/promises';
 import { runLoadInChild, type LoadResult, type LoadSpec } from './lib/loadgen.js';
-import type { BareMode, BareReady } from './lib/bare-server.js'; // types only: evaluating that module starts a server
+import type { BareMode } from './lib/bare-server.js'; // types only: evaluating that module starts a server
+import { call, cpuSeconds, machineBusySeconds, startBare, startPalisade, stop, type ServerTarget } from './lib/servers.js';
 import { heading, isEntry, machine, num, ratio, table } from './lib/report.js';
 
 type Op = 'encrypt' | 'decrypt';
@@ -67,11 +61,7 @@ export interface HttpResult {
   rows: HttpRow[];
 }
 
-interface Target {
-  pid: number;
-  port: number;
-  ca: string;
-  headers: Record<string, string>;
+interface Target extends ServerTarget {
   path: (op: Op) => string;
 }
 
@@ -79,109 +69,6 @@ const env = (name: string, def: number) => {
   const v = Number(process.env[name]);
   return Number.isFinite(v) && v > 0 ? v : def;
 };
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime + stime of a process (all threads), in seconds, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
-}
-
-/** Busy (non-idle, non-iowait) CPU seconds of the whole machine, from /proc/stat. */
-function machineBusySeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / CLK_TCK;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function call(port: number, ca: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, ca, headers: body ? { ...headers, 'content-type': 'application/json' } : headers, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Starts `node packages/server/dist/main.js serve` on a fresh data directory; resolves once /readyz answers 200. */
-async function startPalisade(): Promise<{ target: Omit<Target, 'path'>; child: ChildProcess; dataDir: string; logs: () => string }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'palisade-bench-'));
-  const port = await freePort();
-  const token = randomBytes(32).toString('base64url'); // 43 characters
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PALISADE_')));
-  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []; // e.g. --cpu-prof
-  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'packages/server/dist/main.js'), 'serve'], {
-    cwd: dataDir, // no ./palisade.yaml from the repository
-    env: { ...clean, PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: `127.0.0.1:${port}`, PALISADE_BOOTSTRAP_TOKEN: token, PALISADE_LOG_LEVEL: 'warn', ...(process.env.PALISADE_SQLITE_SYNCHRONOUS ? { PALISADE_SQLITE_SYNCHRONOUS: process.env.PALISADE_SQLITE_SYNCHRONOUS } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const killOnExit = () => child.kill('SIGKILL'); // never leave a server behind if this process dies
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.off('exit', killOnExit));
-  let out = '';
-  const keep = (d: Buffer) => (out = (out + d.toString('utf8')).slice(-4000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`palisade exited with code ${child.exitCode}:\n${out}`);
-    try {
-      const ca = await readFile(join(dataDir, 'tls/ca.pem'), 'utf8');
-      if ((await call(port, ca, 'GET', '/readyz')).status === 200) {
-        return { target: { pid: child.pid!, port, ca, headers: { authorization: `Bearer ${token}` } }, child, dataDir, logs: () => out };
-      }
-    } catch {
-      // not listening or no CA yet
-    }
-    if (Date.now() > deadline) {
-      await stop(child);
-      throw new Error(`palisade not ready after 30 s:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function startBare(mode: PeerName): Promise<{ target: Omit<Target, 'path'>; child: ChildProcess }> {
-  const child = fork(fileURLToPath(new URL('./lib/bare-server.ts', import.meta.url)), [mode], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.off('exit', killOnExit));
-  return new Promise((resolve, reject) => {
-    child.once('message', (m: BareReady) => resolve({ target: { pid: child.pid!, port: m.port, ca: m.ca, headers: {} }, child }));
-    child.once('exit', (code) => reject(new Error(`${mode} peer exited with code ${code}`)));
-  });
-}
 
 async function expectJson(target: Target, op: Op | '', path: string, body: string, status: number): Promise<Record<string, unknown>> {
   const r = await call(target.port, target.ca, 'POST', path, target.headers, body);

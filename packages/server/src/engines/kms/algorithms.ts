@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPair as generateKeyPairCb, createHmac, sign as cryptoSign, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { PalisadeError, randomBytes, type Algorithm, type KeyType, type Usage } from '@palisade/core';
+import { rsa4096Pool } from './keygen-pool.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -66,8 +67,8 @@ export async function generateMaterial(algorithm: Algorithm): Promise<GeneratedM
       return { secret: kp.privateKey as unknown as Buffer, publicKey: kp.publicKey as unknown as Buffer };
     }
     case 'RSA-4096': {
-      const kp = await generateKeyPair('rsa', { modulusLength: 4096, publicExponent: 0x10001, ...der });
-      return { secret: kp.privateKey as unknown as Buffer, publicKey: kp.publicKey as unknown as Buffer };
+      const kp = await rsa4096Pool.take(); // pre-generated in the background when one is ready, else generated now
+      return { secret: kp.privateKey, publicKey: kp.publicKey };
     }
   }
 }
