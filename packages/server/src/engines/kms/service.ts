@@ -240,11 +240,12 @@ export class KmsService {
       if (rows.length === 0) continue;
       const target = await this.#kekBarrier(db, kek, kek.current_version);
       for (const v of rows) {
-        const secret = await this.#unwrap(db, v);
+        const secret = (await this.#kekBarrier(db, kek, v.kek_version!)).open(purpose(v.key_id, v.version), v.material!);
         await db.updateTable('kms_key_versions').set({ material: target.seal(purpose(v.key_id, v.version), secret), kek_version: kek.current_version }).where('key_id', '=', v.key_id).where('version', '=', v.version).execute();
         secret.fill(0);
       }
-      out.push({ kek_id: kek.key_id, to_version: kek.current_version, rewrapped: rows.length, pending: (await this.#rewrapProgress(db, kek)).pending });
+      const left = await db.selectFrom('kms_key_versions').select((eb) => eb.fn.countAll<number>().as('n')).where('kek_id', '=', kek.key_id).where('kek_version', '<', kek.current_version).where('material', 'is not', null).executeTakeFirstOrThrow();
+      out.push({ kek_id: kek.key_id, to_version: kek.current_version, rewrapped: rows.length, pending: Number(left.n) });
     }
     return out;
   }
