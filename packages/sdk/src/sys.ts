@@ -1,4 +1,4 @@
-import type { InitRequest, RecoveryShares, RekeyRequest, SealStatus, UnsealRequest } from '@palisade/core';
+import type { Approval, InitRequest, RecoveryShares, RekeyRequest, SealStatus, UnsealRequest } from '@palisade/core';
 import type { Transport } from './transport.js';
 
 /** The seal lifecycle (`palisade operator ...`). Status, init and unseal need no token; seal and rekey do. */
@@ -16,6 +16,10 @@ export class SysClient {
   }
   seal(): Promise<SealStatus> {
     return this.t.send('POST', '/v1/sys/seal');
+  }
+  /** Root rotation (file, pkcs11): an approval request; a second principal's approval runs it. */
+  rotateRoot(): Promise<Approval> {
+    return this.t.send('POST', '/v1/sys/rotate-root');
   }
   rekey(req: RekeyRequest): Promise<RecoveryShares> {
     return this.t.send('POST', '/v1/sys/rekey', req);

@@ -82,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(kmsRoutes(deps.kms, deps.kmsMetrics), { prefix: '/v1' });
   await app.register(authRoutes(deps.apiKeys, deps.clock), { prefix: '/v1' });
   await app.register(auditRoutes(deps.ledger), { prefix: '/v1' });
-  await app.register(sysRoutes(deps.seal, deps.ledger), { prefix: '/v1' });
+  await app.register(sysRoutes(deps.seal, deps.ledger, deps.approvals), { prefix: '/v1' });
   await app.register(approvalRoutes(deps.approvals), { prefix: '/v1' });
   return app;
 }

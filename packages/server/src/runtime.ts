@@ -105,6 +105,12 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     });
     const scheduler = new KmsScheduler({ storage, ledger, service: kms, approvals, log, clock, intervalSeconds: config.kms.scheduler_interval_seconds });
     sealRef.onSeal(() => kms.forgetAll());
+    sealRef.onRootRotation((db, from, to) => kms.rewrapRoot(db, from, to));
+    approvals.register('seal.rotate_root', async (ctx) => {
+      const out = await sealRef.rotateRoot(ctx.db, ctx);
+      ctx.emit({ type: 'seal.rotate_root', outcome: 'success', resource: { type: 'seal', id: sealRef.provider }, details: out });
+      return out;
+    });
     kms.onKekRotated = () => scheduler.kick();
     sealRef.onUnseal(() => scheduler.ensureSystemKeks());
     if (sealRef.state === 'unsealed') await scheduler.ensureSystemKeks();

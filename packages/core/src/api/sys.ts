@@ -43,6 +43,7 @@ export const RekeyRequest = Type.Object(
     new_passphrase: Passphrase,
     new_shares: Type.Integer({ minimum: 2, maximum: 255, default: 5 }),
     new_threshold: Type.Integer({ minimum: 2, maximum: 255, default: 3 }),
+    rotate_root: Type.Optional(Type.Boolean({ description: 'also replace the root key itself (the yearly ceremony), rewrapping the keyring and the system KEKs' })),
   },
   { additionalProperties: false },
 );

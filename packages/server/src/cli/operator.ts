@@ -74,6 +74,13 @@ export function operatorCommands(program: Command): void {
       process.stdout.write(statusLine(await call((c) => c.sys.seal(), false)));
     });
 
+  op.command('rotate-root')
+    .description('request a root key rotation (file, pkcs11); another principal approves it: palisade approvals approve <id>')
+    .action(async () => {
+      const a = await call((c) => c.sys.rotateRoot(), false);
+      process.stdout.write(`root rotation requested: approval ${a.id} (by another principal holding ${a.permission})\n`);
+    });
+
   op.command('rekey')
     .description('new recovery shares and passphrase, proven by --share (threshold of them) or the current passphrase (needs sys:seal:rekey)')
     .option('--share <share>', 'a current recovery share', (v: string, all: string[]) => [...all, v], [] as string[])
@@ -81,11 +88,12 @@ export function operatorCommands(program: Command): void {
     .requiredOption('--new-passphrase-file <file>', 'file holding the new passphrase')
     .option('--shares <n>', 'new recovery shares', (v) => Number(v), 5)
     .option('--threshold <n>', 'new threshold', (v) => Number(v), 3)
-    .action(async (o: { share: string[]; passphraseFile?: string; newPassphraseFile: string; shares: number; threshold: number }) => {
+    .option('--rotate-root', 'also replace the root key (the yearly ceremony)')
+    .action(async (o: { share: string[]; passphraseFile?: string; newPassphraseFile: string; shares: number; threshold: number; rotateRoot?: boolean }) => {
       if (!o.share.length && !o.passphraseFile) throw new CliError('prove possession with --share (repeat it) or --passphrase-file', 2);
       const proof = o.share.length ? { shares: o.share } : { passphrase: await readSecret(o.passphraseFile, 'passphrase') };
       const new_passphrase = await readSecret(o.newPassphraseFile, 'new-passphrase');
-      const r = await call((c) => c.sys.rekey({ ...proof, new_passphrase, new_shares: o.shares, new_threshold: o.threshold }), false);
+      const r = await call((c) => c.sys.rekey({ ...proof, new_passphrase, new_shares: o.shares, new_threshold: o.threshold, ...(o.rotateRoot ? { rotate_root: true } : {}) }), false);
       printShares(r.shares, r.threshold);
     });
 }

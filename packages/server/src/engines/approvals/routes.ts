@@ -14,7 +14,7 @@ export function approvalRoutes(approvals: ApprovalService): FastifyPluginAsync {
   const decide = async (req: FastifyRequest, id: string, comment: string | undefined, decision: 'approve' | 'reject') => {
     req.auditRecord.resource = { type: 'approval', id };
     const a = await approvals.decide(
-      { db: req.tx as Tx, emit: (e) => req.auditRecord.extra.push({ actor: { principal_id: req.principal!.principal_id, api_key_id: req.principal!.api_key_id, source_ip: req.ip }, request_id: req.id, ...e }), afterCommit: (fn) => req.auditRecord.afterCommit.push(fn) },
+      { db: req.tx as Tx, emit: (e) => req.auditRecord.extra.push({ actor: { principal_id: req.principal!.principal_id, api_key_id: req.principal!.api_key_id, source_ip: req.ip }, request_id: req.id, ...e }), afterCommit: (fn) => req.auditRecord.afterCommit.push(fn), onRollback: (fn) => req.auditRecord.onRollback.push(fn) },
       id,
       req.principal!,
       decision,

@@ -250,6 +250,17 @@ export class KmsService {
     return out;
   }
 
+  /** Root rotation: move every version wrapped by the root (the system KEKs) from `from` to `to`. */
+  async rewrapRoot(db: Executor, from: RootKeyProvider, to: RootKeyProvider): Promise<number> {
+    const rows = await db.selectFrom('kms_key_versions').select(['key_id', 'version', 'material']).where('wrapping', '=', 'root').where('material', 'is not', null).execute();
+    for (const r of rows) {
+      const secret = await from.unwrap(r.material!);
+      await db.updateTable('kms_key_versions').set({ material: await to.wrap(secret) }).where('key_id', '=', r.key_id).where('version', '=', r.version).execute();
+      secret.fill(0);
+    }
+    return rows.length;
+  }
+
   /** Key versions, under every system KEK, still wrapped under an older KEK version. */
   async rewrapBacklog(db: Executor): Promise<number> {
     let pending = 0;

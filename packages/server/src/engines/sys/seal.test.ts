@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EncryptedData } from '@palisade/core';
 import { codeOf, dialects, startServer, type TestServer } from '../../testing/harness.js';
@@ -101,6 +103,53 @@ describe.each(dialects())('passphrase seal: init, unseal, seal, rekey ($name)', 
       for (const m of materials) for (const needle of [m.toString('hex'), m.toString('base64'), m.toString('latin1')]) expect(dump.includes(needle)).toBe(false);
       expect(dump.includes(PASS)).toBe(false);
       expect(dump.includes('a brand new passphrase')).toBe(false);
+    });
+  });
+});
+
+describe.each(dialects())('root key rotation ($name)', ({ name, available }) => {
+  describe.skipIf(!available)('', () => {
+    it('file seal: approved by a second principal, the new root wraps the keyring and the system KEKs; data stays readable across a restart', async () => {
+      const s = await startServer(name);
+      try {
+        const k = await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM', classification: 'restricted' });
+        const ct = await s.client.kms.encrypt(k.key_id, 'under the old root');
+        const before = readFileSync(join(s.dataDir, 'seal.key'), 'utf8');
+        const request = await s.client.sys.rotateRoot();
+        expect(await codeOf(s.client.approvals.approve(request.id))).toEqual({ status: 403, code: 'PAL_APPROVAL_SELF' });
+        const custodian = s.clientWith((await s.client.createApiKey({ name: 'custodian', permissions: ['approvals:requests:decide', 'sys:seal:rotate-root'] })).token);
+        const done = await custodian.approvals.approve(request.id, 'yearly ceremony');
+        expect(done.result).toMatchObject({ rewrapped: 3 });
+        const { from, to } = done.result as { from: string; to: string };
+        expect(to).not.toBe(from);
+        expect(readFileSync(join(s.dataDir, 'seal.key'), 'utf8')).not.toBe(before);
+        expect(existsSync(join(s.dataDir, 'seal.key.next'))).toBe(false);
+        s.rt.kms.forgetAll();
+        expect((await s.client.kms.decrypt(k.key_id, ct)).toString()).toBe('under the old root');
+        await s.restart();
+        expect((await s.client.kms.decrypt(k.key_id, ct)).toString()).toBe('under the old root');
+        expect((await s.client.audit.query({ type: 'seal.rotate_root' })).events[0]).toMatchObject({ outcome: 'success', details: { from, to, rewrapped: 3 } });
+        expect(await s.rt.ledger.verify()).toMatchObject({ ok: true });
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('passphrase seal: rekey --rotate-root replaces the root; the new passphrase opens it after a restart', async () => {
+      const s = await startServer(name, { seal: 'passphrase' });
+      try {
+        const { shares } = await s.client.sys.init({ passphrase: PASS, shares: 3, threshold: 2 });
+        const k = await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM' });
+        const ct = await s.client.kms.encrypt(k.key_id, 'ceremony');
+        expect(await codeOf(s.client.sys.rotateRoot())).toEqual({ status: 400, code: 'PAL_VALIDATION_FAILED' });
+        const fresh = await s.client.sys.rekey({ shares: shares.slice(0, 2), new_passphrase: 'the passphrase of next year', new_shares: 3, new_threshold: 2, rotate_root: true });
+        await s.restart();
+        expect(await codeOf(s.client.sys.unseal({ shares: shares.slice(0, 2) }))).toEqual({ status: 400, code: 'PAL_SEAL_UNSEAL_FAILED' });
+        expect((await s.client.sys.unseal({ shares: fresh.shares.slice(1) })).state).toBe('unsealed');
+        expect((await s.client.kms.decrypt(k.key_id, ct)).toString()).toBe('ceremony');
+      } finally {
+        await s.close();
+      }
     });
   });
 });

@@ -8,7 +8,10 @@ import type { Principal } from '../auth/api-keys.js';
 const DAY_MS = 86_400_000;
 
 /** What runs when a request is approved, in the approving transaction; its return value is stored as `result`. */
-export type ApprovalExecutor = (ctx: { db: Tx; emit: (e: Omit<AuditEventInput, 'actor'>) => void; afterCommit: (fn: () => Promise<void>) => void }, approval: Approval) => Promise<unknown>;
+export type ApprovalExecutor = (
+  ctx: { db: Tx; emit: (e: Omit<AuditEventInput, 'actor'>) => void; afterCommit: (fn: () => Promise<void>) => void; onRollback: (fn: () => void) => void },
+  approval: Approval,
+) => Promise<unknown>;
 
 export interface ApprovalRequest {
   action: string;

@@ -1,8 +1,8 @@
-import { mkdir, readFile, writeFile, chmod, stat } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, chmod, stat, rename, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PalisadeError, randomBytes } from '@palisade/core';
 import type { RootKeyProvider } from './provider.js';
-import { softwareProvider } from './software-provider.js';
+import { rootFingerprint, softwareProvider } from './software-provider.js';
 
 const FILE = 'seal.key';
 
@@ -10,8 +10,54 @@ export const FILE_SEAL_WARNING =
   'SEAL PROVIDER "file" IS FOR DEVELOPMENT ONLY: the root key sits unencrypted in <data>/seal.key next to the data it protects. ' +
   'Use the passphrase or pkcs11 (HSM) provider in production.';
 
-/** Development root of trust: a random 256-bit root key in `<data>/seal.key` (mode 0600), created on first start. */
-export async function openFileProvider(dataDir: string): Promise<{ provider: RootKeyProvider; created: boolean }> {
+const NEXT = 'seal.key.next';
+
+function parseSealFile(path: string, raw: string): Buffer {
+  try {
+    const parsed = JSON.parse(raw) as { format?: string; root_key?: string };
+    if (parsed.format !== 'palisade-file-seal/v1' || typeof parsed.root_key !== 'string') throw new Error('unknown format');
+    const key = Buffer.from(parsed.root_key, 'base64');
+    if (key.length !== 32) throw new Error('root key is not 256 bits');
+    return key;
+  } catch (e) {
+    throw new PalisadeError('PAL_SEAL_CORRUPT', `${path} is not a valid file seal: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * A new root for a root rotation: written to `<data>/seal.key.next` (0600, synced) before the database is
+ * rewrapped; `commit()` renames it over seal.key once the rewrap committed. A crash in between is completed at the
+ * next start, which finds the root the database names in seal.key.next.
+ */
+export async function prepareFileRoot(dataDir: string): Promise<{ provider: RootKeyProvider; commit: () => Promise<void> }> {
+  const key = randomBytes(32);
+  const path = join(dataDir, NEXT);
+  const fh = await openFile(path, 'w', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify({ format: 'palisade-file-seal/v1', root_key: key.toString('base64') }) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  const provider = softwareProvider('file', key);
+  key.fill(0);
+  return { provider, commit: () => rename(path, join(dataDir, FILE)) };
+}
+
+/**
+ * Development root of trust: a random 256-bit root key in `<data>/seal.key` (mode 0600), created on first start.
+ * `rootId` (from the database's keyring record) selects seal.key.next when a root rotation was interrupted.
+ */
+export async function openFileProvider(dataDir: string, rootId?: string): Promise<{ provider: RootKeyProvider; created: boolean }> {
+  if (rootId !== undefined) {
+    const next = join(dataDir, NEXT);
+    const raw = await readFile(next, 'utf8').catch(() => null);
+    if (raw !== null) {
+      const key = parseSealFile(next, raw);
+      if (rootFingerprint(key) === rootId) await rename(next, join(dataDir, FILE)); // finish the interrupted rotation
+      key.fill(0);
+    }
+  }
   const path = join(dataDir, FILE);
   let created = false;
   let raw: string;
@@ -26,15 +72,7 @@ export async function openFileProvider(dataDir: string): Promise<{ provider: Roo
   }
   const mode = (await stat(path)).mode & 0o777;
   if (mode & 0o077) await chmod(path, 0o600);
-  let key: Buffer;
-  try {
-    const parsed = JSON.parse(raw) as { format?: string; root_key?: string };
-    if (parsed.format !== 'palisade-file-seal/v1' || typeof parsed.root_key !== 'string') throw new Error('unknown format');
-    key = Buffer.from(parsed.root_key, 'base64');
-    if (key.length !== 32) throw new Error('root key is not 256 bits');
-  } catch (e) {
-    throw new PalisadeError('PAL_SEAL_CORRUPT', `${path} is not a valid file seal: ${(e as Error).message}`, { cause: e });
-  }
+  const key = parseSealFile(path, raw);
   const provider = softwareProvider('file', key);
   key.fill(0);
   return { provider, created };

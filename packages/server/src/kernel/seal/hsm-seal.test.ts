@@ -54,6 +54,20 @@ describe.skipIf(!hsmAvailable)('pkcs11 seal, end to end', () => {
     expect(logs.join('\n')).not.toContain('246810');
   });
 
+  it('root rotation: a new root key is generated in the token, the database names it, and a restart opens it', async () => {
+    const s = servers[0]!; // on token "main", restarted once already
+    const keyId = (await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM' })).key_id;
+    const ct = await s.client.kms.encrypt(keyId, 'across the ceremony');
+    const request = await s.client.sys.rotateRoot();
+    const custodian = s.clientWith((await s.client.createApiKey({ name: 'custodian', permissions: ['approvals:requests:decide', 'sys:seal:rotate-root'] })).token);
+    const done = (await custodian.approvals.approve(request.id)).result as { from: string; to: string; rewrapped: number };
+    expect(done).toMatchObject({ from: 'palisade-root', rewrapped: 3 });
+    expect(done.to).toMatch(/^palisade-root\.\d{8}T\d{6}$/);
+    await s.restart();
+    expect(s.rt.seal.root?.id).toBe(done.to);
+    expect((await s.client.kms.decrypt(keyId, ct)).toString()).toBe('across the ceremony');
+  });
+
   it('a wrong PIN stops start-up with a clear error that does not contain the PIN', async () => {
     const err = await startServer('sqlite', { env: env('unopened', '999999') }).then(
       () => null,

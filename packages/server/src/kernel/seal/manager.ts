@@ -17,12 +17,21 @@ export interface SealStatus {
 
 export interface SealManagerOptions {
   provider: ProviderName;
-  /** Opens the provider of an automatic seal (file, pkcs11). */
-  open?: () => Promise<{ provider: RootKeyProvider; created: boolean }>;
+  /** Opens the provider of an automatic seal (file, pkcs11); `rootId` names the root the database was sealed with. */
+  open?: (rootId?: string) => Promise<{ provider: RootKeyProvider; created: boolean }>;
+  /** A new root for a rotation (file, pkcs11); `commit` makes it the one opened at start, after the rewrap committed. */
+  nextRoot?: () => Promise<{ provider: RootKeyProvider; commit: () => Promise<void> }>;
   argon2: Argon2Params;
 }
 
 const KEYRING = 'seal.keyring';
+
+/** The keyring key, wrapped by the root that `root_id` names (absent in records from before root rotation). */
+interface KeyringRecord {
+  provider: ProviderName;
+  wrapped: string;
+  root_id?: string;
+}
 const PASSPHRASE = 'seal.passphrase';
 
 /**
@@ -39,6 +48,8 @@ export class SealManager implements Seal {
   #root: RootKeyProvider | null = null;
   #pendingShares: string[] = [];
   #unavailable: string | null = null;
+  /** During a root rotation, before its commit: the new root, tried first by `root`. */
+  #nextRoot: RootKeyProvider | null = null;
   readonly #onUnseal: Array<() => Promise<void>> = [];
   readonly #onSeal: Array<() => void> = [];
 
@@ -53,9 +64,12 @@ export class SealManager implements Seal {
   get state(): SealState {
     return this.#state;
   }
-  /** The open provider, for health checks (an HSM that went away). */
+  /** The open provider (during a root rotation: the new root, falling back to the old one until it commits). */
   get root(): RootKeyProvider | null {
-    return this.#root;
+    const next = this.#nextRoot;
+    const current = this.#root;
+    if (!next || !current) return current;
+    return { ...current, name: current.name, id: next.id, wrap: (m) => next.wrap(m), unwrap: (w) => next.unwrap(w).catch(() => current.unwrap(w)), check: () => current.check(), close: () => current.close() };
   }
 
   /** Why the root of trust failed its last health check (an HSM that went away), or null. */
@@ -78,6 +92,12 @@ export class SealManager implements Seal {
   barrier(): Barrier {
     if (this.#barrier) return this.#barrier;
     throw new PalisadeError(this.#state === 'uninitialized' ? 'PAL_SEAL_NOT_INITIALIZED' : 'PAL_SEAL_SEALED');
+  }
+
+  #rewrapRoot: (db: Executor, from: RootKeyProvider, to: RootKeyProvider) => Promise<number> = async () => 0;
+  /** Who else keeps material wrapped by the root (the KMS's system KEKs), to move it during a root rotation. */
+  onRootRotation(fn: (db: Executor, from: RootKeyProvider, to: RootKeyProvider) => Promise<number>): void {
+    this.#rewrapRoot = fn;
   }
 
   /** Runs after every unseal (e.g. the owner credential on first start). */
@@ -160,19 +180,32 @@ export class SealManager implements Seal {
     }
   }
 
-  /** Passphrase seal: prove possession (threshold shares, or the passphrase), then a new recovery split and passphrase. */
-  async rekey(input: { shares?: string[]; passphrase?: string; new_passphrase: string; new_shares: number; new_threshold: number }, db: Executor = this.storage.db): Promise<string[]> {
+  /**
+   * Passphrase seal: prove possession (threshold shares, or the passphrase), then a new recovery split and
+   * passphrase; with `rotate_root` also a new root key (the ceremony's root rotation), rewrapping what it protects.
+   */
+  async rekey(
+    input: { shares?: string[]; passphrase?: string; new_passphrase: string; new_shares: number; new_threshold: number; rotate_root?: boolean },
+    db: Executor = this.storage.db,
+    hooks?: Parameters<SealManager['rotateRoot']>[1],
+  ): Promise<string[]> {
     if (this.opts.provider !== 'passphrase') throw new PalisadeError('PAL_VALIDATION_FAILED', `re-keying applies to the passphrase seal; this server uses ${this.opts.provider}`);
     const rec = await this.#record(db);
     if (!rec) throw new PalisadeError('PAL_SEAL_NOT_INITIALIZED');
     const rootKey = input.shares?.length ? openWithShares(rec, input.shares) : input.passphrase !== undefined ? await openWithPassphrase(rec, input.passphrase) : null;
     if (!rootKey) throw new PalisadeError('PAL_VALIDATION_FAILED', 'give the recovery shares or the current passphrase');
+    const next = input.rotate_root ? randomBytes(32) : null;
     try {
-      const { record, shares } = await rewrapPassphraseSeal(rootKey, input.new_passphrase, this.opts.argon2, input.new_shares, input.new_threshold);
+      const { record, shares } = await rewrapPassphraseSeal(next ?? rootKey, input.new_passphrase, this.opts.argon2, input.new_shares, input.new_threshold);
       await db.updateTable('settings').set({ value: JSON.stringify(record) }).where('name', '=', PASSPHRASE).execute();
+      if (next) {
+        if (!hooks) throw new Error('a root rotation needs transaction hooks');
+        await this.rotateRoot(db, hooks, { provider: softwareProvider('passphrase', next), commit: async () => undefined });
+      }
       return shares;
     } finally {
       rootKey.fill(0);
+      next?.fill(0);
     }
   }
 
@@ -190,9 +223,48 @@ export class SealManager implements Seal {
   async #openAutomatic(): Promise<void> {
     if (!this.#root) {
       if (!this.opts.open) throw new Error(`seal provider ${this.opts.provider} has no opener`);
-      this.#root = (await this.opts.open()).provider;
+      this.#root = (await this.opts.open((await this.#keyring())?.root_id)).provider;
     }
     await this.#openWith(this.#root);
+  }
+
+  async #keyring(db: Executor = this.storage.db): Promise<KeyringRecord | null> {
+    const row = await db.selectFrom('settings').select('value').where('name', '=', KEYRING).executeTakeFirst();
+    return row ? (JSON.parse(row.value) as KeyringRecord) : null;
+  }
+
+  /**
+   * Root rotation (the yearly ceremony; approved by a second principal): a new root key — generated in the token
+   * for pkcs11 — wraps the keyring and everything `rewrap` moves (the system KEKs), in `db`'s transaction. Until
+   * it commits both roots unwrap; `afterCommit` makes the new one current, `onRollback` forgets it.
+   */
+  async rotateRoot(
+    db: Executor,
+    hooks: { afterCommit: (fn: () => Promise<void>) => void; onRollback: (fn: () => void) => void },
+    next?: { provider: RootKeyProvider; commit: () => Promise<void> },
+  ): Promise<{ from: string; to: string; rewrapped: number }> {
+    const from = this.#root;
+    if (this.#state !== 'unsealed' || !from) throw new PalisadeError('PAL_SEAL_SEALED');
+    const fresh = next ?? (await this.opts.nextRoot?.());
+    if (!fresh) throw new PalisadeError('PAL_VALIDATION_FAILED', `the ${this.opts.provider} seal rotates its root with operator rekey --rotate-root`);
+    const rec = (await this.#keyring(db))!;
+    const keyring = await from.unwrap(Buffer.from(rec.wrapped, 'base64'));
+    const wrapped = (await fresh.provider.wrap(keyring)).toString('base64');
+    keyring.fill(0);
+    await db.updateTable('settings').set({ value: JSON.stringify({ provider: rec.provider, wrapped, root_id: fresh.provider.id }) }).where('name', '=', KEYRING).execute();
+    const rewrapped = await this.#rewrapRoot(db, from, fresh.provider);
+    this.#nextRoot = fresh.provider;
+    hooks.onRollback(() => {
+      this.#nextRoot = null;
+      void fresh.provider.close();
+    });
+    hooks.afterCommit(async () => {
+      await fresh.commit();
+      this.#root = fresh.provider;
+      this.#nextRoot = null;
+      await from.close();
+    });
+    return { from: from.id, to: fresh.provider.id, rewrapped };
   }
 
   /** Unwrap the keyring with `root` (creating it on the very first unseal) and open the barrier. */
@@ -201,14 +273,17 @@ export class SealManager implements Seal {
     let row = await db.selectFrom('settings').select('value').where('name', '=', KEYRING).executeTakeFirst();
     if (!row) {
       const fresh = randomBytes(32);
-      const value = JSON.stringify({ provider: root.name, wrapped: (await root.wrap(fresh)).toString('base64') });
+      const value = JSON.stringify({ provider: root.name, wrapped: (await root.wrap(fresh)).toString('base64'), root_id: root.id } satisfies KeyringRecord);
       fresh.fill(0);
       await db.insertInto('settings').values({ name: KEYRING, value }).onConflict((oc) => oc.column('name').doNothing()).execute();
       row = await db.selectFrom('settings').select('value').where('name', '=', KEYRING).executeTakeFirstOrThrow(); // another node may have won
     }
-    const stored = JSON.parse(row.value) as { provider: ProviderName; wrapped: string };
+    const stored = JSON.parse(row.value) as KeyringRecord;
     if (stored.provider !== root.name) {
       throw new PalisadeError('PAL_SEAL_CORRUPT', `this database was sealed with the "${stored.provider}" provider, not "${root.name}"; start with seal.provider: ${stored.provider}`);
+    }
+    if (stored.root_id !== undefined && stored.root_id !== root.id) {
+      throw new PalisadeError('PAL_SEAL_CORRUPT', `this database was sealed with root "${stored.root_id}", but the ${root.name} provider holds "${root.id}"`);
     }
     const key = await root.unwrap(Buffer.from(stored.wrapped, 'base64'));
     this.#barrier = new Barrier(key);

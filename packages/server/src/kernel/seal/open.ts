@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { PalisadeError } from '@palisade/core';
 import type { Config } from '../../config/config.js';
 import type { Storage } from '../../storage/database.js';
-import { FILE_SEAL_WARNING, openFileProvider } from './file-provider.js';
-import { SealManager } from './manager.js';
+import { FILE_SEAL_WARNING, openFileProvider, prepareFileRoot } from './file-provider.js';
+import { SealManager, type SealManagerOptions } from './manager.js';
 import type { ProviderObserver } from './provider.js';
 
 async function readPin(cfg: Config['seal']['pkcs11']): Promise<string> {
@@ -19,24 +19,30 @@ async function readPin(cfg: Config['seal']['pkcs11']): Promise<string> {
 /** The seal manager for the configured provider, started: unsealed (file, pkcs11), or sealed / uninitialized (passphrase). */
 export async function openSeal(config: Config, storage: Storage, log: Logger, observe?: ProviderObserver): Promise<SealManager> {
   const { provider } = config.seal;
-  let open: (() => ReturnType<typeof openFileProvider>) | undefined;
+  let open: SealManagerOptions['open'];
+  let nextRoot: SealManagerOptions['nextRoot'];
   if (provider === 'file') {
     log.warn(FILE_SEAL_WARNING);
-    open = () => openFileProvider(config.data_dir);
+    open = (rootId) => openFileProvider(config.data_dir, rootId);
+    nextRoot = () => prepareFileRoot(config.data_dir);
   } else if (provider === 'pkcs11') {
     const cfg = config.seal.pkcs11;
     const pin = await readPin(cfg);
-    open = async () => {
-      const { openPkcs11Provider } = await import('./pkcs11-provider.js');
-      const opened = await openPkcs11Provider(
-        { module: cfg.module!, pin, keyLabel: cfg.key_label, ...(cfg.token !== undefined ? { token: cfg.token } : {}), ...(cfg.slot !== undefined ? { slot: cfg.slot } : {}) },
-        observe ? { observe } : {},
-      );
+    const token = { module: cfg.module!, pin, ...(cfg.token !== undefined ? { token: cfg.token } : {}), ...(cfg.slot !== undefined ? { slot: cfg.slot } : {}) };
+    const { openPkcs11Provider } = await import('./pkcs11-provider.js');
+    open = async (rootId) => {
+      // the database names the current root (after a rotation, a later label); only the very first start creates one
+      const opened = await openPkcs11Provider({ ...token, keyLabel: rootId ?? cfg.key_label }, { ...(observe ? { observe } : {}), create: rootId === undefined });
       if (opened.created) log.warn({ token: cfg.token ?? cfg.slot, key_label: cfg.key_label }, 'generated the root key inside the PKCS#11 token (sensitive, non-extractable)');
       return opened;
     };
+    nextRoot = async () => {
+      const keyLabel = `${cfg.key_label}.${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}`;
+      const { provider: next } = await openPkcs11Provider({ ...token, keyLabel }, { ...(observe ? { observe } : {}), create: true });
+      return { provider: next, commit: async () => undefined };
+    };
   }
-  const seal = new SealManager(storage, { provider, argon2: config.seal.argon2, ...(open ? { open } : {}) });
+  const seal = new SealManager(storage, { provider, argon2: config.seal.argon2, ...(open ? { open } : {}), ...(nextRoot ? { nextRoot } : {}) });
   await seal.start();
   if (seal.state !== 'unsealed') log.warn({ seal: provider, state: seal.state }, seal.state === 'uninitialized' ? 'the seal is not initialised: run `palisade operator init`' : 'sealed: run `palisade operator unseal`');
   return seal;

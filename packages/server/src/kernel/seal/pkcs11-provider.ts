@@ -232,6 +232,9 @@ type Operation = Parameters<ProviderObserver>[0];
 
 class Pkcs11Provider implements RootKeyProvider {
   readonly name = 'pkcs11' as const;
+  get id(): string {
+    return this.#cfg.keyLabel ?? 'palisade-root';
+  }
   readonly #m: Loaded;
   readonly #cfg: Omit<Pkcs11Config, 'pin'>;
   readonly #pin: string;

@@ -5,6 +5,8 @@
  */
 export interface RootKeyProvider {
   readonly name: 'file' | 'passphrase' | 'pkcs11';
+  /** Which root key: the key label in the token (pkcs11), or a fingerprint of the root (file, passphrase). */
+  readonly id: string;
   /** Wrap key material (16 to 64 bytes) under the root key. */
   wrap(keyMaterial: Buffer): Promise<Buffer>;
   /** Unwrap what `wrap` produced; PAL_SEAL_CORRUPT when it does not authenticate, PAL_SEAL_UNAVAILABLE when the root cannot be reached. */

@@ -1,4 +1,4 @@
-import { aeadOpen, aeadSeal, AeadError, PalisadeError, randomBytes } from '@palisade/core';
+import { aeadOpen, aeadSeal, AeadError, hmacSha256, PalisadeError, randomBytes } from '@palisade/core';
 import type { RootKeyProvider } from './provider.js';
 
 const FORMAT = 0x01;
@@ -21,11 +21,17 @@ export function softwareUnwrap(rootKey: Buffer, wrapped: Buffer): Buffer {
   }
 }
 
+/** A public fingerprint of a root key (which root a keyring record was wrapped by), revealing nothing of it. */
+export function rootFingerprint(rootKey: Buffer): string {
+  return hmacSha256(rootKey, Buffer.from('palisade/root-id/v1')).subarray(0, 8).toString('hex');
+}
+
 /** A provider over a root key in memory. `close()` zeroes it. */
 export function softwareProvider(name: 'file' | 'passphrase', rootKey: Buffer): RootKeyProvider {
   const key = Buffer.from(rootKey);
   return {
     name,
+    id: rootFingerprint(key),
     wrap: async (m) => softwareWrap(key, m),
     unwrap: async (w) => softwareUnwrap(key, w),
     check: async () => undefined,
