@@ -9,11 +9,11 @@ export function randomBytes(n: number): Buffer {
   return nodeRandomBytes(n);
 }
 
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'; // RFC 4648 §6 alphabet, lower-cased
+export const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'; // RFC 4648 §6 alphabet, lower-cased
 const PREFIX = /^[a-z][a-z0-9_-]*$/;
 
 // RFC 4648 base32 without padding (an encoding, not a cryptographic primitive).
-function base32(bytes: Uint8Array): string {
+export function base32(bytes: Uint8Array): string {
   let out = '';
   let acc = 0;
   let bits = 0;

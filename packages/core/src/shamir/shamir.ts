@@ -31,6 +31,7 @@
  * a Uint8Array, or a share list that is not an array, is a TypeError (a programming error).
  */
 import { constantTimeEqual, randomBytes, sha256 } from '../crypto/index.js';
+import { BASE32, base32 } from '../crypto/random.js';
 import { PalisadeError } from '../errors/index.js';
 import { gfInv, gfMul } from './gf256.js';
 
@@ -56,7 +57,6 @@ const HEADER_BYTES = 1 + SET_ID_BYTES + 1 + 1; // version, set id, threshold, x
 const CHECKSUM_BYTES = 4;
 const GROUP = 5; // base32 characters per dash-separated group
 const MAX_SHARE_CHARS = 512; // far above the longest share (~150 characters); bounds the work on hostile input
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'; // RFC 4648 §6, lower-cased
 
 interface DecodedShare {
   setId: Buffer;
@@ -182,7 +182,7 @@ export function parseShare(share: string): ShareInfo {
 
 function encodeShare(body: Buffer): string {
   const bytes = Buffer.concat([body, sha256(body).subarray(0, CHECKSUM_BYTES)]);
-  const text = base32Encode(bytes);
+  const text = base32(bytes);
   bytes.fill(0);
   const groups: string[] = [];
   for (let i = 0; i < text.length; i += GROUP) groups.push(text.slice(i, i + GROUP));
@@ -248,25 +248,8 @@ function invalidParameter(message: string): PalisadeError {
   return new PalisadeError('PAL_VALIDATION_FAILED', `splitSecret: ${message}`);
 }
 
-// RFC 4648 base32, lower-case, no padding.
-function base32Encode(bytes: Uint8Array): string {
-  let out = '';
-  let acc = 0;
-  let bits = 0;
-  for (const b of bytes) {
-    acc = ((acc << 8) | b) & 0xfff; // at most 12 live bits
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += BASE32[(acc >> bits) & 31];
-    }
-  }
-  if (bits > 0) out += BASE32[(acc << (5 - bits)) & 31];
-  return out;
-}
-
 /**
- * Strict inverse of base32Encode: `text` must be canonical, i.e. its length is one an encoding can have and the
+ * Strict inverse of base32 (crypto/random.ts): `text` must be canonical, i.e. its length is one an encoding can have and the
  * unused low bits of the last character are zero. Otherwise undefined (so no two strings decode to the same bytes).
  */
 function base32Decode(text: string): Buffer | undefined {
