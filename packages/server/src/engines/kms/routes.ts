@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
@@ -59,6 +59,14 @@ function onKey(req: FastifyRequest, details: Record<string, unknown> = {}): void
   req.auditRecord.details = details;
 }
 
+/** 201 with the new key, and what its audit event records of it. */
+function created(req: FastifyRequest, reply: FastifyReply, meta: KeyMetadata): KeyMetadata {
+  req.auditRecord.resource = { type: 'kms_key', id: meta.key_id };
+  req.auditRecord.details = { key_type: meta.key_type, algorithm: meta.algorithm, classification: meta.classification, usage: meta.usage, origin: meta.origin, exportable: meta.exportable };
+  void reply.code(201);
+  return meta;
+}
+
 const b = (s: string) => Buffer.from(s, 'base64');
 
 /** Routes of the KMS engine, mounted under /v1. Every state change and every cryptographic operation is audited. */
@@ -77,11 +85,7 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
       schema: { tags, security, summary: 'Create a key', body: CreateKeyRequest, response: { 201: KeyMetadata } },
       config: { permission: 'kms:keys:create', audit: 'kms.key.create' },
       handler: async (req, reply) => {
-        const meta = await service.create(op(req), req.body);
-        req.auditRecord.resource = { type: 'kms_key', id: meta.key_id };
-        req.auditRecord.details = { key_type: meta.key_type, algorithm: meta.algorithm, classification: meta.classification, usage: meta.usage };
-        void reply.code(201);
-        return meta;
+        return created(req, reply, await service.create(op(req), req.body));
       },
     });
 
@@ -133,11 +137,7 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
       schema: { tags, security, summary: 'Import (bring your own key): version 1 is the unwrapped material; later versions are generated here', body: ImportKeyRequest, response: { 201: KeyMetadata } },
       config: { permission: 'kms:keys:import', audit: 'kms.key.import' },
       handler: async (req, reply) => {
-        const meta = await service.importKey(op(req), req.body);
-        req.auditRecord.resource = { type: 'kms_key', id: meta.key_id };
-        req.auditRecord.details = { key_type: meta.key_type, algorithm: meta.algorithm, classification: meta.classification, exportable: meta.exportable };
-        void reply.code(201);
-        return meta;
+        return created(req, reply, await service.importKey(op(req), req.body));
       },
     });
 
