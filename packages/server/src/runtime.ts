@@ -86,6 +86,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     const approvals = new ApprovalService(clock);
     const kms = new KmsService({
       approvals,
+      lastBackupAt: async (db) => (await ledger.query({ type: 'backup.create', limit: 1 }, 1, db)).events[0]?.time ?? null,
       barrier: () => sealRef.barrier(),
       root: () => {
         if (!sealRef.root) throw new PalisadeError('PAL_SEAL_SEALED');

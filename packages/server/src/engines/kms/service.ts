@@ -54,6 +54,8 @@ export interface KmsDeps {
   approvals: ApprovalService;
   /** The seal's root: system KEKs are wrapped by it (inside the HSM for pkcs11). */
   root: () => RootKeyProvider;
+  /** When the last backup was taken (the rotation's pre-check records it), if any. */
+  lastBackupAt?: (db: Executor) => Promise<string | null>;
   config: KmsConfig;
   metrics: KmsMetrics;
   clock: () => Date;
@@ -337,7 +339,8 @@ export class KmsService {
     try {
       // pre-rotation: what the outgoing version protects
       const outgoing = await this.#version(ctx.db, keyId, version - 1);
-      ctx.emit?.({ type: 'kms.rotation.pre_check', outcome: 'success', resource, details: { from_version: version - 1, encryptions_reserved: Number(outgoing.nonces_reserved), overlap_days: policy.overlapDays } });
+      const lastBackupAt = (await this.deps.lastBackupAt?.(ctx.db)) ?? null;
+      ctx.emit?.({ type: 'kms.rotation.pre_check', outcome: 'success', resource, details: { from_version: version - 1, ciphertexts: Number(outgoing.ciphertexts) - Number(outgoing.rewrapped_away), overlap_days: policy.overlapDays, last_backup_at: lastBackupAt } });
       // generation, then a health check of the new version before it is activated
       const fresh = await this.#newVersion(ctx.db, key, version, now);
       await this.#selfTest(ctx.db, key, fresh);

@@ -1,14 +1,14 @@
 import { createHmac, generateKeyPairSync, randomBytes, createPrivateKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aeadOpen, canonicalBytes, unwrapTransfer, wrapForTransfer } from '@palisade/core';
-import { codeOf, dialects, startServer, type TestServer } from '../../testing/harness.js';
+import { codeOf, serverCases, startServer, type TestServer } from '../../testing/harness.js';
 
-describe.each(dialects())('bring your own key and wrapped export ($name)', ({ name, available }) => {
+describe.each(serverCases())('bring your own key and wrapped export ($name)', ({ dialect, seal, available }) => {
   let s: TestServer;
   let wrappingPem = '';
   const receiver = generateKeyPairSync('rsa', { modulusLength: 3072 });
   beforeAll(async () => {
-    if (available) s = await startServer(name);
+    if (available) s = await startServer(dialect, { seal });
   });
   afterAll(async () => s?.close());
 

@@ -77,7 +77,7 @@ export class AuditLedger {
    * matched on the decoded events. One page reads at most `scanBudget` rows, so a rare match costs bounded work per
    * request: the answer then carries a cursor to continue from, possibly with fewer events than asked for.
    */
-  async query(q: AuditQuery, scanBudget = 10_000): Promise<AuditEventPage> {
+  async query(q: AuditQuery, scanBudget = 10_000, db: Executor = this.storage.db): Promise<AuditEventPage> {
     const limit = q.limit ?? 100;
     const desc = (q.order ?? 'desc') === 'desc';
     const prefix = q.type?.endsWith('*') ? q.type.slice(0, -1) : null;
@@ -93,7 +93,7 @@ export class AuditLedger {
     let scanned = 0;
     for (;;) {
       const batch = Math.min(500, scanBudget - scanned);
-      let sel = this.storage.db.selectFrom('audit_events').select(['idx', 'data']);
+      let sel = db.selectFrom('audit_events').select(['idx', 'data']);
       if (prefix !== null) sel = sel.where('type', 'like', `${prefix}%`); // '_' may match any character here: want() checks the prefix
       else if (q.type) sel = sel.where('type', '=', q.type);
       if (q.since) sel = sel.where('ts', '>=', new Date(q.since).toISOString());
