@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,5 +66,31 @@ describe('SQLite group commit', () => {
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(await get('batch-ok')).toBeUndefined();
     expect(await put('after', 'y')).toBe('after');
+  });
+});
+
+describe('SQLite group commit with another writing process', () => {
+  it('holds the write lock from the start of a batch: a writer that commits mid-batch cannot make it fail', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'palisade-gc2-'));
+    const file = join(dir, 'db.sqlite');
+    const storage = await openStorage({ url: file });
+    try {
+      const otherWriter = () =>
+        spawnSync(process.execPath, ['-e', `const D = require('better-sqlite3'); const d = new D(${JSON.stringify(file)}); d.pragma('busy_timeout = 100'); try { d.prepare("insert into settings (name, value) values ('other', 'x')").run(); console.log('wrote') } catch (e) { console.log(e.code) }`], {
+          encoding: 'utf8',
+          cwd: join(process.cwd(), 'packages/server'),
+        }).stdout.trim();
+      const seen = await storage.transact(async (tx) => {
+        const before = await tx.selectFrom('settings').selectAll().execute(); // a read snapshot
+        const other = otherWriter(); // another process tries to write while this transaction is open
+        await tx.insertInto('settings').values({ name: 'mine', value: String(before.length) }).execute();
+        return other;
+      });
+      expect(seen).toBe('SQLITE_BUSY'); // it waited for our lock and gave up; without the lock-first it would have won
+      expect(await storage.db.selectFrom('settings').select('name').where('name', '=', 'mine').executeTakeFirst()).toBeDefined();
+    } finally {
+      await storage.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import type { ControlledTransaction, Kysely } from 'kysely';
+import { sql, type ControlledTransaction, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
 import type { Tx } from './database.js';
 
@@ -49,6 +49,9 @@ export class GroupCommit {
     let trx: ControlledTransaction<Database>;
     try {
       trx = await this.db.startTransaction().execute();
+      // Take the write lock first, as BEGIN IMMEDIATE would: another process's writer (the backup CLI) is then
+      // waited for (busy_timeout) here, instead of failing this batch later when it writes on a stale snapshot.
+      await sql`update settings set name = name where 0`.execute(trx);
     } catch (e) {
       for (const j of jobs) j.reject(e);
       return;
