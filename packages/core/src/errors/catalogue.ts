@@ -31,6 +31,12 @@ export const ERROR_CATALOGUE = {
   PAL_APPROVAL_NOT_PENDING: { status: 409, title: 'Approval request already decided', description: 'The request was approved, rejected or has expired; `status` says which.' },
   PAL_APPROVAL_SELF: { status: 403, title: 'Cannot approve your own request', description: 'Multi-person approval: a different principal must approve or reject.' },
   PAL_AUDIT_EVENT_NOT_FOUND: { status: 404, title: 'Audit event not found', description: 'The log has no entry with this index (yet).' },
+  PAL_AUDIT_PROOF_RANGE: { status: 400, title: 'Proof out of range', description: 'The index or tree sizes asked for do not fit the log: need index < tree_size <= size, and 0 < from <= to <= size.' },
+  PAL_AUDIT_CHECKPOINT_NOT_FOUND: { status: 404, title: 'No checkpoint yet', description: 'The log has not signed a checkpoint (of this size) yet.' },
+  PAL_AUDIT_HOLD_NOT_FOUND: { status: 404, title: 'Legal hold not found', description: 'No legal hold has this id.' },
+  PAL_AUDIT_HOLD_RELEASED: { status: 409, title: 'Legal hold already released', description: 'The legal hold was released before; holds are never re-opened, create a new one.' },
+  PAL_AUDIT_SUBJECT_ERASED: { status: 409, title: 'Subject already erased', description: "The data subject's key was destroyed before; its personal fields are unreadable for good." },
+  PAL_AUDIT_EXPORT_INVALID: { status: 400, title: 'Invalid audit export', description: 'The export file is not a Palisade audit export, or it is malformed; the message says where.' },
   PAL_AUDIT_WRITE_FAILED: { status: 503, title: 'Audit write failed', description: 'The audit event could not be committed, so the operation was not performed (fail closed).' },
   // configuration (start-up)
   PAL_CONFIG_INVALID: { status: 500, title: 'Invalid configuration', description: 'A setting in palisade.yaml or the environment is invalid; the message names it.' },

@@ -72,6 +72,55 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    audit: Type.Object(
+      {
+        origin: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$', description: 'checkpoint origin line (the log\'s name for verifiers and witnesses); palisade/audit/<log id> when unset' })),
+        checkpoint: Type.Object(
+          {
+            interval_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 10, description: 'sign a checkpoint at least this often when the log grew' }),
+            max_events: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 1000, description: '... or as soon as this many events were appended since the last one' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        anchors: Type.Array(
+          Type.Object(
+            {
+              name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' }),
+              kind: Type.Union([Type.Literal('witness'), Type.Literal('rfc3161')], { description: 'a C2SP tlog-witness (cosigns) or an RFC 3161 time-stamping authority' }),
+              url: Type.String({ pattern: '^https?://' }),
+              key: Type.Optional(Type.String({ minLength: 1, description: "witness: its verifier key (name+hash+base64 key), to check its cosignatures" })),
+              ca_file: Type.Optional(Type.String({ minLength: 1, description: 'CA certificate (PEM) to trust for https, and for an rfc3161 TSA to verify its tokens' })),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [], description: 'where checkpoints are anchored: witnesses cosign, time-stamping authorities timestamp' },
+        ),
+        exports: Type.Array(
+          Type.Object(
+            {
+              name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' }),
+              kind: Type.Union([Type.Literal('syslog'), Type.Literal('webhook')]),
+              format: Type.Union([Type.Literal('rfc5424'), Type.Literal('cef'), Type.Literal('ocsf')], { default: 'ocsf' }),
+              url: Type.String({ pattern: '^(tls|tcp|https?)://', description: 'tls://host:port for syslog (RFC 5425), https://... for a webhook' }),
+              ca_file: Type.Optional(Type.String({ minLength: 1 })),
+              secret_file: Type.Optional(Type.String({ minLength: 1, description: 'webhook: file holding the HMAC secret that signs each delivery' })),
+              types: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'event types (or prefixes ending in *) to send; all when unset' })),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [], description: 'SIEM sinks; each receives every event at least once, resuming from its cursor after a restart' },
+        ),
+        retention: Type.Object(
+          {
+            default_days: Type.Integer({ minimum: 1, maximum: 36_500, default: 2555, description: 'how long an event\'s payload is kept (seven years)' }),
+            classes: Type.Record(Type.String({ pattern: '^[a-z0-9_.]+\\*?$' }), Type.Integer({ minimum: 1, maximum: 36_500 }), { default: {}, description: 'days by event type or prefix (kms.*); the longest match wins' }),
+            purge_interval_seconds: Type.Integer({ minimum: 1, maximum: 86_400 * 7, default: 3600 }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     shutdown_grace_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 25 }),
   },
   { additionalProperties: false },

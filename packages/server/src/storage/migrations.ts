@@ -126,6 +126,65 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.alterTable('kms_keys').addColumn('exportable', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    '0006_audit_ledger': {
+      async up(db: Kysely<unknown>) {
+        // Purge keeps the leaf: the payload goes (data = ''), the leaf hash and MAC stay, so the tree still verifies.
+        await db.schema.alterTable('audit_events').addColumn('purged_at', 'text').execute();
+        // Perfect-subtree hashes at levels >= 8 (one row per 256 leaves and above): O(log n) proofs.
+        await db.schema
+          .createTable('audit_nodes')
+          .addColumn('level', 'integer', (c) => c.notNull())
+          .addColumn('idx', 'bigint', (c) => c.notNull())
+          .addColumn('hash', sql.raw(bytes), (c) => c.notNull())
+          .addPrimaryKeyConstraint('audit_nodes_pk', ['level', 'idx'])
+          .execute();
+        // Signed checkpoints (C2SP signed note), one per tree size that was checkpointed.
+        await db.schema
+          .createTable('audit_checkpoints')
+          .addColumn('size', 'bigint', (c) => c.primaryKey())
+          .addColumn('root', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('note', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        // What each anchor (witness, time-stamping authority, ...) returned for a checkpoint.
+        await db.schema
+          .createTable('audit_anchors')
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('anchor', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('receipt', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('audit_anchors_pk', ['size', 'anchor'])
+          .execute();
+        // Streaming exports (SIEM sinks): the next index each sink must receive, so a restart resumes there.
+        await db.schema
+          .createTable('audit_export_cursors')
+          .addColumn('sink', 'text', (c) => c.primaryKey())
+          .addColumn('next_index', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('last_error', 'text')
+          .execute();
+        await db.schema
+          .createTable('audit_holds')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('filter', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('released_at', 'text')
+          .addColumn('released_by', 'text')
+          .execute();
+        // Crypto-shredding: one key per data subject, wrapped by the barrier; erasing destroys it.
+        await db.schema
+          .createTable('audit_subject_keys')
+          .addColumn('subject_ref', 'text', (c) => c.primaryKey())
+          .addColumn('wrapped_key', sql.raw(bytes))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('erased_at', 'text')
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -9,6 +9,53 @@ export interface AuditEventTable {
   leaf_hash: Buffer;
   tree_root: Buffer; // RFC 9162 root of the tree of size idx + 1
   mac: Buffer; // HMAC over (size, root) with a key derived from the seal: the DB alone cannot forge it
+  purged_at: string | null; // set when retention purged the payload (data = ''); the leaf hash stays
+}
+
+export interface AuditNodeTable {
+  level: number; // >= 8
+  idx: number; // the node covers leaves [idx * 2^level, (idx + 1) * 2^level)
+  hash: Buffer;
+}
+
+export interface AuditCheckpointTable {
+  size: number;
+  root: Buffer;
+  note: string; // C2SP signed note, signed by the log's checkpoint key
+  created_at: string;
+}
+
+export interface AuditAnchorTable {
+  size: number;
+  anchor: string; // configured anchor name
+  kind: string; // witness | rfc3161 | ...
+  receipt: string; // a cosignature line, a base64 time-stamp token, ...
+  created_at: string;
+}
+
+export interface AuditExportCursorTable {
+  sink: string;
+  next_index: number;
+  updated_at: string;
+  last_error: string | null;
+}
+
+export interface AuditHoldTable {
+  id: string;
+  name: string;
+  reason: string;
+  filter: string; // JSON: { since?, until?, type?, principal?, resource? }
+  created_at: string;
+  created_by: string;
+  released_at: string | null;
+  released_by: string | null;
+}
+
+export interface AuditSubjectKeyTable {
+  subject_ref: string; // HMAC of the subject identifier, never the identifier itself
+  wrapped_key: Buffer | null; // null once erased
+  created_at: string;
+  erased_at: string | null;
 }
 
 export interface AuditHeadTable {
@@ -98,6 +145,12 @@ export interface Database {
   approvals: ApprovalTable;
   audit_events: AuditEventTable;
   audit_head: AuditHeadTable;
+  audit_nodes: AuditNodeTable;
+  audit_checkpoints: AuditCheckpointTable;
+  audit_anchors: AuditAnchorTable;
+  audit_export_cursors: AuditExportCursorTable;
+  audit_holds: AuditHoldTable;
+  audit_subject_keys: AuditSubjectKeyTable;
   api_keys: ApiKeyTable;
   kms_keys: KmsKeyTable;
   kms_key_versions: KmsKeyVersionTable;
