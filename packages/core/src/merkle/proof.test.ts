@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { leafHash } from './hash.js';
-import { consistencyProof, inclusionProof, verifyConsistency, verifyInclusion } from './proof.js';
+import { consistencyProof, consistencyRanges, foldSubtrees, inclusionProof, inclusionRanges, perfectSubtrees, verifyConsistency, verifyInclusion } from './proof.js';
 import { rootFromLeafHashes } from './tree.js';
 
 const VECTORS = new URL('../../../../test-vectors/merkle/', import.meta.url);
@@ -213,5 +213,26 @@ describe('robustness', () => {
     const root = rootFromLeafHashes([left, h]); // node(left, h) with left standing in for the subtree root
     expect(verifyInclusion(size - 1, size, h, [left], root)).toBe(true);
     expect(verifyInclusion(size - 1, size + 1, h, [left], root)).toBe(false);
+  });
+});
+
+describe('proofs from stored perfect subtrees', () => {
+  const leaves = Array.from({ length: 70 }, (_, i) => leafHash(Buffer.from(`stored ${i}`)));
+  const perfect = ([level, index]: [number, number]): Buffer => rootFromLeafHashes(leaves.slice(index * 2 ** level, (index + 1) * 2 ** level));
+  const viaSubtrees = ([a, b]: readonly [number, number]): Buffer => foldSubtrees(perfectSubtrees(a, b).map(perfect));
+
+  it('every proof range folds from its aligned perfect subtrees to the same proof', () => {
+    const get = fromArray(leaves);
+    for (let n = 1; n <= 70; n++) {
+      for (let i = 0; i < n; i++) expect(inclusionRanges(i, n).map(viaSubtrees), `${i}/${n}`).toEqual(inclusionProof(i, n, get));
+      for (let m = 1; m <= n; m++) expect(consistencyRanges(m, n).map(viaSubtrees), `${m}->${n}`).toEqual(consistencyProof(m, n, get));
+    }
+  });
+
+  it('splits ranges into aligned powers of two', () => {
+    expect(perfectSubtrees(0, 70)).toEqual([[6, 0], [2, 16], [1, 34]]);
+    expect(perfectSubtrees(64, 70)).toEqual([[2, 16], [1, 34]]);
+    expect(perfectSubtrees(5, 6)).toEqual([[0, 5]]);
+    expect(() => foldSubtrees([])).toThrow(RangeError);
   });
 });

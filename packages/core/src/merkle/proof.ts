@@ -17,6 +17,9 @@ function isPowerOfTwo(n: number): boolean {
   return n === 1;
 }
 
+/** A proof node: the MTH of leaves [start, end). */
+export type LeafRange = readonly [start: number, end: number];
+
 // MTH of leaves [start, end), end > start, read through `get`.
 function subtreeHash(get: LeafHashSource, start: number, end: number): Buffer {
   if (end - start === 1) {
@@ -28,32 +31,87 @@ function subtreeHash(get: LeafHashSource, start: number, end: number): Buffer {
   return nodeHash(subtreeHash(get, start, start + k), subtreeHash(get, start + k, end));
 }
 
+/**
+ * The leaf ranges whose MTHs make up PATH(index, D[size]) (RFC 9162 §2.1.3.1), nearest sibling first. A store that
+ * keeps subtree hashes answers a proof with O(log n) reads: see `perfectSubtrees`. Throws RangeError unless
+ * 0 <= index < size.
+ */
+export function inclusionRanges(index: number, size: number): LeafRange[] {
+  if (!isSize(index) || !isSize(size) || index >= size) throw new RangeError('inclusionProof: need 0 <= index < size');
+  const out: LeafRange[] = [];
+  const path = (m: number, start: number, end: number): void => {
+    if (end - start === 1) return;
+    const k = splitPoint(end - start);
+    if (m < k) {
+      path(m, start, start + k);
+      out.push([start + k, end]);
+    } else {
+      path(m - k, start + k, end);
+      out.push([start, start + k]);
+    }
+  };
+  path(index, 0, size);
+  return out;
+}
+
+/** The leaf ranges whose MTHs make up PROOF(size1, D[size2]) (RFC 9162 §2.1.4.1). Throws RangeError unless 0 < size1 <= size2. */
+export function consistencyRanges(size1: number, size2: number): LeafRange[] {
+  if (!isSize(size1) || !isSize(size2) || size1 === 0 || size1 > size2) {
+    throw new RangeError('consistencyProof: need 0 < size1 <= size2');
+  }
+  const out: LeafRange[] = [];
+  const subproof = (m: number, start: number, end: number, b: boolean): void => {
+    if (m === end - start) {
+      if (!b) out.push([start, end]);
+      return;
+    }
+    const k = splitPoint(end - start);
+    if (m <= k) {
+      subproof(m, start, start + k, b);
+      out.push([start + k, end]);
+    } else {
+      subproof(m - k, start + k, end, false);
+      out.push([start, start + k]);
+    }
+  };
+  subproof(size1, 0, size2, true);
+  return out;
+}
+
+/**
+ * The perfect, aligned subtrees that [start, end) splits into, left to right, as [level, index] (the subtree
+ * covers leaves [index * 2^level, (index + 1) * 2^level)). For every range a proof names, its MTH is the right-to-left
+ * fold of these subtrees' hashes with nodeHash (`foldSubtrees`), because RFC 9162 splits at the largest power of two.
+ */
+export function perfectSubtrees(start: number, end: number): Array<[level: number, index: number]> {
+  const out: Array<[number, number]> = [];
+  while (start < end) {
+    let size = 1;
+    while (start % (size * 2) === 0 && start + size * 2 <= end) size *= 2;
+    let level = 0;
+    for (let s = size; s > 1; s /= 2) level++;
+    out.push([level, start / size]);
+    start += size;
+  }
+  return out;
+}
+
+/** MTH of a proof range from the hashes of its `perfectSubtrees`, in the same order. */
+export function foldSubtrees(hashes: readonly Uint8Array[]): Buffer {
+  if (hashes.length === 0) throw new RangeError('foldSubtrees: no subtrees');
+  let acc = Buffer.from(hashes[hashes.length - 1]!);
+  for (let i = hashes.length - 2; i >= 0; i--) acc = nodeHash(hashes[i]!, acc);
+  return acc;
+}
+
 /** PATH(m, D[n]) of RFC 9162 §2.1.3.1, nearest sibling first. Throws RangeError unless 0 <= index < size. */
 export function inclusionProof(index: number, size: number, getLeafHash: LeafHashSource): Buffer[] {
-  if (!isSize(index) || !isSize(size) || index >= size) throw new RangeError('inclusionProof: need 0 <= index < size');
-  const path = (m: number, start: number, end: number): Buffer[] => {
-    if (end - start === 1) return [];
-    const k = splitPoint(end - start);
-    return m < k
-      ? [...path(m, start, start + k), subtreeHash(getLeafHash, start + k, end)]
-      : [...path(m - k, start + k, end), subtreeHash(getLeafHash, start, start + k)];
-  };
-  return path(index, 0, size);
+  return inclusionRanges(index, size).map(([a, b]) => subtreeHash(getLeafHash, a, b));
 }
 
 /** PROOF(m, D[n]) of RFC 9162 §2.1.4.1. Throws RangeError unless 0 < size1 <= size2; equal sizes give []. */
 export function consistencyProof(size1: number, size2: number, getLeafHash: LeafHashSource): Buffer[] {
-  if (!isSize(size1) || !isSize(size2) || size1 === 0 || size1 > size2) {
-    throw new RangeError('consistencyProof: need 0 < size1 <= size2');
-  }
-  const subproof = (m: number, start: number, end: number, b: boolean): Buffer[] => {
-    if (m === end - start) return b ? [] : [subtreeHash(getLeafHash, start, end)];
-    const k = splitPoint(end - start);
-    return m <= k
-      ? [...subproof(m, start, start + k, b), subtreeHash(getLeafHash, start + k, end)]
-      : [...subproof(m - k, start + k, end, false), subtreeHash(getLeafHash, start, start + k)];
-  };
-  return subproof(size1, 0, size2, true);
+  return consistencyRanges(size1, size2).map(([a, b]) => subtreeHash(getLeafHash, a, b));
 }
 
 /**

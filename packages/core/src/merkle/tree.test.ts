@@ -110,3 +110,18 @@ describe('CompactRange', () => {
     expect(CompactRange.fromJSON({ size: 0, hashes: [] }).root()).toEqual(emptyRoot());
   });
 });
+
+describe('CompactRange onNode', () => {
+  it('reports every perfect subtree once, with the hash of its leaves', () => {
+    const leaves = Array.from({ length: 37 }, (_, i) => leafHash(Buffer.from(`n${i}`)));
+    const seen = new Map<string, Buffer>();
+    const r = new CompactRange();
+    for (const l of leaves) r.append(l, (level, index, hash) => seen.set(`${level}/${index}`, hash));
+    expect(seen.size).toBe(37 - 3); // n - popcount(n) internal nodes of the perfect subtrees (37 = 32 + 4 + 1)
+    for (const [k, h] of seen) {
+      const [level, index] = k.split('/').map(Number) as [number, number];
+      const w = 2 ** level;
+      expect(h.equals(rootFromLeafHashes(leaves.slice(index * w, (index + 1) * w))), k).toBe(true);
+    }
+  });
+});

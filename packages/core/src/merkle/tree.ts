@@ -50,12 +50,23 @@ export class CompactRange {
     return this.#size;
   }
 
-  append(leafHash: Uint8Array): void {
+  /**
+   * Append one leaf. `onNode` sees each perfect subtree the leaf completes: its level (>= 1), its index at that level
+   * (it covers leaves [index * 2^level, (index + 1) * 2^level)) and its hash, so a store can keep them for proofs.
+   */
+  append(leafHash: Uint8Array, onNode?: (level: number, index: number, hash: Buffer) => void): void {
     checkHash(leafHash, 'leaf hash');
     if (this.#size >= Number.MAX_SAFE_INTEGER) throw new RangeError('tree size limit reached');
     let node: Buffer = Buffer.from(leafHash);
+    let level = 0;
+    let index = this.#size;
     // Each trailing 1-bit of the old size is a perfect subtree of the new leaf's size: merge it in.
-    for (let s = this.#size; s % 2 === 1; s = Math.floor(s / 2)) node = nodeHash(this.#hashes.pop()!, node);
+    for (let s = this.#size; s % 2 === 1; s = Math.floor(s / 2)) {
+      node = nodeHash(this.#hashes.pop()!, node);
+      level++;
+      index = Math.floor(index / 2);
+      onNode?.(level, index, node);
+    }
     this.#hashes.push(node);
     this.#size += 1;
   }
