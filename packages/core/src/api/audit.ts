@@ -25,6 +25,15 @@ export const AuditEvent = Type.Object({
   resource: Type.Optional(Nullable(Type.Object({ type: Type.String(), id: Type.Optional(Nullable(Type.String())) }))),
   error_code: Type.Optional(Nullable(Type.String())),
   details: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'non-secret details; secrets appear only as HMACs' })),
+  personal: Type.Optional(
+    Type.Object(
+      {
+        subject_ref: Type.String({ description: 'HMAC of the data subject (never the identifier itself)' }),
+        ciphertext: Type.String({ description: "the event's personal fields, encrypted under the subject's key (base64); unreadable once the subject is erased" }),
+      },
+      { description: 'personal data, crypto-shreddable: erasing the subject destroys its key, the leaf (and every proof) stays valid' },
+    ),
+  ),
 });
 export type AuditEvent = Static<typeof AuditEvent>;
 

@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   PAL_APPROVAL_NOT_PENDING: { status: 409, title: 'Approval request already decided', description: 'The request was approved, rejected or has expired; `status` says which.' },
   PAL_APPROVAL_SELF: { status: 403, title: 'Cannot approve your own request', description: 'Multi-person approval: a different principal must approve or reject.' },
   PAL_AUDIT_EVENT_NOT_FOUND: { status: 404, title: 'Audit event not found', description: 'The log has no entry with this index (yet).' },
+  PAL_AUDIT_EVENT_PURGED: { status: 410, title: 'Audit event purged', description: "Retention removed this entry's payload; its leaf hash stays in the tree, so proofs still verify." },
   PAL_AUDIT_PROOF_RANGE: { status: 400, title: 'Proof out of range', description: 'The index or tree sizes asked for do not fit the log: need index < tree_size <= size, and 0 < from <= to <= size.' },
   PAL_AUDIT_CHECKPOINT_NOT_FOUND: { status: 404, title: 'No checkpoint yet', description: 'The log has not signed a checkpoint (of this size) yet.' },
   PAL_AUDIT_HOLD_NOT_FOUND: { status: 404, title: 'Legal hold not found', description: 'No legal hold has this id.' },

@@ -99,7 +99,7 @@ export function perfectSubtrees(start: number, end: number): Array<[level: numbe
 /** MTH of a proof range from the hashes of its `perfectSubtrees`, in the same order. */
 export function foldSubtrees(hashes: readonly Uint8Array[]): Buffer {
   if (hashes.length === 0) throw new RangeError('foldSubtrees: no subtrees');
-  let acc = Buffer.from(hashes[hashes.length - 1]!);
+  let acc: Buffer = Buffer.from(hashes[hashes.length - 1]!);
   for (let i = hashes.length - 2; i >= 0; i--) acc = nodeHash(hashes[i]!, acc);
   return acc;
 }

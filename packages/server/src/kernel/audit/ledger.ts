@@ -1,57 +1,94 @@
-import { canonicalJson, CompactRange, constantTimeEqual, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
+import { canonicalJson, CompactRange, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
 import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { Barrier } from '../seal/barrier.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
+import { SubjectKeys } from './subjects.js';
+import { STORED_LEVEL, TreeStore } from './tree-store.js';
+import { headBytes, verifyLedger, type VerifyProgress, type VerifyResult } from './verify.js';
 
-/** Bytes the head MAC covers: the tree size (8 bytes, big-endian) and its root. */
-function headBytes(size: number, root: Uint8Array): Buffer {
-  const b = Buffer.alloc(8 + root.length);
-  b.writeBigUInt64BE(BigInt(size));
-  Buffer.from(root).copy(b, 8);
-  return b;
+export type { VerifyProgress, VerifyResult } from './verify.js';
+
+/** One stored entry as exported: the event, or only its leaf hash once retention purged the payload. */
+export interface LedgerEntry {
+  index: number;
+  leaf_hash: Buffer;
+  event: AuditEvent | null;
+  purged_at: string | null;
 }
 
-export interface VerifyProgress {
-  checked: number;
-  total: number;
+export interface LedgerOptions {
+  clock?: () => Date;
+  /** Rejects an event that does not match its catalogue entry (a reason), so malformed events never enter the log. */
+  check?: (e: AuditEventInput) => string | null;
 }
-
-export type VerifyResult =
-  | { ok: true; size: number; root: string }
-  | { ok: false; size: number; first_bad_index: number; reason: string };
 
 /**
- * The append-only audit log: each event is a leaf of an RFC 9162 Merkle tree, appended in the caller's
- * transaction, so a state change and its audit event commit together or not at all. Each row stores the tree
- * root after it and a MAC of (size, root) keyed from the seal.
+ * The append-only audit log: each event is a leaf of an RFC 9162 Merkle tree, appended in the caller's transaction,
+ * so a state change and its audit event commit together or not at all. Each row stores the tree root after it and a
+ * MAC of (size, root) keyed from the seal; perfect subtrees of 256 leaves and up are kept for O(log n) proofs.
  */
 export class AuditLedger {
+  readonly tree: TreeStore;
+  readonly subjects: SubjectKeys;
+  readonly #clock: () => Date;
+  readonly #check: ((e: AuditEventInput) => string | null) | undefined;
+  /** Called after each append batch commits or fails: for metrics and the checkpointer. */
+  onAppend: ((appended: number) => void) | null = null;
+  onWriteFailure: (() => void) | null = null;
+
   constructor(
     private readonly storage: Storage,
     private readonly barrier: () => Barrier,
-    private readonly clock: () => Date = () => new Date(),
-  ) {}
+    opts: LedgerOptions | (() => Date) = {},
+  ) {
+    const o = typeof opts === 'function' ? { clock: opts } : opts;
+    this.#clock = o.clock ?? (() => new Date());
+    this.#check = o.check;
+    this.tree = new TreeStore(() => this.storage.db);
+    this.subjects = new SubjectKeys(barrier);
+  }
 
   /** Append inside an open transaction. Any failure throws PAL_AUDIT_WRITE_FAILED, which must roll the transaction back. */
   async append(tx: Tx, input: AuditEventInput): Promise<AuditEvent> {
+    return (await this.appendMany(tx, [input]))[0]!;
+  }
+
+  /** Append several events in one statement per table (the batch path: one head read and write for all of them). */
+  async appendMany(tx: Tx, inputs: readonly AuditEventInput[]): Promise<AuditEvent[]> {
     try {
       let q = tx.selectFrom('audit_head').selectAll().where('id', '=', 1);
       if (this.storage.rowLocks) q = q.forUpdate();
       const head = await q.executeTakeFirst();
       const range = head ? CompactRange.fromJSON(JSON.parse(head.range)) : new CompactRange();
-      const index = head ? Number(head.size) : 0;
-      const event: AuditEvent = { index, time: this.clock().toISOString(), ...input };
-      const data = canonicalJson(event);
-      const leaf = leafHash(Buffer.from(data, 'utf8'));
-      range.append(leaf);
-      const root = range.root();
-      const mac = this.barrier().auditMac(headBytes(index + 1, root));
-      await tx.insertInto('audit_events').values({ idx: index, ts: event.time, type: event.type, data, leaf_hash: leaf, tree_root: root, mac }).execute();
+      const start = head ? Number(head.size) : 0;
+      const barrier = this.barrier();
+      const now = this.#clock();
+      const time = now.toISOString();
+      const events: AuditEvent[] = [];
+      const rows: Array<{ idx: number; ts: string; type: string; data: string; leaf_hash: Buffer; tree_root: Buffer; mac: Buffer; purged_at: null }> = [];
+      const nodes: Array<{ level: number; idx: number; hash: Buffer }> = [];
+      for (const [i, raw] of inputs.entries()) {
+        const problem = this.#check?.(raw);
+        if (problem) throw new PalisadeError('PAL_AUDIT_WRITE_FAILED', `audit event rejected: ${problem}`);
+        const index = start + i;
+        const { subject, personal_fields, ...input } = raw;
+        const event: AuditEvent = { index, time, ...input };
+        if (subject !== undefined && personal_fields && Object.keys(personal_fields).length > 0) event.personal = await this.subjects.seal(tx, subject, index, personal_fields, now);
+        const data = canonicalJson(event);
+        const leaf = leafHash(Buffer.from(data, 'utf8'));
+        range.append(leaf, (level, idx, hash) => level >= STORED_LEVEL && nodes.push({ level, idx, hash }));
+        const root = range.root();
+        rows.push({ idx: index, ts: time, type: event.type, data, leaf_hash: leaf, tree_root: root, mac: barrier.auditMac(headBytes(index + 1, root)), purged_at: null });
+        events.push(event);
+      }
+      for (let i = 0; i < rows.length; i += 500) await tx.insertInto('audit_events').values(rows.slice(i, i + 500)).execute();
+      if (nodes.length > 0) await tx.insertInto('audit_nodes').values(nodes).execute();
       const rangeJson = JSON.stringify(range.toJSON());
-      if (head) await tx.updateTable('audit_head').set({ size: index + 1, range: rangeJson }).where('id', '=', 1).execute();
-      else await tx.insertInto('audit_head').values({ id: 1, size: 1, range: rangeJson }).execute();
-      return event;
+      if (head) await tx.updateTable('audit_head').set({ size: range.size, range: rangeJson }).where('id', '=', 1).execute();
+      else await tx.insertInto('audit_head').values({ id: 1, size: range.size, range: rangeJson }).execute();
+      return events;
     } catch (e) {
+      this.onWriteFailure?.();
       if (e instanceof PalisadeError && e.code === 'PAL_AUDIT_WRITE_FAILED') throw e;
       throw new PalisadeError('PAL_AUDIT_WRITE_FAILED', undefined, { cause: e });
     }
@@ -67,15 +104,51 @@ export class AuditLedger {
     return head ? Number(head.size) : 0;
   }
 
+  /** The current tree head (size and root), from the stored frontier. */
+  async head(db: Executor = this.storage.db): Promise<{ size: number; root: Buffer }> {
+    const head = await db.selectFrom('audit_head').select('range').where('id', '=', 1).executeTakeFirst();
+    const range = head ? CompactRange.fromJSON(JSON.parse(head.range)) : new CompactRange();
+    return { size: range.size, root: range.root() };
+  }
+
+  /** One event; PAL_AUDIT_EVENT_PURGED once retention removed its payload. */
   async get(index: number): Promise<AuditEvent | undefined> {
-    const row = await this.storage.db.selectFrom('audit_events').select('data').where('idx', '=', index).executeTakeFirst();
+    const row = await this.storage.db.selectFrom('audit_events').select(['data', 'purged_at']).where('idx', '=', index).executeTakeFirst();
+    if (row?.purged_at) throw new PalisadeError('PAL_AUDIT_EVENT_PURGED', `entry ${index} was purged on ${row.purged_at}; its leaf hash stays in the tree`);
     return row ? (JSON.parse(row.data) as AuditEvent) : undefined;
+  }
+
+  /** Stored entries [from, from + limit) in index order, purged ones as their leaf hash only (exports, verifiers). */
+  async entries(from: number, limit: number, db: Executor = this.storage.db): Promise<LedgerEntry[]> {
+    const rows = await db.selectFrom('audit_events').select(['idx', 'data', 'leaf_hash', 'purged_at']).where('idx', '>=', from).orderBy('idx').limit(limit).execute();
+    return rows.map((r) => ({ index: Number(r.idx), leaf_hash: Buffer.from(r.leaf_hash), event: r.purged_at ? null : (JSON.parse(r.data) as AuditEvent), purged_at: r.purged_at }));
+  }
+
+  /** The personal fields of an event, decrypted; null when the subject was erased, undefined when it has none. */
+  async personal(index: number): Promise<Record<string, unknown> | null | undefined> {
+    const e = await this.get(index);
+    if (!e) throw new PalisadeError('PAL_AUDIT_EVENT_NOT_FOUND', `the log has no entry ${index}`);
+    return e.personal ? this.subjects.open(this.storage.db, index, e.personal) : undefined;
+  }
+
+  async inclusionProof(index: number, treeSize: number): Promise<{ leaf_index: number; tree_size: number; leaf_hash: Buffer; hashes: Buffer[] }> {
+    const size = await this.size();
+    if (!(treeSize <= size && index < treeSize)) throw new PalisadeError('PAL_AUDIT_PROOF_RANGE', `need index < tree_size <= ${size}`);
+    const leaf = await this.storage.db.selectFrom('audit_events').select('leaf_hash').where('idx', '=', index).executeTakeFirstOrThrow();
+    return { leaf_index: index, tree_size: treeSize, leaf_hash: Buffer.from(leaf.leaf_hash), hashes: await this.tree.inclusionProof(index, treeSize) };
+  }
+
+  async consistencyProof(from: number, to: number): Promise<Buffer[]> {
+    const size = await this.size();
+    if (!(from > 0 && from <= to && to <= size)) throw new PalisadeError('PAL_AUDIT_PROOF_RANGE', `need 0 < from <= to <= ${size}`);
+    return this.tree.consistencyProof(from, to);
   }
 
   /**
    * Events matching `q`, newest first by default. Type, time and cursor narrow the SQL scan; the other fields are
    * matched on the decoded events. One page reads at most `scanBudget` rows, so a rare match costs bounded work per
-   * request: the answer then carries a cursor to continue from, possibly with fewer events than asked for.
+   * request: the answer then carries a cursor to continue from, possibly with fewer events than asked for. Purged
+   * entries have no payload and never match.
    */
   async query(q: AuditQuery, scanBudget = 10_000, db: Executor = this.storage.db): Promise<AuditEventPage> {
     const limit = q.limit ?? 100;
@@ -93,7 +166,7 @@ export class AuditLedger {
     let scanned = 0;
     for (;;) {
       const batch = Math.min(500, scanBudget - scanned);
-      let sel = db.selectFrom('audit_events').select(['idx', 'data']);
+      let sel = db.selectFrom('audit_events').select(['idx', 'data', 'purged_at']);
       if (prefix !== null) sel = sel.where('type', 'like', `${prefix}%`); // '_' may match any character here: want() checks the prefix
       else if (q.type) sel = sel.where('type', '=', q.type);
       if (q.since) sel = sel.where('ts', '>=', new Date(q.since).toISOString());
@@ -103,6 +176,7 @@ export class AuditLedger {
       for (const row of rows) {
         scanned++;
         cursor = Number(row.idx);
+        if (row.purged_at) continue;
         const e = JSON.parse(row.data) as AuditEvent;
         if (want(e)) events.push(e);
         if (events.length === limit) return { events, next_cursor: String(cursor) };
@@ -122,41 +196,8 @@ export class AuditLedger {
     this.barrier();
   }
 
-  /**
-   * Recompute the whole log from storage: every leaf from its data, every root from the leaves, every MAC, the
-   * dense index sequence and the head. Names the first index where anything disagrees.
-   */
-  async verify(onProgress?: (p: VerifyProgress) => void, batch = 2000): Promise<VerifyResult> {
-    const db = this.storage.db;
-    const total = await this.size();
-    const range = new CompactRange();
-    const barrier = this.barrier();
-    let expected = 0;
-    const fail = (i: number, reason: string): VerifyResult => ({ ok: false, size: total, first_bad_index: i, reason });
-    for (;;) {
-      const rows = await db.selectFrom('audit_events').selectAll().where('idx', '>=', expected).orderBy('idx').limit(batch).execute();
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        const idx = Number(row.idx);
-        if (idx !== expected) return fail(expected, `entry ${expected} is missing`);
-        let parsed: AuditEvent;
-        try {
-          parsed = JSON.parse(row.data) as AuditEvent;
-        } catch {
-          return fail(idx, 'event data is not JSON');
-        }
-        if (parsed.index !== idx || parsed.type !== row.type || parsed.time !== row.ts) return fail(idx, 'indexed columns disagree with the event data');
-        const leaf = leafHash(Buffer.from(row.data, 'utf8'));
-        if (!constantTimeEqual(leaf, row.leaf_hash)) return fail(idx, 'leaf hash does not match the event data');
-        range.append(leaf);
-        const root = range.root();
-        if (!constantTimeEqual(root, row.tree_root)) return fail(idx, 'tree root does not match the recomputed tree');
-        if (!constantTimeEqual(barrier.auditMac(headBytes(idx + 1, root)), row.mac)) return fail(idx, 'tree head MAC is invalid');
-        expected++;
-      }
-      onProgress?.({ checked: expected, total });
-    }
-    if (expected !== total) return fail(expected, `log holds ${expected} entries but the head says ${total}`);
-    return { ok: true, size: total, root: range.root().toString('hex') };
+  /** Recompute the whole log from storage and name the first index where anything disagrees (see verify.ts). */
+  async verify(onProgress?: (p: VerifyProgress) => void, batch?: number): Promise<VerifyResult> {
+    return verifyLedger(this.storage.db, this.barrier(), { ...(onProgress ? { onProgress } : {}), ...(batch ? { batch } : {}) });
   }
 }

@@ -12,10 +12,12 @@ const TAG = 16;
 export class Barrier {
   readonly #key: Buffer;
   readonly #auditMacKey: Buffer;
+  readonly #auditHmacKey: Buffer;
 
   constructor(rootKey: Uint8Array) {
     this.#key = hkdfSha256(rootKey, Buffer.alloc(0), Buffer.from('palisade/barrier/v1'), 32);
     this.#auditMacKey = hkdfSha256(rootKey, Buffer.alloc(0), Buffer.from('palisade/audit-mac/v1'), 32);
+    this.#auditHmacKey = hkdfSha256(rootKey, Buffer.alloc(0), Buffer.from('palisade/audit-hmac/v1'), 32);
   }
 
   seal(purpose: string, plaintext: Uint8Array): Buffer {
@@ -38,5 +40,13 @@ export class Barrier {
   /** MAC for audit-log tree heads: a party with only database access cannot recompute it. */
   auditMac(data: Uint8Array): Buffer {
     return hmacSha256(this.#auditMacKey, data);
+  }
+
+  /**
+   * How a sensitive value appears in an audit event: `hmac-sha256:<hex>` under a key of its own, so the log shows
+   * that two events carried the same value without revealing it (Vault's audit devices do the same).
+   */
+  auditHmac(value: string | Uint8Array): string {
+    return `hmac-sha256:${hmacSha256(this.#auditHmacKey, typeof value === 'string' ? Buffer.from(value, 'utf8') : value).toString('hex')}`;
   }
 }
