@@ -18,6 +18,8 @@ import type { KmsService } from './engines/kms/service.js';
 import type { KmsMetrics } from './engines/kms/metrics.js';
 import { authRoutes } from './engines/auth/routes.js';
 import { auditRoutes } from './engines/audit/routes.js';
+import type { AuditLog } from './engines/audit/log.js';
+import type { AuditRetention } from './kernel/audit/retention.js';
 import { sysRoutes } from './engines/sys/routes.js';
 import { approvalRoutes } from './engines/approvals/routes.js';
 import type { ApprovalService } from './kernel/approvals/approvals.js';
@@ -26,6 +28,8 @@ export interface AppDeps {
   storage: Storage;
   seal: SealManager;
   ledger: AuditLedger;
+  auditLog: AuditLog;
+  retention: AuditRetention;
   apiKeys: ApiKeyService;
   kms: KmsService;
   approvals: ApprovalService;
@@ -81,7 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   systemRoutes(app, { storage: deps.storage, seal: () => deps.seal, ledger: deps.ledger, registry: deps.registry, metricsPublic: deps.metricsPublic });
   await app.register(kmsRoutes(deps.kms, deps.kmsMetrics), { prefix: '/v1' });
   await app.register(authRoutes(deps.apiKeys, deps.clock), { prefix: '/v1' });
-  await app.register(auditRoutes(deps.ledger), { prefix: '/v1' });
+  await app.register(auditRoutes({ ledger: deps.ledger, log: deps.auditLog, retention: deps.retention, barrier: () => deps.seal.barrier(), clock: deps.clock }), { prefix: '/v1' });
   await app.register(sysRoutes(deps.seal, deps.ledger, deps.approvals), { prefix: '/v1' });
   await app.register(approvalRoutes(deps.approvals), { prefix: '/v1' });
   return app;

@@ -13,7 +13,12 @@ import { hsmMetrics } from './kernel/seal/metrics.js';
 import { AuditLedger } from './kernel/audit/ledger.js';
 import { ApiKeyService, newToken } from './kernel/auth/api-keys.js';
 import { createRegistry } from './metrics/registry.js';
-import { KmsService } from './engines/kms/service.js';
+import { AUDIT_CHECKPOINT_KEY, KmsService } from './engines/kms/service.js';
+import { Checkpointer } from './kernel/audit/checkpointer.js';
+import { kmsCheckpointSigner } from './kernel/audit/checkpoint-signer.js';
+import { createAnchors } from './kernel/audit/anchors/create.js';
+import { AuditRetention } from './kernel/audit/retention.js';
+import { AuditLog } from './engines/audit/log.js';
 import { ApprovalService } from './kernel/approvals/approvals.js';
 import type { KmsConfig } from './engines/kms/config.js';
 import { kmsMetrics } from './engines/kms/metrics.js';
@@ -29,6 +34,9 @@ export interface Runtime {
   ledger: AuditLedger;
   kms: KmsService;
   scheduler: KmsScheduler;
+  checkpointer: Checkpointer;
+  retention: AuditRetention;
+  auditLog: AuditLog;
   tls: ServerTls | null;
   /** The owner token, once generated (first unseal without PALISADE_BOOTSTRAP_TOKEN); also given to `onOwnerToken`. */
   generatedToken: string | null;
@@ -113,8 +121,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       return out;
     });
     kms.onKekRotated = () => scheduler.kick();
-    sealRef.onUnseal(() => scheduler.ensureSystemKeks());
-    if (sealRef.state === 'unsealed') await scheduler.ensureSystemKeks();
+    sealRef.onUnseal(() => scheduler.ensureSystemKeys());
+    if (sealRef.state === 'unsealed') await scheduler.ensureSystemKeys();
     // An HSM that goes away is noticed without traffic: hsm_operations_total{operation="check",status="failed"} rises.
     const health = setInterval(() => {
       const was = sealRef.unavailable;
@@ -124,7 +132,33 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       );
     }, config.seal.health_check_seconds * 1000);
     health.unref();
+    const signer = kmsCheckpointSigner({ storage, kms, keyName: AUDIT_CHECKPOINT_KEY, origin: () => auditLog.origin() });
+    const auditLog = new AuditLog({ storage, ledger, signer, configuredOrigin: config.audit.origin, clock });
+    const checkpointer = new Checkpointer({
+      storage,
+      ledger,
+      signer,
+      anchors: createAnchors(config.audit.anchors),
+      origin: () => auditLog.origin(),
+      intervalSeconds: config.audit.checkpoint.interval_seconds,
+      maxEvents: config.audit.checkpoint.max_events,
+      log,
+      registry,
+      clock,
+      isSealed: () => sealRef.state !== 'unsealed',
+    });
+    const retention = new AuditRetention({
+      storage,
+      ledger,
+      approvals,
+      config: config.audit.retention,
+      clock,
+      intervalSeconds: config.audit.retention.purge_interval_seconds,
+      onError: (e) => log.error({ err: e }, 'audit retention pass failed'),
+    });
     const app = await buildApp({
+      auditLog,
+      retention,
       approvals,
       storage,
       seal: sealRef,
@@ -148,6 +182,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       ledger,
       kms,
       scheduler,
+      checkpointer,
+      retention,
+      auditLog,
       tls,
       get generatedToken() {
         return generatedToken;
@@ -155,6 +192,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       async close() {
         clearInterval(health);
         await scheduler.stop();
+        await checkpointer.stop();
+        await retention.stop();
         await app.close();
         await sealRef.close();
         await storage.close();

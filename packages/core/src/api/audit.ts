@@ -61,3 +61,80 @@ export const AuditEventPage = Type.Object({
   next_cursor: Nullable(Type.String()),
 });
 export type AuditEventPage = Static<typeof AuditEventPage>;
+
+const Hash = Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: 'SHA-256 hash, standard base64' });
+
+export const AuditLogInfo = Type.Object({
+  origin: Type.String({ description: 'the checkpoint origin line: the log\'s name' }),
+  verifier_keys: Type.Array(Type.String(), { description: 'C2SP note verifier keys of the checkpoint key, one per version (pin these)' }),
+  size: Type.Integer({ minimum: 0 }),
+  root_hash: Hash,
+});
+export type AuditLogInfo = Static<typeof AuditLogInfo>;
+
+export const AuditAnchorReceipt = Type.Object({
+  anchor: Type.String(),
+  kind: Type.String({ description: 'witness (a cosignature line) or rfc3161 (a time-stamp token, base64 DER)' }),
+  receipt: Type.String(),
+  created_at: Type.String({ format: 'date-time' }),
+});
+export type AuditAnchorReceipt = Static<typeof AuditAnchorReceipt>;
+
+export const AuditCheckpoint = Type.Object({
+  size: Type.Integer({ minimum: 1 }),
+  root_hash: Hash,
+  created_at: Type.String({ format: 'date-time' }),
+  note: Type.String({ description: 'C2SP signed note: the checkpoint signed by the log, with the witnesses\' cosignature lines appended' }),
+  anchors: Type.Array(AuditAnchorReceipt),
+});
+export type AuditCheckpoint = Static<typeof AuditCheckpoint>;
+
+export const InclusionProofQuery = Type.Object({ index: Type.Integer({ minimum: 0 }), tree_size: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+export const InclusionProof = Type.Object({
+  leaf_index: Type.Integer({ minimum: 0 }),
+  tree_size: Type.Integer({ minimum: 1 }),
+  leaf_hash: Hash,
+  hashes: Type.Array(Hash, { description: 'RFC 9162 §2.1.3 audit path, nearest sibling first' }),
+});
+export type InclusionProof = Static<typeof InclusionProof>;
+
+export const ConsistencyProofQuery = Type.Object({ from: Type.Integer({ minimum: 1 }), to: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+export const ConsistencyProof = Type.Object({
+  from: Type.Integer({ minimum: 1 }),
+  to: Type.Integer({ minimum: 1 }),
+  hashes: Type.Array(Hash, { description: 'RFC 9162 §2.1.4 consistency proof' }),
+});
+export type ConsistencyProof = Static<typeof ConsistencyProof>;
+
+export const HoldFilter = Type.Object(
+  {
+    since: Type.Optional(Type.String({ format: 'date-time' })),
+    until: Type.Optional(Type.String({ format: 'date-time' })),
+    type: Type.Optional(Type.String({ maxLength: 128, pattern: '^[a-z0-9_.]+\\*?$' })),
+    principal: Type.Optional(Type.String({ maxLength: 128 })),
+    resource: Type.Optional(Type.String({ maxLength: 128 })),
+  },
+  { additionalProperties: false, description: 'which events the hold keeps; all given fields must match (everything when empty)' },
+);
+export const CreateHoldRequest = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 128 }), reason: Type.String({ minLength: 1, maxLength: 1024 }), filter: Type.Optional(HoldFilter) },
+  { additionalProperties: false },
+);
+export type CreateHoldRequest = Static<typeof CreateHoldRequest>;
+export const LegalHold = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  reason: Type.String(),
+  filter: HoldFilter,
+  created_at: Type.String({ format: 'date-time' }),
+  created_by: Type.String(),
+  released_at: Nullable(Type.String({ format: 'date-time' })),
+  released_by: Nullable(Type.String()),
+});
+export type LegalHold = Static<typeof LegalHold>;
+
+export const EraseSubjectRequest = Type.Object({ subject: Type.String({ minLength: 1, maxLength: 256, description: 'the data subject, e.g. user:alice' }) }, { additionalProperties: false });
+export const EraseSubjectResponse = Type.Object({ subject_ref: Type.String(), erased_at: Type.String({ format: 'date-time' }), had_data: Type.Boolean() });
+
+export const AuditHashRequest = Type.Object({ value: Type.String({ maxLength: 65536 }) }, { additionalProperties: false });
+export const AuditHashResponse = Type.Object({ hash: Type.String({ description: 'hmac-sha256:<hex>, as sensitive values appear in events' }) });

@@ -39,20 +39,14 @@ import {
   VerifyResponse,
 } from '@palisade/core';
 import { toPalisadeError } from '../../http/problem.js';
-import type { KmsService, OpContext } from './service.js';
+import type { KmsService } from './service.js';
+import { opContext } from '../../kernel/op-context.js';
 import type { KmsMetrics } from './metrics.js';
 
 const tags = ['kms'];
 const security = [{ bearer: [] }];
 
-/** The request's transaction and pipeline hooks, as the service wants them. */
-function op(req: FastifyRequest): OpContext {
-  return {
-    db: req.tx,
-    emit: (e) => req.auditRecord.extra.push({ actor: { principal_id: req.principal?.principal_id ?? null, api_key_id: req.principal?.api_key_id ?? null, source_ip: req.ip }, request_id: req.id, ...e }),
-    onRollback: (undo) => req.auditRecord.onRollback.push(undo),
-  };
-}
+const op = opContext;
 
 function onKey(req: FastifyRequest, details: Record<string, unknown> = {}): void {
   req.auditRecord.resource = { type: 'kms_key', id: (req.params as { key_id: string }).key_id };

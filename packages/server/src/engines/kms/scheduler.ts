@@ -94,13 +94,13 @@ export class KmsScheduler {
     }
   }
 
-  /** At every unseal: the system KEK of each classification exists (created with its audit event if not). */
-  async ensureSystemKeks(): Promise<void> {
+  /** At every unseal: the system keys exist (created with their audit events if not). */
+  async ensureSystemKeys(): Promise<void> {
     const { storage, ledger, service } = this.deps;
     const attempt = () =>
       storage.transact(async (tx) => {
         const extra: AuditEventInput[] = [];
-        await service.ensureSystemKeks({ db: tx, emit: (e) => extra.push({ actor: SYSTEM, ...e }) });
+        await service.ensureSystemKeys({ db: tx, emit: (e) => extra.push({ actor: SYSTEM, ...e }) });
         for (const e of extra) await ledger.append(tx, e);
       });
     await attempt().catch(attempt); // another node may have created one at the same moment: the second pass sees it

@@ -1,3 +1,4 @@
+import type { OpContext } from '../../kernel/op-context.js';
 import type { KeyObject } from 'node:crypto';
 import {
   aeadOpen,
@@ -31,7 +32,6 @@ import type { KmsKeyTable, KmsKeyVersionTable } from '../../storage/schema.js';
 import { Barrier } from '../../kernel/seal/barrier.js';
 import type { RootKeyProvider } from '../../kernel/seal/provider.js';
 import type { ApprovalService } from '../../kernel/approvals/approvals.js';
-import type { AuditEventInput } from '../../kernel/audit/events.js';
 import { ALGORITHM_SPECS, generateMaterial, hmac, privateKeyFrom, publicKeyFrom, resolveUsage, signMessage, verifyMessage } from './algorithms.js';
 import type { KmsConfig } from './config.js';
 import type { KmsMetrics } from './metrics.js';
@@ -42,12 +42,7 @@ const DAY_MS = 86_400_000;
 const AAD_FORMAT = 1;
 
 /** What an operation runs in: the request's transaction and hooks to the pipeline. */
-export interface OpContext {
-  db: Executor;
-  /** Record an additional audit event in the same transaction (e.g. an automatic rotation). */
-  emit?: (event: Omit<AuditEventInput, 'actor'> & { actor?: AuditEventInput['actor'] }) => void;
-  onRollback?: (undo: () => void) => void;
-}
+export type { OpContext } from '../../kernel/op-context.js';
 
 export interface KmsDeps {
   barrier: () => Barrier;
@@ -188,7 +183,7 @@ export class KmsService {
 
   /** System KEKs wrap under the root (the HSM); every other key under the current KEK of its classification. */
   async #wrap(db: Executor, key: KmsKeyTable, version: number, secret: Buffer): Promise<Pick<KmsKeyVersionTable, 'material' | 'wrapping' | 'kek_id' | 'kek_version'>> {
-    if (isSystemKey(key.name)) return { material: await this.deps.root().wrap(secret), wrapping: 'root', kek_id: null, kek_version: null };
+    if (key.name?.startsWith(SYSTEM_KEK_PREFIX)) return { material: await this.deps.root().wrap(secret), wrapping: 'root', kek_id: null, kek_version: null };
     const kek = await this.#systemKek(db, key.classification as Classification);
     const barrier = await this.#kekBarrier(db, kek, kek.current_version);
     return { material: barrier.seal(purpose(key.key_id, version), secret), wrapping: 'kek', kek_id: kek.key_id, kek_version: kek.current_version };
@@ -217,14 +212,20 @@ export class KmsService {
     return kek;
   }
 
-  /** Create the system KEK of each classification that has none (at every unseal; idempotent). */
-  async ensureSystemKeks(ctx: OpContext): Promise<KeyMetadata[]> {
+  /**
+   * Create the system keys that do not exist yet (at every unseal; idempotent): the KEK of each classification, and
+   * the Ed25519 key that signs the audit log's checkpoints.
+   */
+  async ensureSystemKeys(ctx: OpContext): Promise<KeyMetadata[]> {
+    const wanted: CreateKeyRequest[] = [
+      ...CLASSIFICATIONS.map((classification) => ({ key_type: 'KEK' as const, algorithm: 'AES-256-GCM' as const, classification, name: kekName(classification), rotation_period_days: this.deps.config.policies.KEK.frequencyDays })),
+      { key_type: 'signing', algorithm: 'ED25519', classification: 'internal', name: AUDIT_CHECKPOINT_KEY, rotation_period_days: this.deps.config.policies.signing.frequencyDays },
+    ];
     const created: KeyMetadata[] = [];
-    for (const classification of CLASSIFICATIONS) {
-      const name = kekName(classification);
-      if (await ctx.db.selectFrom('kms_keys').select('key_id').where('name', '=', name).executeTakeFirst()) continue;
-      const meta = await this.#create(ctx, { key_type: 'KEK', algorithm: 'AES-256-GCM', classification, name, rotation_period_days: this.deps.config.policies.KEK.frequencyDays });
-      ctx.emit?.({ type: 'kms.key.create', outcome: 'success', resource: { type: 'kms_key', id: meta.key_id }, details: { name, system: true } });
+    for (const req of wanted) {
+      if (await ctx.db.selectFrom('kms_keys').select('key_id').where('name', '=', req.name!).executeTakeFirst()) continue;
+      const meta = await this.#create(ctx, req);
+      ctx.emit?.({ type: 'kms.key.create', outcome: 'success', resource: { type: 'kms_key', id: meta.key_id }, details: { name: req.name, system: true } });
       created.push(meta);
     }
     return created;
@@ -596,6 +597,15 @@ export class KmsService {
     return { signature: b64(signature), key_id: key.key_id, key_version: version, algorithm: key.algorithm };
   }
 
+  /** A signature by a system signing key (the audit checkpoint key): for the server itself, never reachable from the API. */
+  async systemSign(db: Executor, name: string, message: Buffer): Promise<{ key_id: string; key_version: number; signature: Buffer }> {
+    if (!name.startsWith('system/') || name.startsWith(SYSTEM_KEK_PREFIX)) throw new PalisadeError('PAL_INTERNAL', `${name} is not a system signing key`);
+    const key = await db.selectFrom('kms_keys').selectAll().where('name', '=', name).executeTakeFirst();
+    if (!key) throw new PalisadeError('PAL_INTERNAL', `the system key ${name} does not exist yet`);
+    const material = await this.#material_(db, key, key.current_version);
+    return { key_id: key.key_id, key_version: key.current_version, signature: signMessage(key.algorithm as Algorithm, material as KeyObject, message) };
+  }
+
   async verify(db: Executor, keyId: string, message: Buffer, signature: Buffer, keyVersion?: number): Promise<{ valid: boolean; key_version: number }> {
     const key = await this.#usable(db, keyId, 'verify');
     const { version } = await this.#decryptableVersion(db, key, keyVersion ?? key.current_version, true);
@@ -776,6 +786,8 @@ export class KmsService {
 }
 
 export const SYSTEM_KEK_PREFIX = 'system/kek/';
+/** Signs the audit log's checkpoints (C2SP signed notes). */
+export const AUDIT_CHECKPOINT_KEY = 'system/audit/checkpoint';
 const WRAPPING_KEY = 'kms.import_wrapping_key';
 const kekName = (c: Classification) => `${SYSTEM_KEK_PREFIX}${c}`;
 const isSystemKey = (name: string | null) => name?.startsWith('system/') ?? false;

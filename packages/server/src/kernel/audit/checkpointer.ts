@@ -1,0 +1,143 @@
+import { randomId } from '@palisade/core';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Storage } from '../../storage/database.js';
+import { acquireLease, releaseLease } from '../lease.js';
+import type { Anchor, SignedCheckpoint } from './anchors/anchor.js';
+import type { AuditLedger } from './ledger.js';
+
+const LEASE = 'audit-checkpointer';
+
+/** Signs checkpoint bodies with the log's key (held by the KMS); see checkpoint-signer.ts. */
+export interface CheckpointSigner {
+  /** The signed note for a checkpoint body. */
+  sign(body: string): Promise<string>;
+  /** C2SP verifier keys of every version of the log's key. */
+  verifierKeys(): Promise<string[]>;
+}
+
+export interface CheckpointerDeps {
+  storage: Storage;
+  ledger: AuditLedger;
+  signer: CheckpointSigner;
+  anchors: Anchor[];
+  origin: () => Promise<string>;
+  intervalSeconds: number;
+  maxEvents: number;
+  log: Logger;
+  registry: Registry;
+  clock: () => Date;
+  isSealed: () => boolean;
+}
+
+export function checkpointBody(origin: string, size: number, root: Buffer): string {
+  return `${origin}\n${size}\n${root.toString('base64')}\n`;
+}
+
+/**
+ * Signs a checkpoint of the log (C2SP tlog-checkpoint in a signed note) every `intervalSeconds` when the log grew, or
+ * sooner once `maxEvents` were appended, then hands it to each anchor (witnesses cosign, time-stamping authorities
+ * timestamp) and stores their receipts. Each anchor catches up from the checkpoint it last accepted, so a witness
+ * that was down receives the newest checkpoint with a consistency proof from its last one. One node at a time (lease).
+ */
+export class Checkpointer {
+  readonly #holder = randomId('node');
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<unknown> | undefined;
+  readonly #anchorFailures: Counter<'anchor'>;
+
+  constructor(private readonly deps: CheckpointerDeps) {
+    const { registry, storage, clock } = deps;
+    this.#anchorFailures = new Counter({ name: 'audit_anchor_failures_total', help: 'Checkpoints an anchor (witness, time-stamping authority) did not accept, by anchor.', labelNames: ['anchor'] as const, registers: [registry] });
+    for (const a of deps.anchors) this.#anchorFailures.inc({ anchor: a.name }, 0);
+    new Gauge({
+      name: 'audit_checkpoint_age_seconds',
+      help: 'Seconds since the latest signed checkpoint of the audit log (absent before the first).',
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const cp = await storage.db.selectFrom('audit_checkpoints').select('created_at').orderBy('size', 'desc').limit(1).executeTakeFirst();
+        if (cp) this.set((clock().getTime() - Date.parse(cp.created_at)) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'audit_unanchored_entries',
+      help: 'Entries of the audit log not yet covered by a checkpoint each anchor accepted, by anchor.',
+      labelNames: ['anchor'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const size = await deps.ledger.size();
+        for (const a of deps.anchors) {
+          const r = await storage.db.selectFrom('audit_anchors').select((eb) => eb.fn.max('size').as('size')).where('anchor', '=', a.name).executeTakeFirst();
+          this.set({ anchor: a.name }, size - Number(r?.size ?? 0));
+        }
+      },
+    });
+  }
+
+  start(): void {
+    const ms = Math.min(1000, this.deps.intervalSeconds * 1000);
+    this.#timer = setInterval(() => this.kick(), ms);
+    this.#timer.unref();
+  }
+
+  kick(): void {
+    if (!this.#running) this.#running = this.tick().catch((e: unknown) => this.deps.log.error({ err: e }, 'audit checkpoint pass failed')).finally(() => (this.#running = undefined));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#running;
+    await releaseLease(this.deps.storage.db, LEASE, this.#holder).catch(() => undefined);
+  }
+
+  /** One pass: sign a checkpoint if one is due (or `force`), then bring every anchor up to the latest. */
+  async tick(force = false): Promise<SignedCheckpoint | null> {
+    const { storage, ledger, clock } = this.deps;
+    if (this.deps.isSealed()) return null;
+    const now = clock();
+    if (!(await acquireLease(storage.db, LEASE, this.#holder, Math.max(30_000, 3 * this.deps.intervalSeconds * 1000), now))) return null;
+    const latest = await this.latest();
+    const head = await ledger.head();
+    const due = head.size > (latest?.size ?? 0) && (force || !latest || head.size - latest.size >= this.deps.maxEvents || now.getTime() - Date.parse(latest.created_at) >= this.deps.intervalSeconds * 1000);
+    let cp = latest ? await this.#load(latest.size) : null;
+    if (due) cp = await this.#sign(head.size, head.root, now);
+    if (cp) await this.#anchor(cp);
+    return cp;
+  }
+
+  async latest(): Promise<{ size: number; created_at: string } | undefined> {
+    const r = await this.deps.storage.db.selectFrom('audit_checkpoints').select(['size', 'created_at']).orderBy('size', 'desc').limit(1).executeTakeFirst();
+    return r ? { size: Number(r.size), created_at: r.created_at } : undefined;
+  }
+
+  async #sign(size: number, root: Buffer, now: Date): Promise<SignedCheckpoint> {
+    const origin = await this.deps.origin();
+    const body = checkpointBody(origin, size, root);
+    const note = await this.deps.signer.sign(body);
+    await this.deps.storage.db.insertInto('audit_checkpoints').values({ size, root, note, created_at: now.toISOString() }).onConflict((oc) => oc.column('size').doNothing()).execute();
+    return { origin, size, root, body, note };
+  }
+
+  async #load(size: number): Promise<SignedCheckpoint> {
+    const r = await this.deps.storage.db.selectFrom('audit_checkpoints').selectAll().where('size', '=', size).executeTakeFirstOrThrow();
+    const body = r.note.slice(0, r.note.indexOf('\n\n') + 1);
+    return { origin: body.slice(0, body.indexOf('\n')), size: Number(r.size), root: Buffer.from(r.root), body, note: r.note };
+  }
+
+  async #anchor(cp: SignedCheckpoint): Promise<void> {
+    const { storage, ledger, clock, log } = this.deps;
+    for (const a of this.deps.anchors) {
+      const lastAnchoredSize = async () => Number((await storage.db.selectFrom('audit_anchors').select((eb) => eb.fn.max('size').as('size')).where('anchor', '=', a.name).executeTakeFirst())?.size ?? 0);
+      if ((await lastAnchoredSize()) >= cp.size) continue;
+      try {
+        const receipt = await a.anchor(cp, { consistencyProof: (from, to) => (from === 0 || from === to ? Promise.resolve([]) : ledger.consistencyProof(from, to)), lastAnchoredSize });
+        await storage.db.insertInto('audit_anchors').values({ size: cp.size, anchor: a.name, kind: a.kind, receipt, created_at: clock().toISOString() }).onConflict((oc) => oc.columns(['size', 'anchor']).doNothing()).execute();
+      } catch (e) {
+        this.#anchorFailures.inc({ anchor: a.name });
+        log.warn({ err: e, anchor: a.name, size: cp.size }, 'audit checkpoint not anchored; retrying on the next pass');
+      }
+    }
+  }
+}
