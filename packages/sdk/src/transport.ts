@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { ProblemDetails } from '@palisade/core';
 
@@ -80,6 +81,25 @@ export class Transport {
       req.on('timeout', () => req.destroy(new Error(`request timed out after ${this.#timeout} ms`)));
       req.on('error', reject);
       req.end(body);
+    });
+  }
+
+  /** A GET whose body is read as it arrives (exports): resolves once the status is in; errors are problem documents. */
+  stream(path: string): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        { host: this.#host, port: this.#port, method: 'GET', path, agent: this.#agent, headers: { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}) }, timeout: this.#timeout },
+        (res) => {
+          if ((res.statusCode ?? 0) < 400) return resolve(res);
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => reject(new PalisadeApiError(res.statusCode ?? 0, JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as ProblemDetails)));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`request timed out after ${this.#timeout} ms`)));
+      req.on('error', reject);
+      req.end();
     });
   }
 

@@ -1,10 +1,9 @@
-import { PalisadeError, randomId, type AuditCheckpoint } from '@palisade/core';
+import { AUDIT_EXPORT_FORMAT, PalisadeError, randomId, type AuditCheckpoint } from '@palisade/core';
 import type { Storage } from '../../storage/database.js';
 import type { AuditLedger } from '../../kernel/audit/ledger.js';
 import type { CheckpointSigner } from '../../kernel/audit/checkpointer.js';
 
 const LOG_ID = 'audit.log_id';
-export const EXPORT_FORMAT = 'palisade-audit-export/v1';
 
 /**
  * The log as verifiers see it: its name (checkpoint origin), the keys that sign its checkpoints, the signed
@@ -46,7 +45,7 @@ export class AuditLog {
 
   /**
    * NDJSON export up to tree size `to` (the latest checkpoint by default, so the export ends on a signed root): a
-   * header, one line per entry (the event, or only the leaf hash of a purged one), then every checkpoint up to `to`.
+   * header, every checkpoint up to `to`, then one line per entry (the event, or only the leaf hash of a purged one).
    */
   async exportLines(to?: number): Promise<{ origin: string; to: number; stream: () => AsyncGenerator<string> }> {
     const { storage, ledger, clock } = this.deps;
@@ -55,13 +54,16 @@ export class AuditLog {
     const end = to ?? (latest ? Number(latest.size) : size);
     if (end > size || end < 1) throw new PalisadeError('PAL_AUDIT_PROOF_RANGE', `the log holds ${size} entries: export up to 1..${size}`);
     const origin = await this.origin();
-    const header = { format: EXPORT_FORMAT, origin, verifier_keys: await this.verifierKeys(), size: end, exported_at: clock().toISOString() };
+    const header = { format: AUDIT_EXPORT_FORMAT, origin, verifier_keys: await this.verifierKeys(), size: end, exported_at: clock().toISOString() };
     const checkpoint = (n: number) => this.checkpoint(n);
     return {
       origin,
       to: end,
       async *stream() {
         yield JSON.stringify(header) + '\n';
+        // Checkpoints first: a verifier then knows at which sizes to compare roots while it streams the entries.
+        const sizes = await storage.db.selectFrom('audit_checkpoints').select('size').where('size', '<=', end).orderBy('size').execute();
+        for (const s of sizes) yield JSON.stringify({ checkpoint: await checkpoint(Number(s.size)) }) + '\n';
         for (let i = 0; i < end; ) {
           const batch = await ledger.entries(i, Math.min(2000, end - i));
           if (batch.length === 0) break;
@@ -70,8 +72,6 @@ export class AuditLog {
           yield chunk;
           i = batch[batch.length - 1]!.index + 1;
         }
-        const sizes = await storage.db.selectFrom('audit_checkpoints').select('size').where('size', '<=', end).orderBy('size').execute();
-        for (const s of sizes) yield JSON.stringify({ checkpoint: await checkpoint(Number(s.size)) }) + '\n';
       },
     };
   }

@@ -1,0 +1,122 @@
+import { createPublicKey, verify } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canonicalJson, leafHash, verifyConsistency, verifyExportLines, verifyInclusion } from '@palisade/core';
+import { codeOf, dialects, startServer, type TestServer } from '../../testing/harness.js';
+
+const b = (s: string) => Buffer.from(s, 'base64');
+
+/** An independent check of a C2SP signed note by an Ed25519 verifier key (name+hash+base64(0x01 || key)). */
+function noteSignedBy(note: string, vkey: string): boolean {
+  const [name, hash] = vkey.split('+') as [string, string];
+  const key = vkey.slice(name.length + 1 + hash.length + 1); // base64 may itself contain '+'
+  const body = note.slice(0, note.indexOf('\n\n') + 1);
+  const raw = b(key).subarray(1);
+  const pub = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), raw]), format: 'der', type: 'spki' });
+  return note
+    .slice(body.length + 1)
+    .split('\n')
+    .filter((l) => l.startsWith(`\u2014 ${name} `))
+    .some((l) => {
+      const sig = b(l.split(' ')[2]!);
+      return sig.subarray(0, 4).toString('hex') === hash && verify(null, Buffer.from(body), pub, sig.subarray(4));
+    });
+}
+
+describe.each(dialects())('audit ledger API ($name)', ({ name, available }) => {
+  let s: TestServer;
+  let keyId = '';
+  beforeAll(async () => {
+    if (!available) return;
+    s = await startServer(name, { mutate: (c) => void (c.audit.retention.default_days = 30) });
+    keyId = (await s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM' })).key_id;
+    for (let i = 0; i < 20; i++) await s.client.kms.encrypt(keyId, `m${i}`);
+  });
+  afterAll(async () => s?.close());
+
+  describe.skipIf(!available)('', () => {
+    it('signs checkpoints with the log key; inclusion and consistency proofs verify against them', async () => {
+      const first = await s.rt.checkpointer.tick(true);
+      expect(first).not.toBeNull();
+      for (let i = 0; i < 5; i++) await s.client.kms.encrypt(keyId, `n${i}`);
+      await s.rt.checkpointer.tick(true);
+      const log = await s.client.audit.log();
+      expect(log.origin).toMatch(/^palisade\/audit\/log_/);
+      const cp = await s.client.audit.checkpoint();
+      expect(cp.note.startsWith(`${log.origin}\n${cp.size}\n${cp.root_hash}\n\n`)).toBe(true);
+      expect(noteSignedBy(cp.note, log.verifier_keys[0]!)).toBe(true);
+      expect(noteSignedBy(cp.note.replace(`\n${cp.size}\n`, `\n${cp.size + 1}\n`), log.verifier_keys[0]!)).toBe(false);
+
+      for (const index of [0, 7, cp.size - 1]) {
+        const event = await s.client.audit.get(index);
+        const p = await s.client.audit.inclusionProof(index, cp.size);
+        expect(b(p.leaf_hash)).toEqual(leafHash(Buffer.from(canonicalJson(event))));
+        expect(verifyInclusion(index, cp.size, b(p.leaf_hash), p.hashes.map(b), b(cp.root_hash))).toBe(true);
+      }
+      const old = await s.client.audit.checkpoint(first!.size);
+      const c = await s.client.audit.consistencyProof(old.size, cp.size);
+      expect(verifyConsistency(old.size, cp.size, b(old.root_hash), b(cp.root_hash), c.hashes.map(b))).toBe(true);
+      expect(await codeOf(s.client.audit.inclusionProof(cp.size + 100, cp.size + 101))).toEqual({ status: 400, code: 'PAL_AUDIT_PROOF_RANGE' });
+      expect(await codeOf(s.client.audit.consistencyProof(0, 3))).toMatchObject({ status: 400 });
+      expect(await codeOf(s.client.audit.checkpoint(2))).toEqual({ status: 404, code: 'PAL_AUDIT_CHECKPOINT_NOT_FOUND' });
+    });
+
+    it('an export verifies offline, and a row changed in the database is named', async () => {
+      const lines: string[] = [];
+      for await (const l of s.client.audit.exportLines()) lines.push(l);
+      const cp = await s.client.audit.checkpoint();
+      const r = await verifyExportLines(lines);
+      expect(r).toMatchObject({ ok: true, size: cp.size, root: cp.root_hash, checkpoints: 2 });
+      expect((await s.client.audit.query({ type: 'audit.export' })).events).toHaveLength(1);
+
+      const tampered = lines.map((l) => (l.includes('"index":5,') && l.includes('"leaf_hash"') ? l.replace('"success"', '"failure"') : l));
+      expect(await verifyExportLines(tampered)).toMatchObject({ ok: false, first_bad_index: 5 });
+      const dropped = lines.filter((l) => !(l.startsWith('{"index":9,')));
+      expect(await verifyExportLines(dropped)).toMatchObject({ ok: false, first_bad_index: 9 });
+    });
+
+    it('legal holds keep what they cover through retention; releasing one takes a second principal', async () => {
+      const hold = await s.client.audit.createHold({ name: 'case-42', reason: 'litigation', filter: { type: 'kms.encrypt' } });
+      expect(hold).toMatchObject({ name: 'case-42', released_at: null, created_by: 'owner' });
+      const before = await s.client.audit.checkpoint();
+      s.clock.advanceDays(31);
+      const r = await s.rt.retention.purgeDue();
+      expect(r.held).toBeGreaterThanOrEqual(25);
+      expect(r.purged).toBeGreaterThan(0);
+      // Purged entries answer 410, their leaves stay: proofs and verification still hold.
+      const purgedIndex = r.first!;
+      expect(await codeOf(s.client.audit.get(purgedIndex))).toEqual({ status: 410, code: 'PAL_AUDIT_EVENT_PURGED' });
+      const p = await s.client.audit.inclusionProof(purgedIndex, before.size);
+      expect(verifyInclusion(purgedIndex, before.size, b(p.leaf_hash), p.hashes.map(b), b(before.root_hash))).toBe(true);
+      expect(await s.rt.ledger.verify()).toMatchObject({ ok: true });
+      expect((await s.client.audit.query({ type: 'kms.encrypt', limit: 500 })).events.length).toBeGreaterThanOrEqual(25);
+
+      const approval = await s.client.audit.releaseHold(hold.id, 'case closed');
+      expect(approval).toMatchObject({ action: 'audit.hold.release', status: 'pending' });
+      expect(await codeOf(s.client.approvals.approve(approval.id))).toEqual({ status: 403, code: 'PAL_APPROVAL_SELF' });
+      const counsel = s.clientWith((await s.client.createApiKey({ name: 'counsel', permissions: ['approvals:requests:decide', 'audit:holds:release'] })).token);
+      await counsel.approvals.approve(approval.id, 'confirmed');
+      expect((await s.client.audit.getHold(hold.id)).released_by).not.toBeNull();
+      expect(await codeOf(s.client.audit.releaseHold(hold.id))).toEqual({ status: 409, code: 'PAL_AUDIT_HOLD_RELEASED' });
+      expect((await s.rt.retention.purgeDue()).purged).toBeGreaterThanOrEqual(25);
+      expect(await s.rt.ledger.verify()).toMatchObject({ ok: true });
+      const lines: string[] = [];
+      await s.rt.checkpointer.tick(true);
+      for await (const l of s.client.audit.exportLines()) lines.push(l);
+      expect(await verifyExportLines(lines)).toMatchObject({ ok: true });
+    });
+
+    it('sensitive values are searchable by HMAC; erasing a subject is audited by reference only', async () => {
+      const h = await s.client.audit.hash('pal_secret_value');
+      expect(h.hash).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+      expect((await s.client.audit.hash('pal_secret_value')).hash).toBe(h.hash);
+      const out = await s.client.audit.eraseSubject('user:bob');
+      expect(out).toMatchObject({ had_data: false });
+      const e = (await s.client.audit.query({ type: 'audit.subject.erase' })).events[0]!;
+      expect(JSON.stringify(e)).not.toContain('user:bob');
+      expect(e.resource).toEqual({ type: 'audit_subject', id: out.subject_ref });
+      expect(await codeOf(s.client.audit.eraseSubject('user:bob'))).toEqual({ status: 409, code: 'PAL_AUDIT_SUBJECT_ERASED' });
+      expect(await codeOf(s.client.audit.createHold({ name: '', reason: 'x' }))).toMatchObject({ status: 400 });
+      expect(await codeOf(s.client.audit.getHold('hold_nope'))).toEqual({ status: 404, code: 'PAL_AUDIT_HOLD_NOT_FOUND' });
+    });
+  });
+});
