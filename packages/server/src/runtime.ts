@@ -13,6 +13,8 @@ import { hsmMetrics } from './kernel/seal/metrics.js';
 import { AuditLedger } from './kernel/audit/ledger.js';
 import { ApiKeyService, newToken } from './kernel/auth/api-keys.js';
 import { createRegistry } from './metrics/registry.js';
+import type { Registry } from 'prom-client';
+import { auditMetrics } from './kernel/audit/metrics.js';
 import { AUDIT_CHECKPOINT_KEY, KmsService } from './engines/kms/service.js';
 import { Checkpointer } from './kernel/audit/checkpointer.js';
 import { kmsCheckpointSigner } from './kernel/audit/checkpoint-signer.js';
@@ -32,6 +34,7 @@ export interface Runtime {
   storage: Storage;
   seal: SealManager;
   ledger: AuditLedger;
+  registry: Registry;
   kms: KmsService;
   scheduler: KmsScheduler;
   checkpointer: Checkpointer;
@@ -78,6 +81,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     const sealRef = await openSeal(config, storage, log, hsm.observe);
     seal = sealRef;
     const ledger = new AuditLedger(storage, () => sealRef.barrier(), clock);
+    auditMetrics(registry, ledger);
     const apiKeys = new ApiKeyService(storage, clock);
     let generatedToken: string | null = null;
     const owner = async () => {
@@ -180,6 +184,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       storage,
       seal: sealRef,
       ledger,
+      registry,
       kms,
       scheduler,
       checkpointer,

@@ -135,11 +135,15 @@ describe.each(dialects())('request pipeline and bad input ($name)', ({ name, ava
       await s.rt.storage.db.schema.alterTable('audit_events').renameTo('audit_events_moved').execute();
       try {
         expect(await codeOf(s.client.kms.createKey({ key_type: 'DEK', algorithm: 'AES-256-GCM', name: 'must-not-exist' }))).toEqual({ status: 503, code: 'PAL_AUDIT_WRITE_FAILED' });
+        // Readiness says so (Vault reports healthy while its audit is blocked: hashicorp/vault#11949), and a metric counts it.
         const ready = await s.client.transport.raw('GET', '/readyz', undefined, {});
-        expect(ready.status).toBe(200); // readiness checks the head lock, not this table; the write path itself fails closed
+        expect(ready.status).toBe(503);
+        expect(JSON.parse(ready.body.toString()).checks.audit).toMatch(/^failed: audit writes failing since /);
+        expect(await s.rt.registry.getSingleMetricAsString('audit_write_failures_total')).toMatch(/audit_write_failures_total [1-9]/);
       } finally {
         await s.rt.storage.db.schema.alterTable('audit_events_moved').renameTo('audit_events').execute();
       }
+      expect((await s.client.transport.raw('GET', '/readyz', undefined, {})).status).toBe(200); // the probe write succeeds again
       const after = await s.client.kms.listKeys({ limit: 500 });
       expect(after.keys.length).toBe(keysBefore);
       expect(after.keys.some((k) => k.name === 'must-not-exist')).toBe(false);

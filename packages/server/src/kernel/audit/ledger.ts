@@ -32,9 +32,10 @@ export class AuditLedger {
   readonly subjects: SubjectKeys;
   readonly #clock: () => Date;
   readonly #check: ((e: AuditEventInput) => string | null) | undefined;
-  /** Called after each append batch commits or fails: for metrics and the checkpointer. */
-  onAppend: ((appended: number) => void) | null = null;
+  /** Metrics hook: each failed append. */
   onWriteFailure: (() => void) | null = null;
+  /** Set when an append failed, cleared by the next one that succeeds (or a successful probe): /readyz reports it. */
+  #blocked: { since: string; reason: string } | null = null;
 
   constructor(
     private readonly storage: Storage,
@@ -86,9 +87,11 @@ export class AuditLedger {
       const rangeJson = JSON.stringify(range.toJSON());
       if (head) await tx.updateTable('audit_head').set({ size: range.size, range: rangeJson }).where('id', '=', 1).execute();
       else await tx.insertInto('audit_head').values({ id: 1, size: range.size, range: rangeJson }).execute();
+      this.#blocked = null;
       return events;
     } catch (e) {
       this.onWriteFailure?.();
+      this.#blocked ??= { since: this.#clock().toISOString(), reason: e instanceof Error ? e.message : String(e) };
       if (e instanceof PalisadeError && e.code === 'PAL_AUDIT_WRITE_FAILED') throw e;
       throw new PalisadeError('PAL_AUDIT_WRITE_FAILED', undefined, { cause: e });
     }
@@ -186,14 +189,28 @@ export class AuditLedger {
     }
   }
 
-  /** Writable = a transaction can lock and read the head (used by /readyz; writes nothing). */
+  /**
+   * Writable = a transaction can lock the head and, after a failed append, write a probe row (rolled back), so
+   * /readyz reports a blocked ledger instead of "ready" while every state change is refused (hashicorp/vault#11949).
+   */
   async checkWritable(): Promise<void> {
-    await this.storage.transact(async (tx) => {
-      let q = tx.selectFrom('audit_head').select('size').where('id', '=', 1);
-      if (this.storage.rowLocks) q = q.forUpdate();
-      await q.executeTakeFirst();
-    });
     this.barrier();
+    const blocked = this.#blocked;
+    const probe = new Error('probe');
+    try {
+      await this.storage.transact(async (tx) => {
+        let q = tx.selectFrom('audit_head').select('size').where('id', '=', 1);
+        if (this.storage.rowLocks) q = q.forUpdate();
+        await q.executeTakeFirst();
+        if (!blocked) return;
+        const h = Buffer.alloc(32);
+        await tx.insertInto('audit_events').values({ idx: -1, ts: '', type: 'probe', data: '', leaf_hash: h, tree_root: h, mac: h, purged_at: null }).execute();
+        throw probe;
+      });
+    } catch (e) {
+      if (e !== probe) throw new Error(blocked ? `audit writes failing since ${blocked.since}: ${blocked.reason}` : (e as Error).message, { cause: e });
+      if (this.#blocked === blocked) this.#blocked = null;
+    }
   }
 
   /** Recompute the whole log from storage and name the first index where anything disagrees (see verify.ts). */
