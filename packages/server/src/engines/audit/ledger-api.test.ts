@@ -87,8 +87,15 @@ describe.each(dialects())('audit ledger API ($name)', ({ name, available }) => {
       expect(await codeOf(s.client.audit.get(purgedIndex))).toEqual({ status: 410, code: 'PAL_AUDIT_EVENT_PURGED' });
       const p = await s.client.audit.inclusionProof(purgedIndex, before.size);
       expect(verifyInclusion(purgedIndex, before.size, b(p.leaf_hash), p.hashes.map(b), b(before.root_hash))).toBe(true);
-      expect(await s.rt.ledger.verify()).toMatchObject({ ok: true });
+      expect(await s.rt.ledger.verify(undefined, undefined, s.rt.config.audit.retention)).toMatchObject({ ok: true });
       expect((await s.client.audit.query({ type: 'kms.encrypt', limit: 500 })).events.length).toBeGreaterThanOrEqual(25);
+      // Someone with database access "purging" a held, young entry to hide it is caught.
+      await s.client.kms.encrypt(keyId, 'young');
+      const young = (await s.client.audit.query({ type: 'kms.encrypt', limit: 1 })).events[0]!.index;
+      const { data } = await s.rt.storage.db.selectFrom('audit_events').select('data').where('idx', '=', young).executeTakeFirstOrThrow();
+      await s.rt.storage.db.updateTable('audit_events').set({ data: '', purged_at: s.clock.now().toISOString() }).where('idx', '=', young).execute();
+      expect(await s.rt.ledger.verify(undefined, undefined, s.rt.config.audit.retention)).toMatchObject({ ok: false, first_bad_index: young, reason: 'the payload was removed before its retention period ended' });
+      await s.rt.storage.db.updateTable('audit_events').set({ data, purged_at: null }).where('idx', '=', young).execute();
 
       const approval = await s.client.audit.releaseHold(hold.id, 'case closed');
       expect(approval).toMatchObject({ action: 'audit.hold.release', status: 'pending' });

@@ -3,6 +3,7 @@ import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { Barrier } from '../seal/barrier.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
 import { SubjectKeys } from './subjects.js';
+import type { RetentionConfig } from './retention.js';
 import { STORED_LEVEL, TreeStore } from './tree-store.js';
 import { headBytes, verifyLedger, type VerifyProgress, type VerifyResult } from './verify.js';
 
@@ -214,7 +215,7 @@ export class AuditLedger {
   }
 
   /** Recompute the whole log from storage and name the first index where anything disagrees (see verify.ts). */
-  async verify(onProgress?: (p: VerifyProgress) => void, batch?: number): Promise<VerifyResult> {
-    return verifyLedger(this.storage.db, this.barrier(), { ...(onProgress ? { onProgress } : {}), ...(batch ? { batch } : {}) });
+  async verify(onProgress?: (p: VerifyProgress) => void, batch?: number, retention?: RetentionConfig): Promise<VerifyResult> {
+    return verifyLedger(this.storage.db, this.barrier(), { ...(onProgress ? { onProgress } : {}), ...(batch ? { batch } : {}), ...(retention ? { retention } : {}) });
   }
 }

@@ -2,6 +2,7 @@ import { CompactRange, constantTimeEqual, leafHash } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
 import type { Barrier } from '../seal/barrier.js';
 import { STORED_LEVEL } from './tree-store.js';
+import { retentionDays, type RetentionConfig } from './retention.js';
 
 /** Bytes the per-entry MAC covers: the tree size (8 bytes, big-endian) and its root. */
 export function headBytes(size: number, root: Uint8Array): Buffer {
@@ -26,6 +27,8 @@ export interface VerifyOptions {
   batch?: number;
   /** Roots and MACs are compared every `sample` entries; a disagreement is then located entry by entry. */
   sample?: number;
+  /** When given, a payload purged before its retention period ended is reported (someone with database access hid it). */
+  retention?: RetentionConfig;
 }
 
 interface Row {
@@ -65,7 +68,11 @@ export async function verifyLedger(db: Executor, barrier: Barrier, opts: VerifyO
 
   // The leaf of a row, or a reason it is not what was appended.
   const leafOf = (row: Row): Buffer | string => {
-    if (row.purged_at) return row.data === '' ? Buffer.from(row.leaf_hash) : 'a purged entry still holds a payload';
+    if (row.purged_at) {
+      if (row.data !== '') return 'a purged entry still holds a payload';
+      if (opts.retention && Date.parse(row.purged_at) < Date.parse(row.ts) + retentionDays(opts.retention, row.type) * 86_400_000) return 'the payload was removed before its retention period ended';
+      return Buffer.from(row.leaf_hash);
+    }
     const leaf = leafHash(Buffer.from(row.data, 'utf8'));
     if (!constantTimeEqual(leaf, row.leaf_hash)) return 'leaf hash does not match the event data';
     let e: { index?: unknown; type?: unknown; time?: unknown };
