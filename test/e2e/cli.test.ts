@@ -3,7 +3,7 @@
  * pipes, clear errors and exit codes, and `audit verify` naming the first tampered entry in the data directory.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ const ok = (r: CliResult): string => {
 };
 
 beforeAll(async () => {
-  srv = await startServer();
+  srv = await startServer({ env: { PALISADE_AUDIT_CHECKPOINT_SECONDS: '1' } });
   cliEnv = { ...srv.env, PALISADE_TOKEN: srv.token, PALISADE_CA_FILE: srv.caFile };
 });
 
@@ -126,16 +126,39 @@ describe('palisade audit query', () => {
   });
 });
 
-describe('palisade audit verify', () => {
-  it('passes on the untouched ledger, with every operation above recorded', async () => {
-    const r = await cli(['audit', 'verify']);
+describe('palisade audit export / verify', () => {
+  let logKey = '';
+  it('verifies the live log through the API against the pinned checkpoint key', async () => {
+    const log = JSON.parse(ok(await cli(['audit', 'log']))) as { verifier_keys: string[]; size: number };
+    logKey = log.verifier_keys[0]!;
+    expect(logKey).toMatch(/^palisade\/audit\/log_[a-z0-9]+\+[0-9a-f]{8}\+/);
+    await waitForCheckpoint();
+    const r = await cli(['audit', 'verify', '--log-key', logKey]);
     const out = ok(r);
-    const m = /^audit log OK: (\d+) entries, root [0-9a-f]{64}$/m.exec(out);
+    const m = /^audit log OK: palisade\/audit\/log_\w+, (\d+) entries, root \S+, (\d+) signed checkpoints/m.exec(out);
     expect(m, out).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThanOrEqual(10);
+    expect(r.stderr).not.toMatch(/warning/);
   });
 
-  it('names the first entry whose stored event was changed', async () => {
+  it('exports to a file that verifies offline, and names the first entry changed in the file', async () => {
+    const file = join(srv.dataDir, '..', 'audit-export.ndjson');
+    ok(await cli(['audit', 'export', '--out', file]));
+    const offline = await runCli(['audit', 'verify', '--file', file, '--log-key', logKey], { env: { PATH: process.env.PATH ?? '' } });
+    expect(offline.code, offline.stderr).toBe(0);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    const i = lines.findIndex((l) => l.startsWith('{"index":4,'));
+    lines[i] = lines[i]!.replace('"outcome":"success"', '"outcome":"failure"');
+    writeFileSync(file, lines.join('\n'));
+    const r = await cli(['audit', 'verify', '--file', file, '--log-key', logKey]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/audit export MISMATCH at entry 4: the event does not hash to its leaf/);
+    const wrongKey = logKey.replace(/\+[0-9a-f]{8}\+/, '+00000000+');
+    expect((await cli(['audit', 'verify', '--file', file, '--log-key', wrongKey])).stderr).toMatch(/MISMATCH.*checkpoint/);
+  });
+
+  it('--database passes on the untouched ledger, and names the first entry whose stored event was changed', async () => {
+    ok(await cli(['audit', 'verify', '--database']));
     await srv.stop();
     const db = new Database(join(srv.dataDir, 'palisade.db'));
     try {
@@ -146,8 +169,17 @@ describe('palisade audit verify', () => {
     } finally {
       db.close();
     }
-    const r = await cli(['audit', 'verify']);
+    const r = await cli(['audit', 'verify', '--database']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/audit log MISMATCH at entry 3:/);
   });
 });
+
+/** The server signs a checkpoint every second here (PALISADE_AUDIT_CHECKPOINT_SECONDS=1). */
+async function waitForCheckpoint(): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await cli(['audit', 'checkpoint'])).code === 0) return;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  throw new Error('no checkpoint was signed');
+}

@@ -43,3 +43,4 @@ export class PalisadeClient {
     this.transport.close();
   }
 }
+export { checkpointChecker, parseVerifierKey, verifyAuditExport, type VerifyAuditExportOptions } from './verify.js';

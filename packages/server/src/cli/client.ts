@@ -40,3 +40,13 @@ export function parseContext(json: string | undefined): Record<string, unknown> 
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CliError('--context must be a JSON object', 2);
   return v as Record<string, unknown>;
 }
+
+/** Run an API call with the environment's client, closing it after. */
+export async function withClient<T>(fn: (c: PalisadeClient) => Promise<T>): Promise<T> {
+  const c = clientFromEnv();
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}

@@ -7,7 +7,8 @@ import { openStorage } from '../storage/database.js';
 import { openSeal } from '../kernel/seal/open.js';
 import { createLogger } from '../logging.js';
 import { AuditLedger } from '../kernel/audit/ledger.js';
-import { clientFromEnv, CliError, parseContext, readInput } from './client.js';
+import { CliError, parseContext, readInput, withClient } from './client.js';
+import { auditCommands } from './audit.js';
 import { progressBar } from './progress.js';
 import { serve } from './serve.js';
 import { operatorCommands } from './operator.js';
@@ -17,33 +18,8 @@ const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 };
 
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `30m`, `24h`, `7d` (ago) or an ISO 8601 time, as an ISO time. */
-function timeArg(v: string): string {
-  const m = /^(\d{1,6})([smhd])$/.exec(v);
-  const t = m ? new Date(Date.now() - Number(m[1]) * UNIT_MS[m[2]!]!) : new Date(v);
-  if (Number.isNaN(t.getTime())) throw new CliError(`"${v}" is neither a duration (30m, 24h, 7d) nor an ISO 8601 time`, 2);
-  return t.toISOString();
-}
-
-function eventLine(e: AuditEvent): string {
-  const resource = e.resource ? `${e.resource.type}:${e.resource.id ?? '-'}` : '-';
-  return [e.index, e.time, e.type, e.outcome, e.actor.principal_id ?? '-', e.actor.source_ip ?? '-', e.action ?? '-', resource, e.error_code ?? '-', e.request_id ?? '-'].join('\t');
-}
-
 function keyLine(k: KeyMetadata): string {
   return [k.key_id, k.name ?? '-', k.key_type, k.algorithm, k.classification, `v${k.version}`, k.status, k.expires_at].join('\t');
-}
-
-/** Run an API call with the environment's client, closing it after. */
-async function withClient<T>(fn: (c: ReturnType<typeof clientFromEnv>) => Promise<T>): Promise<T> {
-  const c = clientFromEnv();
-  try {
-    return await fn(c);
-  } finally {
-    c.close();
-  }
 }
 
 export function buildCli(): Command {
@@ -208,54 +184,7 @@ export function buildCli(): Command {
       process.stdout.write(o.base64 ? plaintext.toString('base64') + '\n' : plaintext);
     });
 
-  const audit = program.command('audit').description('the audit ledger');
-  audit
-    .command('verify')
-    .description('recompute the audit log from storage (leaves, Merkle roots, head MACs) and name the first entry that does not match')
-    .option('--passphrase-file <file>', 'passphrase seal: the file holding the passphrase (the MACs need the unsealed keyring)')
-    .action(async (o: { passphraseFile?: string }) => {
-      const config = loadConfig();
-      const storage = await openStorage({ url: config.database_url ?? join(config.data_dir, 'palisade.db') });
-      const seal = await openSeal(config, storage, createLogger('silent'));
-      try {
-        if (seal.state !== 'unsealed') {
-          if (!o.passphraseFile) throw new CliError(`the ${seal.provider} seal is ${seal.state}: give --passphrase-file to verify offline`, 2);
-          await seal.unseal({ passphrase: (await readInput(o.passphraseFile)).toString('utf8').replace(/\r?\n$/, '') });
-        }
-        const ledger = new AuditLedger(storage, () => seal.barrier());
-        const bar = progressBar('verifying audit log');
-        const r = await ledger.verify((p) => bar(p.checked, p.total));
-        if (r.ok) process.stdout.write(`audit log OK: ${r.size} entries, root ${r.root}\n`);
-        else throw new CliError(`audit log MISMATCH at entry ${r.first_bad_index}: ${r.reason} (log size ${r.size})`);
-      } finally {
-        await seal.close();
-        await storage.close();
-      }
-    });
-
-  audit
-    .command('query')
-    .description('list audit events, newest first (follows pages up to --limit)')
-    .option('--since <when>', 'duration ago (30m, 24h, 7d) or ISO time', timeArg)
-    .option('--until <when>', 'duration ago or ISO time', timeArg)
-    .option('--type <type>', 'event type, or a prefix ending in * (kms.*, auth.*)')
-    .addOption(new Option('--outcome <outcome>').choices(OUTCOMES))
-    .option('--principal <id>', 'the acting principal')
-    .option('--action <permission>', 'the permission exercised, e.g. kms:decrypt')
-    .option('--resource <id>', 'the resource id, e.g. a key id')
-    .option('--request-id <id>', 'one request, to correlate with the server log')
-    .option('--oldest-first', 'ascending order')
-    .option('--limit <n>', 'at most this many events', (v) => Number(v), 100)
-    .option('--json', 'print JSON lines')
-    .action(async (o: { since?: string; until?: string; type?: string; outcome?: AuditQuery['outcome']; principal?: string; action?: string; resource?: string; requestId?: string; oldestFirst?: boolean; limit: number; json?: boolean }) => {
-      if (!Number.isInteger(o.limit) || o.limit < 1) throw new CliError('--limit must be a positive integer', 2);
-      const q: AuditQuery = { since: o.since, until: o.until, type: o.type, outcome: o.outcome, principal: o.principal, action: o.action, resource: o.resource, request_id: o.requestId, order: o.oldestFirst ? 'asc' : 'desc', limit: Math.min(o.limit, 500) };
-      if (!o.json) process.stdout.write(['INDEX', 'TIME', 'TYPE', 'OUTCOME', 'PRINCIPAL', 'SOURCE_IP', 'ACTION', 'RESOURCE', 'ERROR', 'REQUEST_ID'].join('\t') + '\n');
-      await withClient(async (c) => {
-        for await (const e of c.audit.events(q, o.limit)) process.stdout.write((o.json ? JSON.stringify(e) : eventLine(e)) + '\n');
-      });
-    });
-
+  auditCommands(program);
   operatorCommands(program);
   backupCommands(program);
   const approvals = program.command('approvals').description('multi-person approval requests');

@@ -147,6 +147,8 @@ const ENV: Record<string, { path: string[]; kind: 'string' | 'int' | 'bool' | 'l
   PALISADE_METRICS_PUBLIC: { path: ['metrics', 'public'], kind: 'bool' },
   PALISADE_KMS_MAX_ENCRYPTIONS_PER_VERSION: { path: ['kms', 'max_encryptions_per_version'], kind: 'int' },
   PALISADE_KMS_SCHEDULER_INTERVAL_SECONDS: { path: ['kms', 'scheduler_interval_seconds'], kind: 'int' },
+  PALISADE_AUDIT_ORIGIN: { path: ['audit', 'origin'], kind: 'string' },
+  PALISADE_AUDIT_CHECKPOINT_SECONDS: { path: ['audit', 'checkpoint', 'interval_seconds'], kind: 'int' },
 };
 
 function invalid(setting: string, reason: string): PalisadeError {

@@ -1,6 +1,7 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson, leafHash, verifyConsistency, verifyExportLines, verifyInclusion } from '@palisade/core';
+import { verifyAuditExport } from '@palisade/sdk';
 import { codeOf, dialects, startServer, type TestServer } from '../../testing/harness.js';
 
 const b = (s: string) => Buffer.from(s, 'base64');
@@ -68,6 +69,13 @@ describe.each(dialects())('audit ledger API ($name)', ({ name, available }) => {
       expect(r).toMatchObject({ ok: true, size: cp.size, root: cp.root_hash, checkpoints: 2 });
       expect((await s.client.audit.query({ type: 'audit.export' })).events).toHaveLength(1);
 
+      const keys = (await s.client.audit.log()).verifier_keys;
+      expect(await verifyAuditExport(lines, { logKeys: keys })).toMatchObject({ ok: true, trusted: 'pinned', checkpoints: 2 });
+      expect(await verifyAuditExport(lines)).toMatchObject({ ok: true, trusted: 'export' });
+      const other = keys[0]!.replace(/^palisade\/audit\/log_[a-z0-9]+/, 'palisade/audit/log_other');
+      expect(await verifyAuditExport(lines, { logKeys: [other] })).toMatchObject({ ok: false });
+      const forgedNote = lines.map((l) => (l.startsWith('{"checkpoint"') ? l.replace(/\\n\d+\\n/, '\\n999\\n') : l));
+      expect(await verifyAuditExport(forgedNote, { logKeys: keys })).toMatchObject({ ok: false, reason: expect.stringMatching(/does not verify|another root/) });
       const tampered = lines.map((l) => (l.includes('"index":5,') && l.includes('"leaf_hash"') ? l.replace('"success"', '"failure"') : l));
       expect(await verifyExportLines(tampered)).toMatchObject({ ok: false, first_bad_index: 5 });
       const dropped = lines.filter((l) => !(l.startsWith('{"index":9,')));
