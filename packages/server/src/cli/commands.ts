@@ -1,12 +1,6 @@
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, OUTCOMES, USAGES, wrapForTransfer, type AuditEvent, type AuditQuery, type EncryptedData, type KeyMetadata, type Usage } from '@palisade/core';
+import { ALGORITHMS, CLASSIFICATIONS, KEY_TYPES, USAGES, wrapForTransfer, type EncryptedData, type KeyMetadata, type Usage } from '@palisade/core';
 import { isApproval, PalisadeApiError } from '@palisade/sdk';
-import { loadConfig } from '../config/config.js';
-import { openStorage } from '../storage/database.js';
-import { openSeal } from '../kernel/seal/open.js';
-import { createLogger } from '../logging.js';
-import { AuditLedger } from '../kernel/audit/ledger.js';
 import { CliError, parseContext, readInput, withClient } from './client.js';
 import { auditCommands } from './audit.js';
 import { progressBar } from './progress.js';
