@@ -23,3 +23,4 @@ export {
 export { startSoftHsm, findSoftHsmModule, useSoftHsmEnv, type SoftHsmHandle, type StartSoftHsmOptions } from './softhsm.js';
 export { freshPostgresDatabase } from './pg-db.js';
 export { findExecutable, getFreePort } from './proc.js';
+export { startOpensslTsa, type OpensslTsaHandle, type StartOpensslTsaOptions, type IssueCertificateOptions, type IssuedCertificate, type TsaKeyType } from './tsa.js';
