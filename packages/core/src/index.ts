@@ -4,3 +4,4 @@ export * from './canonical/index.js';
 export * from './merkle/index.js';
 export * from './api/index.js';
 export * from './shamir/index.js';
+export * from './tsa/index.js';

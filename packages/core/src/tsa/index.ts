@@ -1,0 +1,25 @@
+export {
+  TSA_OID,
+  PKI_STATUS,
+  nameToString,
+  parseTimeStampResponse,
+  parseTimeStampToken,
+  timeStampRequest,
+  verifyTimeStampToken,
+} from './rfc3161.js';
+export type {
+  Accuracy,
+  AlgorithmIdentifier,
+  GeneralNameInfo,
+  PkiStatusName,
+  SignerIdentifier,
+  SignerInfoParts,
+  TimeStampRequest,
+  TimeStampRequestOptions,
+  TimeStampResponse,
+  TimeStampToken,
+  TimeStampVerification,
+  TsaHash,
+  TstInfo,
+  VerifyTimeStampOptions,
+} from './rfc3161.js';
