@@ -1,5 +1,5 @@
 import { createPublicKey, verify as edVerify, type KeyObject } from 'node:crypto';
-import { sha256, verifyExportLines, type AuditExportHeader, type NoteCheck, type VerifyExportResult } from '@palisade/core';
+import { sha256, verifyExportLines, verifyTimeStampToken, type AuditExportHeader, type ExportCheckpoint, type NoteCheck, type VerifyExportResult } from '@palisade/core';
 
 /** A C2SP note verifier key: `<name>+<8 hex key hash>+<base64(type || Ed25519 public key)>`. */
 interface VerifierKey {
@@ -42,13 +42,16 @@ function splitNote(note: string): { body: string; sigs: Array<{ name: string; bl
   return { body, sigs };
 }
 
-/** Checks checkpoints signed by one of `logKeys` and counts valid cosignatures of `witnessKeys` (cosignature/v1). */
-export function checkpointChecker(logKeys: readonly string[], witnessKeys: readonly string[] = [], minWitnesses = 0): (note: string, header: AuditExportHeader) => NoteCheck {
+/**
+ * Checks checkpoints signed by one of `logKeys`, counts valid cosignatures of `witnessKeys` (cosignature/v1) and,
+ * given the CAs of time-stamping authorities, verifies their RFC 3161 tokens over the checkpoint.
+ */
+export function checkpointChecker(logKeys: readonly string[], witnessKeys: readonly string[] = [], minWitnesses = 0, tsaCaPems: readonly string[] = []): (note: string, header: AuditExportHeader, checkpoint?: ExportCheckpoint) => NoteCheck {
   const logs = logKeys.map(parseVerifierKey);
   const witnesses = witnessKeys.map(parseVerifierKey);
   if (logs.some((k) => k.type !== SIG_ED25519)) throw new Error('a log key must be an Ed25519 note key');
   if (witnesses.some((k) => k.type !== SIG_COSIGNATURE_V1)) throw new Error('a witness key must be a cosignature/v1 key');
-  return (note, header) => {
+  return (note, header, checkpoint) => {
     const n = splitNote(note);
     if (!n) return { ok: false, reason: 'the signed note is malformed' };
     const [origin, sizeText, rootText] = n.body.split('\n');
@@ -72,7 +75,16 @@ export function checkpointChecker(logKeys: readonly string[], witnessKeys: reado
       cosignatures++;
     }
     if (cosignatures < minWitnesses) return { ok: false, reason: `cosigned by ${cosignatures} of the trusted witnesses, ${minWitnesses} required` };
-    return { ok: true, size: Number(sizeText), root: Buffer.from(rootText!, 'base64'), cosignatures };
+    let timestamps = 0;
+    if (tsaCaPems.length > 0) {
+      for (const a of checkpoint?.anchors ?? []) {
+        if (a.kind !== 'rfc3161') continue;
+        const v = verifyTimeStampToken(Buffer.from(a.receipt, 'base64'), Buffer.from(n.body), { trusted: [...tsaCaPems] });
+        if (!v.ok) return { ok: false, reason: `the time-stamp by ${a.anchor} does not verify: ${v.reason}` };
+        timestamps++;
+      }
+    }
+    return { ok: true, size: Number(sizeText), root: Buffer.from(rootText!, 'base64'), cosignatures, timestamps };
   };
 }
 
@@ -82,6 +94,8 @@ export interface VerifyAuditExportOptions {
   /** Witnesses whose cosignatures count, and how many each checkpoint needs. */
   witnessKeys?: string[];
   minWitnesses?: number;
+  /** CA certificates (PEM) of the time-stamping authorities whose tokens to verify. */
+  tsaCaPems?: string[];
   onProgress?: (checked: number, total: number) => void;
 }
 
@@ -92,15 +106,15 @@ export interface VerifyAuditExportOptions {
  */
 export async function verifyAuditExport(lines: AsyncIterable<string> | Iterable<string>, opts: VerifyAuditExportOptions = {}): Promise<VerifyExportResult & { trusted: 'pinned' | 'export' }> {
   const pinned = (opts.logKeys ?? []).length > 0;
-  let check: ((note: string, header: AuditExportHeader) => NoteCheck) | undefined;
+  let check: ReturnType<typeof checkpointChecker> | undefined;
   const r = await verifyExportLines(lines, {
-    checkNote: (note, header) => {
+    checkNote: (note, header, cp) => {
       try {
-        check ??= checkpointChecker(pinned ? opts.logKeys! : header.verifier_keys, opts.witnessKeys, opts.minWitnesses);
+        check ??= checkpointChecker(pinned ? opts.logKeys! : header.verifier_keys, opts.witnessKeys, opts.minWitnesses, opts.tsaCaPems);
       } catch (e) {
         return { ok: false, reason: (e as Error).message };
       }
-      return check(note, header);
+      return check(note, header, cp);
     },
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });

@@ -16,7 +16,7 @@ export interface AuditExportHeader {
 }
 
 /** What a checkpoint's signed note says, once its signatures checked out; or why it did not. */
-export type NoteCheck = { ok: true; size: number; root: Uint8Array; cosignatures: number } | { ok: false; reason: string };
+export type NoteCheck = { ok: true; size: number; root: Uint8Array; cosignatures: number; timestamps?: number } | { ok: false; reason: string };
 
 export interface VerifyExportOptions {
   /**
@@ -24,20 +24,22 @@ export interface VerifyExportOptions {
    * cosignatures) and returns the size and root it signs. @palisade/sdk's `verifyAuditExport` passes one built from
    * C2SP signed notes; without it, only the tree is recomputed.
    */
-  checkNote?: (note: string, header: AuditExportHeader) => NoteCheck;
+  checkNote?: (note: string, header: AuditExportHeader, checkpoint: ExportCheckpoint) => NoteCheck;
   /** Fail unless at least this many checkpoints are present (1 by default: an export must end on a signed root). */
   minCheckpoints?: number;
   onProgress?: (checked: number, total: number) => void;
 }
 
 export type VerifyExportResult =
-  | { ok: true; origin: string; size: number; root: string; checkpoints: number; cosignatures: number; purged: number }
+  | { ok: true; origin: string; size: number; root: string; checkpoints: number; cosignatures: number; timestamps: number; purged: number }
   | { ok: false; first_bad_index: number | null; reason: string };
 
-interface ExportCheckpoint {
+export interface ExportCheckpoint {
   size: number;
   root_hash: string;
   note: string;
+  /** Receipts of the anchors: `{ anchor, kind: 'witness' | 'rfc3161', receipt }`. */
+  anchors?: Array<{ anchor: string; kind: string; receipt: string }>;
 }
 
 /**
@@ -51,6 +53,7 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
   let header: AuditExportHeader | null = null;
   const checkpoints = new Map<number, Uint8Array>();
   let cosignatures = 0;
+  let timestamps = 0;
   const range = new CompactRange();
   let purged = 0;
   let lineNo = 0;
@@ -74,10 +77,11 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
       if (!cp || !Number.isSafeInteger(cp.size) || cp.size < 1 || cp.size > header.size || typeof cp.root_hash !== 'string' || typeof cp.note !== 'string') return fail(null, `line ${lineNo}: malformed checkpoint`);
       const root = Buffer.from(cp.root_hash, 'base64');
       if (opts.checkNote) {
-        const c = opts.checkNote(cp.note, header);
+        const c = opts.checkNote(cp.note, header, cp);
         if (!c.ok) return fail(null, `checkpoint of size ${cp.size}: ${c.reason}`);
         if (c.size !== cp.size || !constantTimeEqual(c.root, root)) return fail(null, `checkpoint of size ${cp.size}: its signed note says size ${c.size} with another root`);
         cosignatures += c.cosignatures;
+        timestamps += c.timestamps ?? 0;
       }
       checkpoints.set(cp.size, root);
       continue;
@@ -106,5 +110,5 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
   opts.onProgress?.(range.size, header.size);
   if (range.size !== header.size) return fail(range.size, `the export ends after ${range.size} of ${header.size} entries`);
   if (checkpoints.size < (opts.minCheckpoints ?? 1)) return fail(null, `the export has ${checkpoints.size} signed checkpoints (at least ${opts.minCheckpoints ?? 1} needed)`);
-  return { ok: true, origin: header.origin, size: range.size, root: range.root().toString('base64'), checkpoints: checkpoints.size, cosignatures, purged };
+  return { ok: true, origin: header.origin, size: range.size, root: range.root().toString('base64'), checkpoints: checkpoints.size, cosignatures, timestamps, purged };
 }

@@ -4,4 +4,4 @@ export type { CompactRangeJSON } from './tree.js';
 export { consistencyProof, consistencyRanges, foldSubtrees, inclusionProof, inclusionRanges, perfectSubtrees, verifyConsistency, verifyInclusion } from './proof.js';
 export type { LeafHashSource, LeafRange } from './proof.js';
 export { AUDIT_EXPORT_FORMAT, verifyExportLines } from './audit-export.js';
-export type { AuditExportHeader, NoteCheck, VerifyExportOptions, VerifyExportResult } from './audit-export.js';
+export type { AuditExportHeader, ExportCheckpoint, NoteCheck, VerifyExportOptions, VerifyExportResult } from './audit-export.js';

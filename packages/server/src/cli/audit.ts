@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
@@ -66,17 +66,18 @@ export function auditCommands(program: Command): void {
     .option('--log-key <vkey>', "the log's checkpoint verifier key to trust (repeatable; `palisade audit log` shows them); without it the keys in the export are used, with a warning", collect, [])
     .option('--witness-key <vkey>', 'a witness whose cosignatures to check (repeatable)', collect, [])
     .option('--min-witnesses <n>', 'require every checkpoint to be cosigned by this many of the --witness-key witnesses', (v) => Number(v), 0)
+    .option('--tsa-ca <pem file>', 'CA certificate of a time-stamping authority whose tokens to verify (repeatable)', collect, [])
     .option('--database', 'check the configured database directly (leaves, roots, MACs, subtrees, checkpoints, retention)')
     .option('--passphrase-file <file>', 'with --database and the passphrase seal: the file holding the passphrase')
-    .action(async (o: { file?: string; logKey: string[]; witnessKey: string[]; minWitnesses: number; database?: boolean; passphraseFile?: string }) => {
+    .action(async (o: { file?: string; logKey: string[]; witnessKey: string[]; minWitnesses: number; tsaCa: string[]; database?: boolean; passphraseFile?: string }) => {
       if (o.database) return verifyDatabase(o.passphraseFile);
       if (!Number.isInteger(o.minWitnesses) || o.minWitnesses < 0 || o.minWitnesses > o.witnessKey.length) throw new CliError('--min-witnesses must be between 0 and the number of --witness-key', 2);
       const run = async (lines: AsyncIterable<string>) => {
         const bar = progressBar('verifying audit export');
-        const r = await verifyAuditExport(lines, { logKeys: o.logKey, witnessKeys: o.witnessKey, minWitnesses: o.minWitnesses, onProgress: bar });
+        const r = await verifyAuditExport(lines, { logKeys: o.logKey, witnessKeys: o.witnessKey, minWitnesses: o.minWitnesses, tsaCaPems: o.tsaCa.map((f) => readFileSync(f, 'utf8')), onProgress: bar });
         if (r.trusted === 'export') process.stderr.write('warning: no --log-key given: trusted the checkpoint keys named in the export itself (pin them with --log-key)\n');
         if (!r.ok) throw new CliError(`audit export MISMATCH${r.first_bad_index === null ? '' : ` at entry ${r.first_bad_index}`}: ${r.reason}`);
-        process.stdout.write(`audit log OK: ${r.origin}, ${r.size} entries, root ${r.root}, ${r.checkpoints} signed checkpoints, ${r.cosignatures} cosignatures, ${r.purged} purged payloads\n`);
+        process.stdout.write(`audit log OK: ${r.origin}, ${r.size} entries, root ${r.root}, ${r.checkpoints} signed checkpoints, ${r.cosignatures} cosignatures, ${r.timestamps} time-stamps, ${r.purged} purged payloads\n`);
       };
       if (o.file) {
         const input = o.file === '-' ? process.stdin : createReadStream(o.file);

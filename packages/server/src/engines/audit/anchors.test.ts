@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyTimeStampToken } from '@palisade/core';
+import { verifyAuditExport } from '@palisade/sdk';
 import { startOpensslTsa, type OpensslTsaHandle } from '@palisade/testkit';
 import { startServer, type TestServer } from '../../testing/harness.js';
 
@@ -39,6 +40,11 @@ describe('audit checkpoints are anchored', () => {
     writeFileSync(join(dir, 'tsa.pem'), tsa.tsaCertPem);
     const out = execFileSync('openssl', ['ts', '-verify', '-data', join(dir, 'body'), '-in', join(dir, 'token.der'), '-token_in', '-CAfile', caFile, '-untrusted', join(dir, 'tsa.pem')], { encoding: 'utf8' });
     expect(out).toMatch(/Verification: OK/);
+
+    // The export carries the token; the SDK verifier checks it with the TSA's CA.
+    const lines: string[] = [];
+    for await (const l of s.client.audit.exportLines()) lines.push(l);
+    expect(await verifyAuditExport(lines, { tsaCaPems: [tsa.caPem] })).toMatchObject({ ok: true, timestamps: 1 });
   });
 
   it('an anchor that fails is counted and retried; the checkpoint is signed regardless', async () => {
