@@ -38,7 +38,7 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
 
   it(`promtool check rules ${RULES}`, async () => {
     const r = await promtool(['check', 'rules', RULES]);
-    expect(r.output).toContain('SUCCESS: 5 rules found');
+    expect(r.output).toContain('SUCCESS: 8 rules found');
     expect(r.code, r.output).toBe(0);
   });
 
@@ -48,11 +48,12 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
     expect(r.output).toContain('SUCCESS');
   });
 
-  it('defines exactly the seed alerts in group palisade-encryption, each with a runbook that exists', () => {
+  it('defines exactly the seed alerts (group palisade-encryption) and the audit alerts (group palisade-audit), each with a runbook that exists', () => {
     const text = readFileSync(join(repo, RULES), 'utf8');
     expect(text).toMatch(/- name: palisade-encryption\n/);
+    expect(text).toMatch(/- name: palisade-audit\n/);
     const alerts = [...text.matchAll(/- alert: (\w+)/g)].map((m) => m[1]);
-    expect(alerts).toEqual(['EncryptionFailureRate', 'KeyExpiryWarning', 'UnauthorizedDecryption', 'HSMConnectivityFailure']);
+    expect(alerts).toEqual(['EncryptionFailureRate', 'KeyExpiryWarning', 'UnauthorizedDecryption', 'HSMConnectivityFailure', 'AuditWriteFailure', 'AuditCheckpointStale', 'AuditAnchorFailing']);
     for (const a of alerts) {
       expect(text).toContain(`runbook_url: docs/runbooks/${a}.md`);
       expect(() => readFileSync(join(repo, 'docs/runbooks', `${a}.md`))).not.toThrow();
@@ -64,6 +65,9 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
     ['EncryptionFailureRate threshold', 'rate(encryption_failures_total[5m]) > 0.01', 'rate(encryption_failures_total[5m]) > 1'],
     ['KeyExpiryWarning boundary', 'key_age_days > 25', 'key_age_days >= 25'],
     ['UnauthorizedDecryption status filter', 'decryption_operations_total{status="unauthorized"}', 'decryption_operations_total'],
+    ['AuditCheckpointStale quiet-log guard', 'delta(audit_log_size[5m]) > 0', 'vector(1)'],
+    ['AuditCheckpointStale growth window', 'delta(audit_log_size[5m])', 'delta(audit_log_size[15m])'],
+    ['AuditAnchorFailing duration', 'for: 15m', 'for: 0m'],
   ])('the rule tests catch a broken %s', async (_name, from, to) => {
     const original = readFileSync(join(repo, RULES), 'utf8');
     expect(original).toContain(from);

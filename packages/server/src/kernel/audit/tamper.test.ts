@@ -97,7 +97,7 @@ describe('audit ledger: proofs and tamper detection', () => {
       await storage.db.updateTable('audit_events').set({ idx: i + 1, data, leaf_hash: leafHash(Buffer.from(data)) }).where('idx', '=', i).execute();
     }
     const forged = (pristine[900]!.data as string).replace('"i":900', '"i":-1');
-    await storage.db.insertInto('audit_events').values({ ...(pristine[900] as never), data: forged, leaf_hash: leafHash(Buffer.from(forged)) }).execute();
+    await storage.db.insertInto('audit_events').values({ ...(pristine[900] as object), data: forged, leaf_hash: leafHash(Buffer.from(forged)) } as never).execute();
     expect(await ledger.verify()).toMatchObject({ ok: false, first_bad_index: 900 });
   });
 
