@@ -5,3 +5,4 @@ export * from './merkle/index.js';
 export * from './api/index.js';
 export * from './shamir/index.js';
 export * from './tsa/index.js';
+export * from './audit/index.js';
