@@ -21,6 +21,7 @@ import { kmsCheckpointSigner } from './kernel/audit/checkpoint-signer.js';
 import { createAnchors } from './kernel/audit/anchors/create.js';
 import { AuditRetention } from './kernel/audit/retention.js';
 import { AuditLog } from './engines/audit/log.js';
+import { nodeId } from './kernel/lease.js';
 import { ApprovalService } from './kernel/approvals/approvals.js';
 import type { KmsConfig } from './engines/kms/config.js';
 import { kmsMetrics } from './engines/kms/metrics.js';
@@ -116,7 +117,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         ) as KmsConfig['policies'],
       },
     });
-    const scheduler = new KmsScheduler({ storage, ledger, service: kms, approvals, log, clock, intervalSeconds: config.kms.scheduler_interval_seconds });
+    const holder = nodeId(config.data_dir);
+    const scheduler = new KmsScheduler({ storage, ledger, service: kms, approvals, log, clock, holder, intervalSeconds: config.kms.scheduler_interval_seconds });
     sealRef.onSeal(() => kms.forgetAll());
     sealRef.onRootRotation((db, from, to) => kms.rewrapRoot(db, from, to));
     approvals.register('seal.rotate_root', async (ctx) => {
@@ -150,6 +152,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       registry,
       clock,
       isSealed: () => sealRef.state !== 'unsealed',
+      holder,
     });
     const retention = new AuditRetention({
       storage,
@@ -157,6 +160,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       approvals,
       config: config.audit.retention,
       clock,
+      holder,
       intervalSeconds: config.audit.retention.purge_interval_seconds,
       onError: (e) => log.error({ err: e }, 'audit retention pass failed'),
     });

@@ -27,6 +27,12 @@ export interface VerifyExportOptions {
   checkNote?: (note: string, header: AuditExportHeader, checkpoint: ExportCheckpoint) => NoteCheck;
   /** Fail unless at least this many checkpoints are present (1 by default: an export must end on a signed root). */
   minCheckpoints?: number;
+  /**
+   * Cosignatures the latest checkpoint must carry (the one an auditor relies on; 0 by default). Earlier checkpoints
+   * may lack some — a witness that was down receives only the newest checkpoint when it is back — and consistency
+   * with the latest covers them.
+   */
+  minCosignatures?: number;
   onProgress?: (checked: number, total: number) => void;
 }
 
@@ -54,6 +60,7 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
   const checkpoints = new Map<number, Uint8Array>();
   let cosignatures = 0;
   let timestamps = 0;
+  let latest = { size: 0, cosignatures: 0 };
   const range = new CompactRange();
   let purged = 0;
   let lineNo = 0;
@@ -82,6 +89,7 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
         if (c.size !== cp.size || !constantTimeEqual(c.root, root)) return fail(null, `checkpoint of size ${cp.size}: its signed note says size ${c.size} with another root`);
         cosignatures += c.cosignatures;
         timestamps += c.timestamps ?? 0;
+        if (cp.size > latest.size) latest = { size: cp.size, cosignatures: c.cosignatures };
       }
       checkpoints.set(cp.size, root);
       continue;
@@ -110,5 +118,6 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
   opts.onProgress?.(range.size, header.size);
   if (range.size !== header.size) return fail(range.size, `the export ends after ${range.size} of ${header.size} entries`);
   if (checkpoints.size < (opts.minCheckpoints ?? 1)) return fail(null, `the export has ${checkpoints.size} signed checkpoints (at least ${opts.minCheckpoints ?? 1} needed)`);
+  if (latest.cosignatures < (opts.minCosignatures ?? 0)) return fail(null, `the latest checkpoint (size ${latest.size}) is cosigned by ${latest.cosignatures} trusted witnesses, ${opts.minCosignatures} required`);
   return { ok: true, origin: header.origin, size: range.size, root: range.root().toString('base64'), checkpoints: checkpoints.size, cosignatures, timestamps, purged };
 }

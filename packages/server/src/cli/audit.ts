@@ -65,7 +65,7 @@ export function auditCommands(program: Command): void {
     .option('--file <export>', 'an export made by `palisade audit export` (- for stdin); needs no server')
     .option('--log-key <vkey>', "the log's checkpoint verifier key to trust (repeatable; `palisade audit log` shows them); without it the keys in the export are used, with a warning", collect, [])
     .option('--witness-key <vkey>', 'a witness whose cosignatures to check (repeatable)', collect, [])
-    .option('--min-witnesses <n>', 'require every checkpoint to be cosigned by this many of the --witness-key witnesses', (v) => Number(v), 0)
+    .option('--min-witnesses <n>', 'require the latest checkpoint to be cosigned by this many of the --witness-key witnesses', (v) => Number(v), 0)
     .option('--tsa-ca <pem file>', 'CA certificate of a time-stamping authority whose tokens to verify (repeatable)', collect, [])
     .option('--database', 'check the configured database directly (leaves, roots, MACs, subtrees, checkpoints, retention)')
     .option('--passphrase-file <file>', 'with --database and the passphrase seal: the file holding the passphrase')

@@ -1,4 +1,3 @@
-import { randomId } from '@palisade/core';
 import type { Logger } from 'pino';
 import type { Storage } from '../../storage/database.js';
 import type { AuditLedger } from '../../kernel/audit/ledger.js';
@@ -16,12 +15,11 @@ const SYSTEM = { principal_id: 'system:kms-scheduler', api_key_id: null, source_
  * event.
  */
 export class KmsScheduler {
-  readonly #holder = randomId('node');
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
 
   constructor(
-    private readonly deps: { storage: Storage; ledger: AuditLedger; service: KmsService; approvals: ApprovalService; log: Logger; clock: () => Date; intervalSeconds: number; isSealed?: () => boolean },
+    private readonly deps: { storage: Storage; ledger: AuditLedger; service: KmsService; approvals: ApprovalService; log: Logger; clock: () => Date; intervalSeconds: number; holder: string; isSealed?: () => boolean },
   ) {}
 
   start(): void {
@@ -38,7 +36,7 @@ export class KmsScheduler {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.#running;
-    await releaseLease(this.deps.storage.db, LEASE, this.#holder).catch(() => undefined);
+    await releaseLease(this.deps.storage.db, LEASE, this.deps.holder).catch(() => undefined);
   }
 
   /** One pass; returns what it did. Public so operators' tooling and tests can drive it with their own clock. */
@@ -46,7 +44,7 @@ export class KmsScheduler {
     const { storage, ledger, service } = this.deps;
     const ttl = Math.max(2 * this.deps.intervalSeconds * 1000, 30_000);
     if (this.deps.isSealed?.()) return { rotated: [], rewrapped: 0, destroyed: [] }; // nothing can be unwrapped or audited
-    if (!(await acquireLease(storage.db, LEASE, this.#holder, ttl, now))) return { rotated: [], rewrapped: 0, destroyed: [] };
+    if (!(await acquireLease(storage.db, LEASE, this.deps.holder, ttl, now))) return { rotated: [], rewrapped: 0, destroyed: [] };
     const rotated: string[] = [];
     for (const key of await service.dueForRotation(storage.db, now)) {
       await storage.transact(async (tx) => {

@@ -1,4 +1,3 @@
-import { randomId } from '@palisade/core';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Storage } from '../../storage/database.js';
@@ -28,6 +27,8 @@ export interface CheckpointerDeps {
   registry: Registry;
   clock: () => Date;
   isSealed: () => boolean;
+  /** Lease holder id of this node (see nodeId). */
+  holder: string;
 }
 
 export function checkpointBody(origin: string, size: number, root: Buffer): string {
@@ -41,7 +42,6 @@ export function checkpointBody(origin: string, size: number, root: Buffer): stri
  * that was down receives the newest checkpoint with a consistency proof from its last one. One node at a time (lease).
  */
 export class Checkpointer {
-  readonly #holder = randomId('node');
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<unknown> | undefined;
   readonly #anchorFailures: Counter<'anchor'>;
@@ -89,7 +89,7 @@ export class Checkpointer {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.#running;
-    await releaseLease(this.deps.storage.db, LEASE, this.#holder).catch(() => undefined);
+    await releaseLease(this.deps.storage.db, LEASE, this.deps.holder).catch(() => undefined);
   }
 
   /** One pass: sign a checkpoint if one is due (or `force`), then bring every anchor up to the latest. */
@@ -97,7 +97,7 @@ export class Checkpointer {
     const { storage, ledger, clock } = this.deps;
     if (this.deps.isSealed()) return null;
     const now = clock();
-    if (!(await acquireLease(storage.db, LEASE, this.#holder, Math.max(30_000, 3 * this.deps.intervalSeconds * 1000), now))) return null;
+    if (!(await acquireLease(storage.db, LEASE, this.deps.holder, Math.max(30_000, 3 * this.deps.intervalSeconds * 1000), now))) return null;
     const latest = await this.latest();
     const head = await ledger.head();
     const due = head.size > (latest?.size ?? 0) && (force || !latest || head.size - latest.size >= this.deps.maxEvents || now.getTime() - Date.parse(latest.created_at) >= this.deps.intervalSeconds * 1000);

@@ -68,12 +68,11 @@ export function retentionDays(cfg: RetentionConfig, type: string): number {
  * and every proof still verify; each purge run is itself an audit event.
  */
 export class AuditRetention {
-  readonly #holder = randomId('node');
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<unknown> | undefined;
 
   constructor(
-    private readonly deps: { storage: Storage; ledger: AuditLedger; approvals: ApprovalService; config: RetentionConfig; clock: () => Date; intervalSeconds?: number; onError?: (e: unknown) => void },
+    private readonly deps: { storage: Storage; ledger: AuditLedger; approvals: ApprovalService; config: RetentionConfig; clock: () => Date; holder: string; intervalSeconds?: number; onError?: (e: unknown) => void },
   ) {
     deps.approvals.register('audit.hold.release', async (ctx, approval) => {
       const hold = await this.#release(ctx.db, approval.resource.id, approval.requested_by, approval.decided_by ?? null);
@@ -88,7 +87,7 @@ export class AuditRetention {
     this.#timer = setInterval(() => {
       if (this.#running || isSealed()) return;
       this.#running = (async () => {
-        if (!(await acquireLease(this.deps.storage.db, 'audit-retention', this.#holder, 2 * interval, this.deps.clock()))) return;
+        if (!(await acquireLease(this.deps.storage.db, 'audit-retention', this.deps.holder, 2 * interval, this.deps.clock()))) return;
         for (let r = await this.purgeDue(); r.purged === 5000; r = await this.purgeDue());
       })()
         .catch((e: unknown) => this.deps.onError?.(e))
@@ -100,7 +99,7 @@ export class AuditRetention {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.#running;
-    await releaseLease(this.deps.storage.db, 'audit-retention', this.#holder).catch(() => undefined);
+    await releaseLease(this.deps.storage.db, 'audit-retention', this.deps.holder).catch(() => undefined);
   }
 
   async createHold(ctx: { db: Executor; emit?: Emit }, req: { name: string; reason: string; filter?: HoldFilter }, createdBy: string): Promise<LegalHold> {
