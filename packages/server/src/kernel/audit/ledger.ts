@@ -1,4 +1,4 @@
-import { canonicalJson, CompactRange, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
+import { auditEventProblem, canonicalJson, CompactRange, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
 import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { Barrier } from '../seal/barrier.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
@@ -19,7 +19,10 @@ export interface LedgerEntry {
 
 export interface LedgerOptions {
   clock?: () => Date;
-  /** Rejects an event that does not match its catalogue entry (a reason), so malformed events never enter the log. */
+  /**
+   * Rejects an event that does not match its catalogue entry (returns a reason), so malformed events never enter the
+   * log: `auditEventProblem` from the catalogue by default; tests of the ledger alone may pass their own.
+   */
   check?: (e: AuditEventInput) => string | null;
 }
 
@@ -32,7 +35,7 @@ export class AuditLedger {
   readonly tree: TreeStore;
   readonly subjects: SubjectKeys;
   readonly #clock: () => Date;
-  readonly #check: ((e: AuditEventInput) => string | null) | undefined;
+  readonly #check: (e: AuditEventInput) => string | null;
   /** Metrics hook: each failed append. */
   onWriteFailure: (() => void) | null = null;
   /** Set when an append failed, cleared by the next one that succeeds (or a successful probe): /readyz reports it. */
@@ -45,7 +48,7 @@ export class AuditLedger {
   ) {
     const o = typeof opts === 'function' ? { clock: opts } : opts;
     this.#clock = o.clock ?? (() => new Date());
-    this.#check = o.check;
+    this.#check = o.check ?? auditEventProblem;
     this.tree = new TreeStore(() => this.storage.db);
     this.subjects = new SubjectKeys(barrier);
   }
@@ -70,7 +73,7 @@ export class AuditLedger {
       const rows: Array<{ idx: number; ts: string; type: string; data: string; leaf_hash: Buffer; tree_root: Buffer; mac: Buffer; purged_at: null }> = [];
       const nodes: Array<{ level: number; idx: number; hash: Buffer }> = [];
       for (const [i, raw] of inputs.entries()) {
-        const problem = this.#check?.(raw);
+        const problem = this.#check(raw);
         if (problem) throw new PalisadeError('PAL_AUDIT_WRITE_FAILED', `audit event rejected: ${problem}`);
         const index = start + i;
         const { subject, personal_fields, ...input } = raw;

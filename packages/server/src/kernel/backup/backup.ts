@@ -168,7 +168,8 @@ export async function recordBackup(storage: Storage, w: WrittenBackup, clock: ()
       outcome: 'success',
       action: 'backup:create',
       resource: { type: 'backup', id: w.backup_id },
-      details: { os_user: osUser(), file: w.file, parts: w.parts, tables: w.tables, rows: w.rows, bytes: w.bytes, manifest_sha256: w.manifest_sha256, audit_size: w.audit.size },
+      ...whoRan(),
+      details: { file: w.file, parts: w.parts, tables: w.tables, rows: w.rows, bytes: w.bytes, manifest_sha256: w.manifest_sha256, audit_size: w.audit.size },
     });
   } catch (e) {
     await unlink(w.file).catch(() => undefined);
@@ -436,7 +437,8 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
         outcome: 'success',
         action: 'backup:restore',
         resource: { type: 'backup', id: m.backup_id },
-        details: { os_user: osUser(), file: reader.path, backup_created_at: m.created_at, manifest_sha256: reader.manifestSha256, source_dialect: m.dialect, rows: totalRows, audit_size_at_backup: m.audit.size, forced: opts.force === true },
+        ...whoRan(),
+        details: { file: reader.path, backup_created_at: m.created_at, manifest_sha256: reader.manifestSha256, source_dialect: m.dialect, rows: totalRows, audit_size_at_backup: m.audit.size, forced: opts.force === true },
       });
     });
     const audit = await new AuditLedger(s, () => barrier, clock).verify((p) => opts.onProgress?.('audit', p.checked, p.total));
@@ -446,4 +448,10 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
     await reader.close();
     await storage?.close();
   }
+}
+
+/** The operating-system account that ran a backup command: personal data, so encrypted under its subject's key. */
+function whoRan(): { subject: string; personal_fields: { os_user: string } } {
+  const user = osUser();
+  return { subject: `os_user:${user}`, personal_fields: { os_user: user } };
 }
