@@ -22,6 +22,7 @@ import { createAnchors } from './kernel/audit/anchors/create.js';
 import { AuditRetention } from './kernel/audit/retention.js';
 import { AuditLog } from './engines/audit/log.js';
 import { nodeId } from './kernel/lease.js';
+import { startAuditExports, type AuditExports } from './engines/audit/export/exporter.js';
 import { ApprovalService } from './kernel/approvals/approvals.js';
 import type { KmsConfig } from './engines/kms/config.js';
 import { kmsMetrics } from './engines/kms/metrics.js';
@@ -42,6 +43,8 @@ export interface Runtime {
   retention: AuditRetention;
   auditLog: AuditLog;
   tls: ServerTls | null;
+  /** Start the background jobs (rotation scheduler, checkpointer, retention, SIEM exports); `serve` does, tests drive them by hand. */
+  startJobs(): void;
   /** The owner token, once generated (first unseal without PALISADE_BOOTSTRAP_TOKEN); also given to `onOwnerToken`. */
   generatedToken: string | null;
   close(): Promise<void>;
@@ -164,6 +167,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       intervalSeconds: config.audit.retention.purge_interval_seconds,
       onError: (e) => log.error({ err: e }, 'audit retention pass failed'),
     });
+    let exports: AuditExports | undefined;
     const app = await buildApp({
       auditLog,
       retention,
@@ -198,8 +202,15 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       get generatedToken() {
         return generatedToken;
       },
+      startJobs() {
+        scheduler.start();
+        checkpointer.start();
+        retention.start(() => sealRef.state !== 'unsealed');
+        exports ??= startAuditExports({ storage, ledger, sinks: config.audit.exports, log, registry, clock, nodeId: holder });
+      },
       async close() {
         clearInterval(health);
+        await exports?.stop();
         await scheduler.stop();
         await checkpointer.stop();
         await retention.stop();

@@ -24,9 +24,7 @@ export async function serve(): Promise<void> {
       ].join('\n'),
     );
   const rt = await createRuntime(config, { log, tls: true, isDraining: () => draining, onOwnerToken: banner });
-  rt.scheduler.start();
-  rt.checkpointer.start();
-  rt.retention.start(() => rt.seal.state !== 'unsealed');
+  rt.startJobs();
   const { host, port } = splitAddr(config.addr);
   await rt.app.listen({ host, port });
   log.info({ addr: config.addr, tls_min_version: config.tls.min_version, database: rt.storage.dialect, seal: rt.seal.provider }, 'palisade is serving');
