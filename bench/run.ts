@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, each against a peer or physical limit measured in the same run, then a summary.
 //
-//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap]   (after `npx tsc -b`; `npm run bench` builds first)
+//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit]   (after `npx tsc -b`; `npm run bench` builds first)
 //
 // Env knobs are listed in bench/README.md.
 import { printAead, runAead, type AeadResult } from './aead.js';
@@ -8,9 +8,10 @@ import { printHttpEncrypt, runHttpEncrypt, type HttpResult } from './http-encryp
 import { e2eLimit, printKeygen, runKeygen, speed, speedText, TARGET_MS, verdict, type KeygenResult } from './keygen.js';
 import { printHsm, runHsm, type HsmResult } from './hsm.js';
 import { printRewrap, runRewrap, type RewrapResult } from './rewrap.js';
+import { APPEND_GOAL, goalText, printAudit, runAudit, VERIFY_GOAL_S, type AuditResult } from './audit.js';
 import { heading, machine, num, table } from './lib/report.js';
 
-const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap'] as const;
+const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit'] as const;
 type Bench = (typeof BENCHES)[number];
 
 function parseArgs(argv: string[]): Bench[] {
@@ -45,6 +46,7 @@ if (only.includes('http')) {
 let keygen: KeygenResult | null = null;
 let hsm: HsmResult | null = null;
 let rewrap: RewrapResult | null = null;
+let audit: AuditResult | null = null;
 if (only.includes('keygen')) {
   heading('running: key generation');
   keygen = await runKeygen();
@@ -59,6 +61,11 @@ if (only.includes('rewrap')) {
   heading('running: KEK rotation rewrap');
   rewrap = await runRewrap();
   printRewrap(rewrap);
+}
+if (only.includes('audit')) {
+  heading('running: audit ledger');
+  audit = await runAudit();
+  printAudit(audit);
 }
 
 heading('summary');
@@ -90,9 +97,23 @@ for (const x of hsm?.rows ?? []) {
 if (rewrap) {
   rows.push([`KEK rewrap ${num(rewrap.keys)} DEKs`, `${num(rewrap.rate)} DEKs/s (${num(rewrap.seconds, 1)} s)`, 'node:crypto unwrap+wrap, no DB', (rewrap.rate / rewrap.limit).toFixed(3), '-', `${rewrap.pending} pending, ${rewrap.verified} decrypt`]);
 }
+if (audit) {
+  for (const x of audit.appends) {
+    const goal = x.batch === null ? '-' : `≥ ${num(APPEND_GOAL)}/s: ${goalText(x.ledger.rate >= APPEND_GOAL)}`;
+    rows.push([`audit append ${x.engine}, ${x.mode}`, `${num(x.ledger.rate)}/s`, `plain INSERTs, ${num(x.raw.rate)}/s`, (x.ledger.rate / x.raw.rate).toFixed(3), '-', goal]);
+  }
+  if (audit.pg.skipped) rows.push(['audit append PostgreSQL', 'skipped', audit.pg.skipped.split(':')[0]!, '-', '-', '-']);
+  for (const x of audit.proofs.filter((p) => p.log === 'verify log' || p.engine === 'PostgreSQL')) {
+    rows.push([`audit ${x.kind} proof ${x.engine} @ ${num(x.size)}`, `p50 ${num(x.p50, 2)} / p99 ${num(x.p99, 2)} ms`, `PK SELECT p50 ${num(x.floorP50, 3)} ms`, (x.floorP50 / x.p50).toFixed(3), '-', '-']);
+  }
+  const v = audit.verify;
+  const perMillion = v.seconds * (1_000_000 / v.entries);
+  rows.push([`audit verify ${num(v.entries)} entries`, `${num(v.seconds, 1)} s${v.ok ? '' : ' (FAILED)'}`, `same hashing, no DB, ${num(v.limitSeconds, 1)} s`, (v.limitSeconds / v.seconds).toFixed(3), '-', `< ${VERIFY_GOAL_S} s/1M: ${goalText(v.ok && perMillion < VERIFY_GOAL_S)}`]);
+}
 console.log(table(['capability', 'palisade', 'peer / limit', 'ratio', 'ratio per CPU-s', 'goal'], rows));
 console.log('ratio = palisade ÷ peer, measured in this run (1.0 = as fast as the peer); per CPU-s = the same per second of server CPU.');
 if (http) console.log('HTTPS peers: a Fastify 5 route that does nothing (the headline) and bare node:https + JSON + AES-256-GCM. Details above; see bench/README.md.');
 if (keygen) console.log('keygen ratios are on p50 latency: peer (or limit) ÷ palisade, so > 1 = faster than the limit (a pooled RSA key); the goal is the seed\'s < 100 ms per key at p99.');
+if (audit) console.log('audit: append ratio = ledger appends/s ÷ plain INSERTs of the same rows; proof ratio = PK SELECT p50 ÷ proof p50; verify ratio = limit time ÷ verify time.');
 if (hsm || rewrap) console.log('root ratio = HSM ÷ software provider op/s; rewrap ratio = DEKs/s ÷ the same crypto in memory. The machine is shared: rerun before trusting a small difference.');
 process.exit(0);
