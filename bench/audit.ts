@@ -340,8 +340,8 @@ async function proofsOn(engine: Engine, logName: string, storage: Storage, ledge
         const ms = performance.now() - t0;
         hashes += p.length;
         checks.push(async () => {
-          const old = await storage.db.selectFrom('audit_events').select('tree_root').where('idx', '=', i - 1).executeTakeFirstOrThrow();
-          return verifyConsistency(i, size, old.tree_root, root, p);
+          // Rows keep a root only every 256 entries: the old root comes from the stored subtrees (checked by verify).
+          return verifyConsistency(i, size, await ledger.tree.root(i), root, p);
         });
         return ms;
       };

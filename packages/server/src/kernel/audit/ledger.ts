@@ -5,7 +5,7 @@ import type { AuditEvent, AuditEventInput } from './events.js';
 import { SubjectKeys } from './subjects.js';
 import type { RetentionConfig } from './retention.js';
 import { STORED_LEVEL, TreeStore } from './tree-store.js';
-import { headBytes, verifyLedger, type VerifyProgress, type VerifyResult } from './verify.js';
+import { entryMacBytes, NO_ROOT, ROOT_EVERY, verifyLedger, type VerifyProgress, type VerifyResult } from './verify.js';
 
 export type { VerifyProgress, VerifyResult } from './verify.js';
 
@@ -28,8 +28,9 @@ export interface LedgerOptions {
 
 /**
  * The append-only audit log: each event is a leaf of an RFC 9162 Merkle tree, appended in the caller's transaction,
- * so a state change and its audit event commit together or not at all. Each row stores the tree root after it and a
- * MAC of (size, root) keyed from the seal; perfect subtrees of 256 leaves and up are kept for O(log n) proofs.
+ * so a state change and its audit event commit together or not at all. Each row carries a MAC keyed from the seal over
+ * its index and leaf (and, every 256th row, the tree root after it); perfect subtrees of 256 leaves and up are kept
+ * for O(log n) proofs.
  */
 export class AuditLedger {
   readonly tree: TreeStore;
@@ -82,8 +83,9 @@ export class AuditLedger {
         const data = canonicalJson(event);
         const leaf = leafHash(Buffer.from(data, 'utf8'));
         range.append(leaf, (level, idx, hash) => level >= STORED_LEVEL && nodes.push({ level, idx, hash }));
-        const root = range.root();
-        rows.push({ idx: index, ts: time, type: event.type, data, leaf_hash: leaf, tree_root: root, mac: barrier.auditMac(headBytes(index + 1, root)), purged_at: null });
+        // The root (O(log n) hashes) only every ROOT_EVERY entries; every entry's MAC binds its index and leaf.
+        const root = range.size % ROOT_EVERY === 0 ? range.root() : NO_ROOT;
+        rows.push({ idx: index, ts: time, type: event.type, data, leaf_hash: leaf, tree_root: root, mac: barrier.auditMac(entryMacBytes(index, leaf, root)), purged_at: null });
         events.push(event);
       }
       for (let i = 0; i < rows.length; i += 500) await tx.insertInto('audit_events').values(rows.slice(i, i + 500)).execute();

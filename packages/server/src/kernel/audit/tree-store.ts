@@ -4,11 +4,13 @@ import type { Executor } from '../../storage/database.js';
 /** Perfect subtrees from this level up are stored in `audit_nodes` (one row per 256 leaves, amortised). */
 export const STORED_LEVEL = 8;
 
+type Subtree = readonly [level: number, index: number];
+
 /**
  * Proofs from storage. A proof names O(log n) leaf ranges; each splits into aligned perfect subtrees (RFC 9162 splits at
- * powers of two), which are read from `audit_nodes` when they are at least 2^STORED_LEVEL leaves and hashed from the
- * leaves otherwise (at most 255 leaves per range). A missing stored node (logs written before migration 0006) is
- * rebuilt from its children, so every proof is answerable, just slower for old entries.
+ * powers of two). Subtrees of at least 2^STORED_LEVEL leaves are read from `audit_nodes` in one query, smaller ones are
+ * hashed from their leaf hashes, read in one more query (at most 255 leaves per range). A missing stored node (logs
+ * written before migration 0006) is rebuilt from its children, so every proof is answerable, just slower for old entries.
  */
 export class TreeStore {
   constructor(private readonly db: () => Executor) {}
@@ -27,24 +29,60 @@ export class TreeStore {
   }
 
   async #hashes(ranges: LeafRange[]): Promise<Buffer[]> {
+    const parts = ranges.map(([a, b]) => perfectSubtrees(a, b));
+    const all = parts.flat();
+    const stored = await this.#stored(all.filter(([level]) => level >= STORED_LEVEL));
+    const leaves = await this.#leaves(all.filter(([level]) => level < STORED_LEVEL));
+    const hashOf = async ([level, idx]: Subtree): Promise<Buffer> => {
+      if (level < STORED_LEVEL) return rootFromLeafHashes(leaves(idx * 2 ** level, (idx + 1) * 2 ** level));
+      const h = stored.get(`${level}/${idx}`);
+      if (h) return h;
+      return this.#rebuild(level, idx);
+    };
     const out: Buffer[] = [];
-    for (const [a, b] of ranges) out.push(foldSubtrees(await Promise.all(perfectSubtrees(a, b).map(([level, idx]) => this.#subtree(level, idx)))));
+    for (const p of parts) out.push(foldSubtrees(await Promise.all(p.map(hashOf))));
     return out;
   }
 
-  async #subtree(level: number, idx: number): Promise<Buffer> {
-    if (level < STORED_LEVEL) return rootFromLeafHashes(await this.#leaves(idx * 2 ** level, (idx + 1) * 2 ** level));
-    const row = await this.db().selectFrom('audit_nodes').select('hash').where('level', '=', level).where('idx', '=', idx).executeTakeFirst();
-    if (row) return Buffer.from(row.hash);
-    const [l, r] = await Promise.all([this.#subtree(level - 1, idx * 2), this.#subtree(level - 1, idx * 2 + 1)]);
-    return foldSubtrees([l, r]);
+  // A stored subtree that is missing: rebuilt from its two children (recursively, down to the leaves).
+  async #rebuild(level: number, idx: number): Promise<Buffer> {
+    const [l, r] = await this.#hashes([
+      [idx * 2 * 2 ** (level - 1), (idx * 2 + 1) * 2 ** (level - 1)],
+      [(idx * 2 + 1) * 2 ** (level - 1), (idx * 2 + 2) * 2 ** (level - 1)],
+    ]);
+    return foldSubtrees([l!, r!]);
   }
 
-  async #leaves(start: number, end: number): Promise<Buffer[]> {
-    const rows = await this.db().selectFrom('audit_events').select(['idx', 'leaf_hash']).where('idx', '>=', start).where('idx', '<', end).orderBy('idx').execute();
-    if (rows.length !== end - start || rows.some((r, i) => Number(r.idx) !== start + i)) {
-      throw new PalisadeError('PAL_INTERNAL', `audit log entries ${start}..${end - 1} are not all present`);
+  async #stored(subtrees: Subtree[]): Promise<Map<string, Buffer>> {
+    if (subtrees.length === 0) return new Map();
+    const rows = await this.db()
+      .selectFrom('audit_nodes')
+      .select(['level', 'idx', 'hash'])
+      .where((eb) => eb.or(subtrees.map(([level, idx]) => eb.and([eb('level', '=', level), eb('idx', '=', idx)]))))
+      .execute();
+    return new Map(rows.map((r) => [`${r.level}/${Number(r.idx)}`, Buffer.from(r.hash)]));
+  }
+
+  /** The leaf hashes under the given small subtrees, in one query; returns a reader of [start, end). */
+  async #leaves(subtrees: Subtree[]): Promise<(start: number, end: number) => Buffer[]> {
+    const spans = subtrees.map(([level, idx]) => [idx * 2 ** level, (idx + 1) * 2 ** level] as const);
+    const byIndex = new Map<number, Buffer>();
+    if (spans.length > 0) {
+      const rows = await this.db()
+        .selectFrom('audit_events')
+        .select(['idx', 'leaf_hash'])
+        .where((eb) => eb.or(spans.map(([a, b]) => eb.and([eb('idx', '>=', a), eb('idx', '<', b)]))))
+        .execute();
+      for (const r of rows) byIndex.set(Number(r.idx), Buffer.from(r.leaf_hash));
     }
-    return rows.map((r) => Buffer.from(r.leaf_hash));
+    return (start, end) => {
+      const out: Buffer[] = [];
+      for (let i = start; i < end; i++) {
+        const h = byIndex.get(i);
+        if (!h) throw new PalisadeError('PAL_INTERNAL', `audit log entry ${i} is missing`);
+        out.push(h);
+      }
+      return out;
+    };
   }
 }

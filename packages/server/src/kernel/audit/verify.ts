@@ -4,8 +4,25 @@ import type { Barrier } from '../seal/barrier.js';
 import { STORED_LEVEL } from './tree-store.js';
 import { retentionDays, type RetentionConfig } from './retention.js';
 
-/** Bytes the per-entry MAC covers: the tree size (8 bytes, big-endian) and its root. */
-export function headBytes(size: number, root: Uint8Array): Buffer {
+/** Rows carry the tree root after them every ROOT_EVERY entries (and an empty root otherwise). */
+export const ROOT_EVERY = 256;
+export const NO_ROOT: Buffer = Buffer.alloc(0);
+
+/**
+ * Bytes an entry's MAC covers: a format byte, the index, the leaf hash, and the tree root after the entry when the
+ * row stores one. The MAC is keyed from the seal: a party with only the database can neither forge nor move it.
+ */
+export function entryMacBytes(index: number, leaf: Uint8Array, root: Uint8Array): Buffer {
+  const b = Buffer.alloc(1 + 8 + leaf.length + root.length);
+  b[0] = 0x02;
+  b.writeBigUInt64BE(BigInt(index), 1);
+  Buffer.from(leaf).copy(b, 9);
+  Buffer.from(root).copy(b, 9 + leaf.length);
+  return b;
+}
+
+/** Rows written before entry MACs: the MAC covered (size, root after the entry), and every row stored its root. */
+function legacyMacBytes(size: number, root: Uint8Array): Buffer {
   const b = Buffer.alloc(8 + root.length);
   b.writeBigUInt64BE(BigInt(size));
   Buffer.from(root).copy(b, 8);
@@ -25,8 +42,6 @@ export interface VerifyOptions {
   onProgress?: (p: VerifyProgress) => void;
   /** Rows read per query. */
   batch?: number;
-  /** Roots and MACs are compared every `sample` entries; a disagreement is then located entry by entry. */
-  sample?: number;
   /** When given, a payload purged before its retention period ended is reported (someone with database access hid it). */
   retention?: RetentionConfig;
 }
@@ -44,16 +59,16 @@ interface Row {
 
 /**
  * Recompute the log from storage: every leaf from its event, the tree from the leaves, the stored subtrees, the roots
- * and their MACs (keyed from the seal, so a party with only the database cannot forge them), the signed checkpoints'
- * roots, the dense index sequence and the head. Names the first index where anything disagrees.
+ * and MACs (keyed from the seal, so a party with only the database cannot forge them), the signed checkpoints' roots,
+ * the dense index sequence and the head. Names the first index where anything disagrees.
  *
- * Cost: one SHA-256 per entry plus one node hash (amortised); roots and MACs are checked every `sample` entries and at
- * every checkpoint, and only a window that disagrees is re-checked entry by entry to locate the first bad one. A purged
- * entry has no payload: its stored leaf hash stands in, and the roots around it still have to match.
+ * Cost: one SHA-256 per entry plus one node hash (amortised). The stored roots and their MACs are checked every
+ * ROOT_EVERY entries and the roots at every checkpoint; only a window that disagrees, and the tail after the last
+ * stored root, are checked entry by entry (each entry's MAC) to name the first bad one. A purged entry has no payload:
+ * its stored leaf hash stands in, and its MAC and the roots around it still have to match.
  */
 export async function verifyLedger(db: Executor, barrier: Barrier, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const batch = opts.batch ?? 5000;
-  const sample = opts.sample ?? 256;
   const headRow = await db.selectFrom('audit_head').select(['size', 'range']).where('id', '=', 1).executeTakeFirst();
   const total = headRow ? Number(headRow.size) : 0;
   const fail = (i: number, reason: string): VerifyResult => ({ ok: false, size: total, first_bad_index: i, reason });
@@ -66,44 +81,45 @@ export async function verifyLedger(db: Executor, barrier: Barrier, opts: VerifyO
   let expected = 0;
   let purged = 0;
 
-  // The leaf of a row, or a reason it is not what was appended.
+  // The leaf of a row, or a reason it is not what was appended. The canonical JSON of an event ends with its time and
+  // type (the last keys in order), so the columns queries filter on are checked without parsing the event.
   const leafOf = (row: Row): Buffer | string => {
     if (row.purged_at) {
       if (row.data !== '') return 'a purged entry still holds a payload';
       if (opts.retention && Date.parse(row.purged_at) < Date.parse(row.ts) + retentionDays(opts.retention, row.type) * 86_400_000) return 'the payload was removed before its retention period ended';
-      return Buffer.from(row.leaf_hash);
+      return row.leaf_hash;
     }
     const leaf = leafHash(Buffer.from(row.data, 'utf8'));
     if (!constantTimeEqual(leaf, row.leaf_hash)) return 'leaf hash does not match the event data';
-    let e: { index?: unknown; type?: unknown; time?: unknown };
-    try {
-      e = JSON.parse(row.data) as typeof e;
-    } catch {
-      return 'event data is not JSON';
-    }
-    if (e.index !== row.idx || e.type !== row.type || e.time !== row.ts) return 'indexed columns disagree with the event data';
+    if (!row.data.endsWith(`,"time":${JSON.stringify(row.ts)},"type":${JSON.stringify(row.type)}}`)) return 'indexed columns disagree with the event data';
     return leaf;
   };
-  const rootOk = (row: Row, root: Buffer): string | null => {
-    if (!constantTimeEqual(barrier.auditMac(headBytes(row.idx + 1, row.tree_root)), row.mac)) return 'tree head MAC is invalid';
-    if (!constantTimeEqual(root, row.tree_root)) return 'tree root does not match the recomputed tree';
-    const cp = checkpoints.get(row.idx + 1);
-    if (cp && !constantTimeEqual(cp, root)) return `the signed checkpoint of size ${row.idx + 1} has another root`;
+  // The row's MAC (either format) and, when it stores one, its root against the recomputed one.
+  const entryOk = (row: Row, leaf: Buffer, root: () => Buffer): string | null => {
+    const macOk =
+      constantTimeEqual(barrier.auditMac(entryMacBytes(row.idx, leaf, row.tree_root)), row.mac) ||
+      (row.tree_root.length > 0 && constantTimeEqual(barrier.auditMac(legacyMacBytes(row.idx + 1, row.tree_root)), row.mac));
+    if (!macOk) return 'entry MAC is invalid';
+    if (row.tree_root.length > 0 && !constantTimeEqual(root(), row.tree_root)) return 'tree root does not match the recomputed tree';
     return null;
   };
   const readRows = async (from: number, to: number): Promise<Row[]> =>
-    (await db.selectFrom('audit_events').selectAll().where('idx', '>=', from).where('idx', '<', to).orderBy('idx').execute()).map((r) => ({ ...r, idx: Number(r.idx) }));
-  // Entry by entry from the last good sample point: the first row whose MAC or root disagrees.
-  const locate = async (end: number, fallback: string): Promise<VerifyResult> => {
+    db.selectFrom('audit_events').selectAll().where('idx', '>=', from).where('idx', '<', to).orderBy('idx').execute() as Promise<Row[]>;
+  // Entry by entry from the last good sample point up to `end`: the first row whose leaf, MAC or root disagrees.
+  const locate = async (end: number): Promise<VerifyResult | null> => {
     const r = CompactRange.fromJSON(windowRange.toJSON());
     for (const row of await readRows(windowStart, end)) {
+      const idx = Number(row.idx);
+      if (idx !== r.size) return fail(r.size, `entry ${r.size} is missing`);
       const leaf = leafOf(row);
-      if (typeof leaf === 'string') return fail(row.idx, leaf);
+      if (typeof leaf === 'string') return fail(idx, leaf);
       r.append(leaf);
-      const bad = rootOk(row, r.root());
-      if (bad) return fail(row.idx, bad);
+      const bad = entryOk({ ...row, idx }, leaf, () => r.root());
+      if (bad) return fail(idx, bad);
+      const cp = checkpoints.get(idx + 1);
+      if (cp && !constantTimeEqual(cp, r.root())) return fail(idx, `the signed checkpoint of size ${idx + 1} has another root`);
     }
-    return fail(end - 1, fallback);
+    return null;
   };
 
   for (;;) {
@@ -114,27 +130,36 @@ export async function verifyLedger(db: Executor, barrier: Barrier, opts: VerifyO
       break;
     }
     for (const row of rows) {
-      if (row.idx !== expected) return fail(expected, `entry ${expected} is missing`);
+      const idx = Number(row.idx);
+      if (idx !== expected) return fail(expected, `entry ${expected} is missing`);
       const leaf = leafOf(row);
-      if (typeof leaf === 'string') return fail(row.idx, leaf);
+      if (typeof leaf === 'string') return fail(idx, leaf);
       if (row.purged_at) purged++;
       let badNode: string | null = null;
-      range.append(leaf, (level, idx, hash) => {
-        const stored = level >= STORED_LEVEL ? nodes.get(`${level}/${idx}`) : undefined;
-        if (stored && !constantTimeEqual(stored, hash)) badNode ??= `stored subtree ${level}/${idx} does not match the leaves`;
+      range.append(leaf, (level, i, hash) => {
+        const stored = level >= STORED_LEVEL ? nodes.get(`${level}/${i}`) : undefined;
+        if (stored && !constantTimeEqual(stored, hash)) badNode ??= `stored subtree ${level}/${i} does not match the leaves`;
       });
-      const size = row.idx + 1;
-      if (size % sample === 0 || size === total || checkpoints.has(size) || badNode) {
-        const bad = rootOk(row, range.root());
-        if (bad || badNode) return locate(size, bad ?? badNode!);
-        windowStart = size;
-        windowRange = CompactRange.fromJSON(range.toJSON());
+      const size = idx + 1;
+      const cp = checkpoints.get(size);
+      if (size % ROOT_EVERY === 0 || cp || badNode) {
+        const root = range.root();
+        const sampled = size % ROOT_EVERY === 0 ? (row.tree_root.length === 0 ? 'the stored tree root is missing' : entryOk({ ...row, idx }, leaf, () => root)) : null;
+        const bad = sampled ?? (cp && !constantTimeEqual(cp, root) ? `the signed checkpoint of size ${size} has another root` : null) ?? badNode;
+        if (bad) return (await locate(size)) ?? fail(idx, bad);
+        if (size % ROOT_EVERY === 0) {
+          windowStart = size;
+          windowRange = CompactRange.fromJSON(range.toJSON());
+        }
       }
       expected++;
     }
     opts.onProgress?.({ checked: expected, total });
   }
   if (expected !== total) return fail(Math.min(expected, total), `log holds ${expected} entries but the head says ${total}`);
+  // The tail after the last stored root has no sampled root to compare: check its entries one by one.
+  const tail = await locate(expected);
+  if (tail) return tail;
   const latest = Math.max(0, ...checkpoints.keys());
   if (latest > total) return fail(total, `a signed checkpoint covers ${latest} entries but the log holds ${total}: entries were removed`);
   if (headRow && !constantTimeEqual(CompactRange.fromJSON(JSON.parse(headRow.range)).root(), range.root())) return fail(total - 1, 'the stored head disagrees with the log');
