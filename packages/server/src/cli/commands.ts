@@ -7,6 +7,7 @@ import { progressBar } from './progress.js';
 import { serve } from './serve.js';
 import { operatorCommands } from './operator.js';
 import { backupCommands } from './backup.js';
+import { witnessCommands } from './witness.js';
 
 const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
@@ -181,6 +182,7 @@ export function buildCli(): Command {
   auditCommands(program);
   operatorCommands(program);
   backupCommands(program);
+  witnessCommands(program);
   const approvals = program.command('approvals').description('multi-person approval requests');
   approvals
     .command('list')
