@@ -43,4 +43,4 @@ export class PalisadeClient {
     this.transport.close();
   }
 }
-export { checkpointChecker, parseVerifierKey, verifyAuditExport, type VerifyAuditExportOptions } from './verify.js';
+export { checkpointChecker, verifyAuditExport, type VerifyAuditExportOptions } from './verify.js';

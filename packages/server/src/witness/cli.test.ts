@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseVerifierKey } from '@palisade/core';
 import { addCheckpoint, verifyCosignatureLine } from './client.js';
-import { TestLog } from './testlog.js';
+import { TestLog } from '../testing/witness-testlog.js';
 import { WITNESS_LOCK_FILE, WITNESS_STATE_FILE } from './witness.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../..', import.meta.url));

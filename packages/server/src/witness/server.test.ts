@@ -12,7 +12,7 @@ import { openNote, parseVerifierKey } from '@palisade/core';
 import { ensureServerTls } from '../http/bootstrap-tls.js';
 import { WitnessError, addCheckpoint, formatAddCheckpointRequest, verifyCosignatureLine } from './client.js';
 import { MAX_REQUEST_BYTES, listenWitness, type RunningWitnessServer } from './server.js';
-import { TestLog } from './testlog.js';
+import { TestLog } from '../testing/witness-testlog.js';
 import { Witness } from './witness.js';
 
 const dirs: string[] = [];

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateSignerKey, openNote, parseVerifierKey, verifyCosignature } from '@palisade/core';
-import { TestLog } from './testlog.js';
+import { TestLog } from '../testing/witness-testlog.js';
 import { MAX_PROOF_LINES, WITNESS_KEY_FILE, WITNESS_LOCK_FILE, WITNESS_STATE_FILE, Witness, ensureWitnessKey, parseAddCheckpointRequest, readWitnessKey, type WitnessEvent, type WitnessOptions } from './witness.js';
 
 const dirs: string[] = [];

@@ -1,3 +1,4 @@
+import { formatCheckpoint, parseNote } from '@palisade/core';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Storage } from '../../storage/database.js';
@@ -29,10 +30,6 @@ export interface CheckpointerDeps {
   isSealed: () => boolean;
   /** Lease holder id of this node (see nodeId). */
   holder: string;
-}
-
-export function checkpointBody(origin: string, size: number, root: Buffer): string {
-  return `${origin}\n${size}\n${root.toString('base64')}\n`;
 }
 
 /**
@@ -114,7 +111,7 @@ export class Checkpointer {
 
   async #sign(size: number, root: Buffer, now: Date): Promise<SignedCheckpoint> {
     const origin = await this.deps.origin();
-    const body = checkpointBody(origin, size, root);
+    const body = formatCheckpoint({ origin, size, root });
     const note = await this.deps.signer.sign(body);
     await this.deps.storage.db.insertInto('audit_checkpoints').values({ size, root, note, created_at: now.toISOString() }).onConflict((oc) => oc.column('size').doNothing()).execute();
     return { origin, size, root, body, note };
@@ -122,7 +119,9 @@ export class Checkpointer {
 
   async #load(size: number): Promise<SignedCheckpoint> {
     const r = await this.deps.storage.db.selectFrom('audit_checkpoints').selectAll().where('size', '=', size).executeTakeFirstOrThrow();
-    const body = r.note.slice(0, r.note.indexOf('\n\n') + 1);
+    const parsed = parseNote(r.note);
+    if (!parsed.ok) throw new Error(`stored checkpoint ${r.size} is not a signed note: ${parsed.error}`);
+    const body = parsed.note.text;
     return { origin: body.slice(0, body.indexOf('\n')), size: Number(r.size), root: Buffer.from(r.root), body, note: r.note };
   }
 

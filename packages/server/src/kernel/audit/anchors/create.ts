@@ -3,6 +3,7 @@ import { PalisadeError } from '@palisade/core';
 import type { Config } from '../../../config/config.js';
 import type { Anchor } from './anchor.js';
 import { Rfc3161Anchor } from './rfc3161.js';
+import { WitnessAnchor } from './witness.js';
 
 /** The anchors the configuration names, in order. */
 export function createAnchors(list: Config['audit']['anchors']): Anchor[] {
@@ -14,6 +15,11 @@ export function createAnchors(list: Config['audit']['anchors']): Anchor[] {
       throw new PalisadeError('PAL_CONFIG_INVALID', `invalid setting audit.anchors.${a.name}.ca_file: ${(e as Error).message}`);
     }
     if (a.kind === 'rfc3161') return new Rfc3161Anchor({ name: a.name, url: a.url, ...(caPem ? { caPem } : {}) });
-    throw new PalisadeError('PAL_CONFIG_INVALID', `invalid setting audit.anchors.${a.name}: kind ${a.kind} is not available yet`);
+    if (!a.key) throw new PalisadeError('PAL_CONFIG_INVALID', `invalid setting audit.anchors.${a.name}.key: a witness needs its verifier key (\`palisade witness key\`) to check its cosignatures`);
+    try {
+      return new WitnessAnchor({ name: a.name, url: a.url, key: a.key, ...(caPem ? { caPem } : {}) });
+    } catch (e) {
+      throw new PalisadeError('PAL_CONFIG_INVALID', `invalid setting audit.anchors.${a.name}.key: ${(e as Error).message}`);
+    }
   });
 }
