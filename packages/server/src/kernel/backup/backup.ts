@@ -9,7 +9,7 @@ import { mkdir, unlink } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { sql, type MigrationProvider } from 'kysely';
-import { PalisadeError, randomBytes, randomId } from '@palisade/core';
+import { CompactRange, PalisadeError, randomBytes, randomId } from '@palisade/core';
 import type { Config } from '../../config/config.js';
 import { openStorage, type Dialect, type Storage, type Tx } from '../../storage/database.js';
 import { migrations as schemaMigrations } from '../../storage/migrations.js';
@@ -178,12 +178,11 @@ export async function recordBackup(storage: Storage, w: WrittenBackup, clock: ()
   return result;
 }
 
+/** The audit log's size and root, from its stored frontier (rows keep a root only every 256 entries). */
 async function auditHead(tx: Tx): Promise<Manifest['audit']> {
-  const head = await tx.selectFrom('audit_head').select('size').where('id', '=', 1).executeTakeFirst();
-  const size = head ? Number(head.size) : 0;
-  if (size === 0) return { size: 0, root: null };
-  const last = await tx.selectFrom('audit_events').select('tree_root').where('idx', '=', size - 1).executeTakeFirst();
-  return { size, root: last ? Buffer.from(last.tree_root).toString('hex') : null };
+  const head = await tx.selectFrom('audit_head').select('range').where('id', '=', 1).executeTakeFirst();
+  const range = head ? CompactRange.fromJSON(JSON.parse(head.range)) : new CompactRange();
+  return range.size === 0 ? { size: 0, root: null } : { size: range.size, root: range.root().toString('hex') };
 }
 
 async function dumpTables(tx: Tx, dialect: Dialect, writer: BackupWriter, key: Buffer, backupId: string, onProgress?: BackupProgress): Promise<Pick<Manifest, 'tables' | 'parts'>> {
