@@ -7,8 +7,8 @@ export interface AuditEventTable {
   type: string;
   data: string; // canonical JSON of the whole event (RFC 8785); the leaf is H(0x00 || data)
   leaf_hash: Buffer;
-  tree_root: Buffer; // RFC 9162 root of the tree of size idx + 1
-  mac: Buffer; // HMAC over (size, root) with a key derived from the seal: the DB alone cannot forge it
+  tree_root: Buffer; // RFC 9162 root of the tree of size idx + 1 on every 256th row, empty otherwise
+  mac: Buffer; // HMAC over (index, leaf hash, tree_root) with a key derived from the seal: the DB alone cannot forge it
   purged_at: string | null; // set when retention purged the payload (data = ''); the leaf hash stays
 }
 
