@@ -45,7 +45,7 @@ async function verifyDatabase(passphraseFile: string | undefined): Promise<void>
     const ledger = new AuditLedger(storage, () => seal.barrier());
     const bar = progressBar('verifying audit log');
     const r = await ledger.verify((p) => bar(p.checked, p.total), undefined, config.audit.retention);
-    if (r.ok) process.stdout.write(`audit log OK: ${r.size} entries, root ${r.root}, ${r.checkpoints} signed checkpoints, ${r.purged} purged payloads\n`);
+    if (r.ok) process.stdout.write(`audit log OK: ${r.size} entries, root ${Buffer.from(r.root, 'hex').toString('base64')}, ${r.checkpoints} signed checkpoints, ${r.purged} purged payloads\n`);
     else throw new CliError(`audit log MISMATCH at entry ${r.first_bad_index}: ${r.reason} (log size ${r.size})`);
   } finally {
     await seal.close();
