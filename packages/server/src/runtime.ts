@@ -161,6 +161,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       storage,
       ledger,
       approvals,
+      barrier: () => sealRef.barrier(),
       config: config.audit.retention,
       clock,
       holder,

@@ -185,6 +185,12 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0007_audit_purge_mac': {
+      async up(db: Kysely<unknown>) {
+        // A purge is MACed (index, leaf, ts, type, purged_at) while the payload still hashes to the leaf.
+        await db.schema.alterTable('audit_events').addColumn('purge_mac', sql.raw(bytes)).execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -10,6 +10,7 @@ export interface AuditEventTable {
   tree_root: Buffer; // RFC 9162 root of the tree of size idx + 1 on every 256th row, empty otherwise
   mac: Buffer; // HMAC over (index, leaf hash, tree_root) with a key derived from the seal: the DB alone cannot forge it
   purged_at: string | null; // set when retention purged the payload (data = ''); the leaf hash stays
+  purge_mac: Buffer | null; // HMAC over (index, leaf, ts, type, purged_at), written by the purge
 }
 
 export interface AuditNodeTable {

@@ -61,16 +61,35 @@ describe.each(dialects())('audit ledger API ($name)', ({ name, available }) => {
       expect(await codeOf(s.client.audit.checkpoint(2))).toEqual({ status: 404, code: 'PAL_AUDIT_CHECKPOINT_NOT_FOUND' });
     });
 
-    it('an export verifies offline, and a row changed in the database is named', async () => {
+    it('refuses to sign a checkpoint over an entry forged in the database since the last one, even with a recomputed head', async () => {
+    await s.rt.checkpointer.tick(true);
+    const before = await s.client.audit.checkpoint();
+    await s.client.kms.encrypt(keyId, 'to be forged');
+    const idx = (await s.rt.ledger.size()) - 1;
+    const row = await s.rt.storage.db.selectFrom('audit_events').select('data').where('idx', '=', idx).executeTakeFirstOrThrow();
+    const forged = row.data.replace('"success"', '"failure"');
+    await s.rt.storage.db.updateTable('audit_events').set({ data: forged, leaf_hash: leafHash(Buffer.from(forged)) }).where('idx', '=', idx).execute();
+    const range = await s.rt.ledger.tree.frontier(idx);
+    range.append(leafHash(Buffer.from(forged)));
+    const { range: saved } = await s.rt.storage.db.selectFrom('audit_head').select('range').executeTakeFirstOrThrow();
+    await s.rt.storage.db.updateTable('audit_head').set({ range: JSON.stringify(range.toJSON()) }).execute();
+    await expect(s.rt.checkpointer.tick(true)).rejects.toThrow(new RegExp(`refusing to sign an audit checkpoint: audit entry ${idx}: entry MAC is invalid`));
+    expect((await s.client.audit.checkpoint()).size).toBe(before.size);
+    await s.rt.storage.db.updateTable('audit_events').set({ data: row.data, leaf_hash: leafHash(Buffer.from(row.data)) }).where('idx', '=', idx).execute();
+    await s.rt.storage.db.updateTable('audit_head').set({ range: saved }).execute();
+    expect((await s.rt.checkpointer.tick(true))!.size).toBe(idx + 1);
+  });
+
+  it('an export verifies offline, and a row changed in the database is named', async () => {
       const lines: string[] = [];
       for await (const l of s.client.audit.exportLines()) lines.push(l);
       const cp = await s.client.audit.checkpoint();
       const r = await verifyExportLines(lines);
-      expect(r).toMatchObject({ ok: true, size: cp.size, root: cp.root_hash, checkpoints: 2 });
+      expect(r).toMatchObject({ ok: true, size: cp.size, root: cp.root_hash, checkpoints: 3 });
       expect((await s.client.audit.query({ type: 'audit.export' })).events).toHaveLength(1);
 
       const keys = (await s.client.audit.log()).verifier_keys;
-      expect(await verifyAuditExport(lines, { logKeys: keys })).toMatchObject({ ok: true, trusted: 'pinned', checkpoints: 2 });
+      expect(await verifyAuditExport(lines, { logKeys: keys })).toMatchObject({ ok: true, trusted: 'pinned', checkpoints: 3 });
       expect(await verifyAuditExport(lines)).toMatchObject({ ok: true, trusted: 'export' });
       const other = keys[0]!.replace(/^palisade\/audit\/log_[a-z0-9]+/, 'palisade/audit/log_other');
       expect(await verifyAuditExport(lines, { logKeys: [other] })).toMatchObject({ ok: false });
@@ -97,12 +116,12 @@ describe.each(dialects())('audit ledger API ($name)', ({ name, available }) => {
       expect(verifyInclusion(purgedIndex, before.size, b(p.leaf_hash), p.hashes.map(b), b(before.root_hash))).toBe(true);
       expect(await s.rt.ledger.verify(undefined, undefined, s.rt.config.audit.retention)).toMatchObject({ ok: true });
       expect((await s.client.audit.query({ type: 'kms.encrypt', limit: 500 })).events.length).toBeGreaterThanOrEqual(25);
-      // Someone with database access "purging" a held, young entry to hide it is caught.
+      // Someone with database access "purging" an entry to hide it is caught: a purge is MACed when retention does it.
       await s.client.kms.encrypt(keyId, 'young');
       const young = (await s.client.audit.query({ type: 'kms.encrypt', limit: 1 })).events[0]!.index;
       const { data } = await s.rt.storage.db.selectFrom('audit_events').select('data').where('idx', '=', young).executeTakeFirstOrThrow();
       await s.rt.storage.db.updateTable('audit_events').set({ data: '', purged_at: s.clock.now().toISOString() }).where('idx', '=', young).execute();
-      expect(await s.rt.ledger.verify(undefined, undefined, s.rt.config.audit.retention)).toMatchObject({ ok: false, first_bad_index: young, reason: 'the payload was removed before its retention period ended' });
+      expect(await s.rt.ledger.verify(undefined, undefined, s.rt.config.audit.retention)).toMatchObject({ ok: false, first_bad_index: young, reason: 'the payload was removed without a valid purge record' });
       await s.rt.storage.db.updateTable('audit_events').set({ data, purged_at: null }).where('idx', '=', young).execute();
 
       const approval = await s.client.audit.releaseHold(hold.id, 'case closed');

@@ -1,4 +1,4 @@
-import { formatCheckpoint, parseNote } from '@palisade/core';
+import { formatCheckpoint, parseCheckpoint, parseNote } from '@palisade/core';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Storage } from '../../storage/database.js';
@@ -96,10 +96,16 @@ export class Checkpointer {
     const now = clock();
     if (!(await acquireLease(storage.db, LEASE, this.deps.holder, Math.max(30_000, 3 * this.deps.intervalSeconds * 1000), now))) return null;
     const latest = await this.latest();
-    const head = await ledger.head();
-    const due = head.size > (latest?.size ?? 0) && (force || !latest || head.size - latest.size >= this.deps.maxEvents || now.getTime() - Date.parse(latest.created_at) >= this.deps.intervalSeconds * 1000);
+    const size = await ledger.size();
+    const due = size > (latest?.size ?? 0) && (force || !latest || size - latest.size >= this.deps.maxEvents || now.getTime() - Date.parse(latest.created_at) >= this.deps.intervalSeconds * 1000);
     let cp = latest ? await this.#load(latest.size) : null;
-    if (due) cp = await this.#sign(head.size, head.root, now);
+    if (due) {
+      // Sign only what checks out since the last signed root: a row or root forged in the database must not get the log's signature.
+      const head = await ledger.checkedHead(cp ? { size: cp.size, root: cp.root } : null).catch((e: unknown) => {
+        throw new Error(`refusing to sign an audit checkpoint: ${(e as Error).message}`, { cause: e });
+      });
+      cp = await this.#sign(head.size, head.root, now);
+    }
     if (cp) await this.#anchor(cp);
     return cp;
   }
@@ -119,10 +125,11 @@ export class Checkpointer {
 
   async #load(size: number): Promise<SignedCheckpoint> {
     const r = await this.deps.storage.db.selectFrom('audit_checkpoints').selectAll().where('size', '=', size).executeTakeFirstOrThrow();
+    // The size and root come from the signed note, not from the columns beside it.
     const parsed = parseNote(r.note);
-    if (!parsed.ok) throw new Error(`stored checkpoint ${r.size} is not a signed note: ${parsed.error}`);
-    const body = parsed.note.text;
-    return { origin: body.slice(0, body.indexOf('\n')), size: Number(r.size), root: Buffer.from(r.root), body, note: r.note };
+    const c = parsed.ok ? parseCheckpoint(parsed.note.text) : parsed;
+    if (!c.ok || !parsed.ok || c.checkpoint.size !== Number(r.size)) throw new Error(`stored checkpoint ${r.size} is not a signed checkpoint of that size`);
+    return { origin: c.checkpoint.origin, size: c.checkpoint.size, root: c.checkpoint.root, body: parsed.note.text, note: r.note };
   }
 
   async #anchor(cp: SignedCheckpoint): Promise<void> {

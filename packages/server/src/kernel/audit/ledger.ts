@@ -1,11 +1,11 @@
-import { auditEventProblem, canonicalJson, CompactRange, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
+import { auditEventProblem, canonicalJson, CompactRange, constantTimeEqual, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
 import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { Barrier } from '../seal/barrier.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
 import { SubjectKeys } from './subjects.js';
 import type { RetentionConfig } from './retention.js';
 import { STORED_LEVEL, TreeStore } from './tree-store.js';
-import { entryMacBytes, NO_ROOT, ROOT_EVERY, verifyLedger, type VerifyProgress, type VerifyResult } from './verify.js';
+import { entryMacBytes, NO_ROOT, ROOT_EVERY, verifyEntries, verifyLedger, type VerifyProgress, type VerifyResult } from './verify.js';
 
 export type { VerifyProgress, VerifyResult } from './verify.js';
 
@@ -71,7 +71,7 @@ export class AuditLedger {
       const now = this.#clock();
       const time = now.toISOString();
       const events: AuditEvent[] = [];
-      const rows: Array<{ idx: number; ts: string; type: string; data: string; leaf_hash: Buffer; tree_root: Buffer; mac: Buffer; purged_at: null }> = [];
+      const rows: Array<{ idx: number; ts: string; type: string; data: string; leaf_hash: Buffer; tree_root: Buffer; mac: Buffer; purged_at: null; purge_mac: null }> = [];
       const nodes: Array<{ level: number; idx: number; hash: Buffer }> = [];
       for (const [i, raw] of inputs.entries()) {
         const problem = this.#check(raw);
@@ -85,7 +85,7 @@ export class AuditLedger {
         range.append(leaf, (level, idx, hash) => level >= STORED_LEVEL && nodes.push({ level, idx, hash }));
         // The root (O(log n) hashes) only every ROOT_EVERY entries; every entry's MAC binds its index and leaf.
         const root = range.size % ROOT_EVERY === 0 ? range.root() : NO_ROOT;
-        rows.push({ idx: index, ts: time, type: event.type, data, leaf_hash: leaf, tree_root: root, mac: barrier.auditMac(entryMacBytes(index, leaf, root)), purged_at: null });
+        rows.push({ idx: index, ts: time, type: event.type, data, leaf_hash: leaf, tree_root: root, mac: barrier.auditMac(entryMacBytes(index, leaf, root)), purged_at: null, purge_mac: null });
         events.push(event);
       }
       for (let i = 0; i < rows.length; i += 500) await tx.insertInto('audit_events').values(rows.slice(i, i + 500)).execute();
@@ -118,6 +118,20 @@ export class AuditLedger {
     const head = await db.selectFrom('audit_head').select('range').where('id', '=', 1).executeTakeFirst();
     const range = head ? CompactRange.fromJSON(JSON.parse(head.range)) : new CompactRange();
     return { size: range.size, root: range.root() };
+  }
+
+  /**
+   * The head, after checking every entry since the given checkpoint (its size and signed root) entry by entry: leaf,
+   * MAC, stored roots. What the checkpointer signs; throws naming the first entry that does not check out.
+   */
+  async checkedHead(since: { size: number; root: Buffer } | null): Promise<{ size: number; root: Buffer }> {
+    const head = await this.head();
+    const frontier = since ? await this.tree.frontier(since.size) : new CompactRange();
+    if (since && !constantTimeEqual(frontier.root(), since.root)) throw new Error(`the stored tree disagrees with the signed checkpoint of size ${since.size}`);
+    const r = await verifyEntries(this.storage.db, this.barrier(), frontier, head.size);
+    if (!r.ok) throw new Error(`audit entry ${r.index}: ${r.reason}`);
+    if (!constantTimeEqual(frontier.root(), head.root)) throw new Error('the stored head disagrees with the entries');
+    return head;
   }
 
   /** One event; PAL_AUDIT_EVENT_PURGED once retention removed its payload. */
@@ -210,7 +224,7 @@ export class AuditLedger {
         await q.executeTakeFirst();
         if (!blocked) return;
         const h = Buffer.alloc(32);
-        await tx.insertInto('audit_events').values({ idx: -1, ts: '', type: 'probe', data: '', leaf_hash: h, tree_root: h, mac: h, purged_at: null }).execute();
+        await tx.insertInto('audit_events').values({ idx: -1, ts: '', type: 'probe', data: '', leaf_hash: h, tree_root: h, mac: h, purged_at: null, purge_mac: null }).execute();
         throw probe;
       });
     } catch (e) {

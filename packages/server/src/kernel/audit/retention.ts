@@ -1,4 +1,6 @@
-import { PalisadeError, randomId, type Approval } from '@palisade/core';
+import { constantTimeEqual, leafHash, PalisadeError, randomId, type Approval } from '@palisade/core';
+import type { Barrier } from '../seal/barrier.js';
+import { purgeMacBytes } from './verify.js';
 import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { AuditHoldTable } from '../../storage/schema.js';
 import type { ApprovalService } from '../approvals/approvals.js';
@@ -72,7 +74,7 @@ export class AuditRetention {
   #running: Promise<unknown> | undefined;
 
   constructor(
-    private readonly deps: { storage: Storage; ledger: AuditLedger; approvals: ApprovalService; config: RetentionConfig; clock: () => Date; holder: string; intervalSeconds?: number; onError?: (e: unknown) => void },
+    private readonly deps: { storage: Storage; ledger: AuditLedger; approvals: ApprovalService; barrier: () => Barrier; config: RetentionConfig; clock: () => Date; holder: string; intervalSeconds?: number; onError?: (e: unknown) => void },
   ) {
     deps.approvals.register('audit.hold.release', async (ctx, approval) => {
       const hold = await this.#release(ctx.db, approval.resource.id, approval.requested_by, approval.decided_by ?? null);
@@ -157,22 +159,29 @@ export class AuditRetention {
     const horizon = new Date(now.getTime() - minDays * DAY_MS).toISOString();
     return storage.transact(async (tx) => {
       const holds = (await this.listHolds(tx)).map((h) => h.filter);
-      const due: number[] = [];
+      const due: Array<{ idx: number; leaf: Buffer; ts: string; type: string }> = [];
       let held = 0;
       // Entries of longer-kept classes (or held) are passed over, so the scan pages on until `limit` are due.
       for (let cursor = -1; due.length < limit; ) {
-        const rows = await tx.selectFrom('audit_events').select(['idx', 'data']).where('ts', '<', horizon).where('purged_at', 'is', null).where('idx', '>', cursor).orderBy('idx').limit(1000).execute();
+        const rows = await tx.selectFrom('audit_events').select(['idx', 'data', 'leaf_hash', 'ts', 'type']).where('ts', '<', horizon).where('purged_at', 'is', null).where('idx', '>', cursor).orderBy('idx').limit(1000).execute();
         for (const r of rows) {
           cursor = Number(r.idx);
+          // Only what still hashes to its leaf is purged (and MACed as purged): a tampered row stays for verify to name.
+          if (!constantTimeEqual(leafHash(Buffer.from(r.data, 'utf8')), r.leaf_hash)) continue;
           const e = JSON.parse(r.data) as AuditEvent;
           if (Date.parse(e.time) + retentionDays(config, e.type) * DAY_MS > now.getTime()) continue;
           if (holds.some((f) => holdCovers(f, e))) held++;
-          else if (due.push(cursor) === limit) break;
+          else if (due.push({ idx: cursor, leaf: Buffer.from(r.leaf_hash), ts: r.ts, type: r.type }) === limit) break;
         }
         if (rows.length < 1000) break;
       }
-      for (let i = 0; i < due.length; i += 500) await tx.updateTable('audit_events').set({ data: '', purged_at: now.toISOString() }).where('idx', 'in', due.slice(i, i + 500)).execute();
-      const out = { purged: due.length, held, first: due[0] ?? null, last: due.at(-1) ?? null };
+      const purgedAt = now.toISOString();
+      const barrier = this.deps.barrier();
+      for (const d of due) {
+        const purge_mac = barrier.auditMac(purgeMacBytes(d.idx, d.leaf, d.ts, d.type, purgedAt));
+        await tx.updateTable('audit_events').set({ data: '', purged_at: purgedAt, purge_mac }).where('idx', '=', d.idx).execute();
+      }
+      const out = { purged: due.length, held, first: due[0]?.idx ?? null, last: due.at(-1)?.idx ?? null };
       if (due.length > 0 || held > 0) await ledger.append(tx, { type: 'audit.purge', actor: SYSTEM, outcome: 'success', details: { purged: out.purged, held: out.held, first_index: out.first, last_index: out.last } });
       return out;
     });

@@ -1,4 +1,4 @@
-import { consistencyRanges, foldSubtrees, inclusionRanges, perfectSubtrees, PalisadeError, rootFromLeafHashes, type LeafRange } from '@palisade/core';
+import { CompactRange, consistencyRanges, foldSubtrees, inclusionRanges, perfectSubtrees, PalisadeError, rootFromLeafHashes, type LeafRange } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
 
 /** Perfect subtrees from this level up are stored in `audit_nodes` (one row per 256 leaves, amortised). */
@@ -21,6 +21,13 @@ export class TreeStore {
 
   async consistencyProof(from: number, to: number): Promise<Buffer[]> {
     return this.#hashes(consistencyRanges(from, to));
+  }
+
+  /** The compact range (frontier) of the tree of `size` leaves, from the stored subtrees. */
+  async frontier(size: number): Promise<CompactRange> {
+    const ranges = perfectSubtrees(0, size).map(([level, idx]) => [idx * 2 ** level, (idx + 1) * 2 ** level] as const);
+    const hashes = ranges.length > 0 ? await this.#hashes(ranges) : [];
+    return CompactRange.fromJSON({ size, hashes: hashes.map((h) => h.toString('base64')) });
   }
 
   /** Root of the tree of `size` leaves (size >= 1), from the stored subtrees. */

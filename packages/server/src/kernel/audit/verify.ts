@@ -29,6 +29,67 @@ function legacyMacBytes(size: number, root: Uint8Array): Buffer {
   return b;
 }
 
+/**
+ * Bytes a purge's MAC covers, written while the payload still hashed to the leaf: the index, the leaf, and the
+ * columns retention decides on. Without it, anyone with database access could blank any event as "purged".
+ */
+export function purgeMacBytes(index: number, leaf: Uint8Array, ts: string, type: string, purgedAt: string): Buffer {
+  const b = Buffer.alloc(1 + 8);
+  b[0] = 0x03;
+  b.writeBigUInt64BE(BigInt(index), 1);
+  return Buffer.concat([b, leaf, Buffer.from(JSON.stringify([ts, type, purgedAt]), 'utf8')]);
+}
+
+/**
+ * The leaf of a row, or a reason it is not what was appended. The canonical JSON of an event ends with its time and
+ * type (the last keys in order), so the columns queries filter on are checked without parsing the event. A purged row
+ * stands on its stored leaf, its purge MAC and, given the retention settings, its retention period.
+ */
+function rowLeaf(row: Row, barrier: Barrier, retention?: RetentionConfig): Buffer | string {
+  if (row.purged_at) {
+    if (row.data !== '') return 'a purged entry still holds a payload';
+    if (!row.purge_mac || !constantTimeEqual(barrier.auditMac(purgeMacBytes(row.idx, row.leaf_hash, row.ts, row.type, row.purged_at)), row.purge_mac)) return 'the payload was removed without a valid purge record';
+    if (retention && Date.parse(row.purged_at) < Date.parse(row.ts) + retentionDays(retention, row.type) * 86_400_000) return 'the payload was removed before its retention period ended';
+    return row.leaf_hash;
+  }
+  const leaf = leafHash(Buffer.from(row.data, 'utf8'));
+  if (!constantTimeEqual(leaf, row.leaf_hash)) return 'leaf hash does not match the event data';
+  if (!row.data.endsWith(`,"time":${JSON.stringify(row.ts)},"type":${JSON.stringify(row.type)}}`)) return 'indexed columns disagree with the event data';
+  return leaf;
+}
+
+/** The row's MAC (either format) and, when it stores one, its root against the recomputed one. */
+function rowEntryOk(row: Row, leaf: Buffer, root: () => Buffer, barrier: Barrier): string | null {
+  const macOk =
+    constantTimeEqual(barrier.auditMac(entryMacBytes(row.idx, leaf, row.tree_root)), row.mac) ||
+    (row.tree_root.length > 0 && constantTimeEqual(barrier.auditMac(legacyMacBytes(row.idx + 1, row.tree_root)), row.mac));
+  if (!macOk) return 'entry MAC is invalid';
+  if (row.tree_root.length > 0 && !constantTimeEqual(root(), row.tree_root)) return 'tree root does not match the recomputed tree';
+  return null;
+}
+
+/**
+ * Check entries [from, to) one by one (leaf, entry MAC, stored roots) on top of `frontier`, the tree of the first
+ * `from` entries, and extend it. The checkpointer runs this over what it is about to sign, so a root forged in the
+ * database between two checkpoints never gets the log's signature.
+ */
+export async function verifyEntries(db: Executor, barrier: Barrier, frontier: CompactRange, to: number): Promise<{ ok: true } | { ok: false; index: number; reason: string }> {
+  for (let from = frontier.size; from < to; from = frontier.size) {
+    const rows = (await db.selectFrom('audit_events').selectAll().where('idx', '>=', from).where('idx', '<', Math.min(to, from + 5000)).orderBy('idx').execute()) as Row[];
+    if (rows.length === 0) return { ok: false, index: from, reason: `entry ${from} is missing` };
+    for (const raw of rows) {
+      const row = { ...raw, idx: Number(raw.idx) };
+      if (row.idx !== frontier.size) return { ok: false, index: frontier.size, reason: `entry ${frontier.size} is missing` };
+      const leaf = rowLeaf(row, barrier);
+      if (typeof leaf === 'string') return { ok: false, index: row.idx, reason: leaf };
+      frontier.append(leaf);
+      const bad = rowEntryOk(row, leaf, () => frontier.root(), barrier);
+      if (bad) return { ok: false, index: row.idx, reason: bad };
+    }
+  }
+  return { ok: true };
+}
+
 export interface VerifyProgress {
   checked: number;
   total: number;
@@ -55,6 +116,7 @@ interface Row {
   tree_root: Buffer;
   mac: Buffer;
   purged_at: string | null;
+  purge_mac: Buffer | null;
 }
 
 /**
@@ -81,28 +143,8 @@ export async function verifyLedger(db: Executor, barrier: Barrier, opts: VerifyO
   let expected = 0;
   let purged = 0;
 
-  // The leaf of a row, or a reason it is not what was appended. The canonical JSON of an event ends with its time and
-  // type (the last keys in order), so the columns queries filter on are checked without parsing the event.
-  const leafOf = (row: Row): Buffer | string => {
-    if (row.purged_at) {
-      if (row.data !== '') return 'a purged entry still holds a payload';
-      if (opts.retention && Date.parse(row.purged_at) < Date.parse(row.ts) + retentionDays(opts.retention, row.type) * 86_400_000) return 'the payload was removed before its retention period ended';
-      return row.leaf_hash;
-    }
-    const leaf = leafHash(Buffer.from(row.data, 'utf8'));
-    if (!constantTimeEqual(leaf, row.leaf_hash)) return 'leaf hash does not match the event data';
-    if (!row.data.endsWith(`,"time":${JSON.stringify(row.ts)},"type":${JSON.stringify(row.type)}}`)) return 'indexed columns disagree with the event data';
-    return leaf;
-  };
-  // The row's MAC (either format) and, when it stores one, its root against the recomputed one.
-  const entryOk = (row: Row, leaf: Buffer, root: () => Buffer): string | null => {
-    const macOk =
-      constantTimeEqual(barrier.auditMac(entryMacBytes(row.idx, leaf, row.tree_root)), row.mac) ||
-      (row.tree_root.length > 0 && constantTimeEqual(barrier.auditMac(legacyMacBytes(row.idx + 1, row.tree_root)), row.mac));
-    if (!macOk) return 'entry MAC is invalid';
-    if (row.tree_root.length > 0 && !constantTimeEqual(root(), row.tree_root)) return 'tree root does not match the recomputed tree';
-    return null;
-  };
+  const leafOf = (row: Row) => rowLeaf(row, barrier, opts.retention);
+  const entryOk = (row: Row, leaf: Buffer, root: () => Buffer) => rowEntryOk(row, leaf, root, barrier);
   const readRows = async (from: number, to: number): Promise<Row[]> =>
     db.selectFrom('audit_events').selectAll().where('idx', '>=', from).where('idx', '<', to).orderBy('idx').execute() as Promise<Row[]>;
   // Entry by entry from the last good sample point up to `end`: the first row whose leaf, MAC or root disagrees.
