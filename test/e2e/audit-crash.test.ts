@@ -164,9 +164,9 @@ describe('kill -9 during a burst of audited requests (SQLite)', () => {
         const unknown = [...byRequest.keys()].filter((id) => !allSent.has(id));
         expect(unknown, 'events of requests this test never sent').toEqual([]);
         for (const id of allAcked) expect(byRequest.get(id)![0], id).toMatchObject({ type: 'kms.encrypt', outcome: 'success', request_id: id });
-        // the entries after the last checkpoint are not signed yet (the dead server's checkpoint lease has to expire
-        // first); what is signed, from before the crashes, must still match the tree the entries build
-        const v = await verifyAuditExport(lines, { logKeys: [logKey] });
+        // the entries after the last checkpoint may not be signed yet; what is signed, from before the crashes, must
+        // still match the tree the entries build
+        const v = await verifyAuditExport(lines, { logKeys: [logKey], allowUnsignedTail: true });
         expect(v, `round ${round}: the export does not verify: ${JSON.stringify(v)}`).toMatchObject({ ok: true, size, trusted: 'pinned' });
 
         const committedUnanswered = b.unanswered.filter((id) => byRequest.has(id)).length;
@@ -177,8 +177,7 @@ describe('kill -9 during a burst of audited requests (SQLite)', () => {
         );
       }
 
-      // A checkpoint signed after the last restart must cover every entry (it waits for the lease of the killed
-      // server to expire: at most 30 s after the kill).
+      // A checkpoint signed after the last restart must cover every entry (the restarted node holds the same lease).
       const cp = await waitForCheckpoint(c, (await c.audit.log()).size, t0);
       const final = await exportAndIndex(c, cp.size);
       expect([...allAcked].filter((id) => !final.byRequest.has(id))).toEqual([]);

@@ -37,6 +37,8 @@ export interface VerifyAuditExportOptions {
   minWitnesses?: number;
   /** CA certificates (PEM) of the time-stamping authorities whose tokens to verify. */
   tsaCaPems?: string[];
+  /** Accept entries after the last signed checkpoint (their leaves are still checked, but nothing signs them). */
+  allowUnsignedTail?: boolean;
   onProgress?: (checked: number, total: number) => void;
 }
 
@@ -58,6 +60,7 @@ export async function verifyAuditExport(lines: AsyncIterable<string> | Iterable<
       return check(note, header, cp);
     },
     ...(opts.minWitnesses ? { minCosignatures: opts.minWitnesses } : {}),
+    ...(opts.allowUnsignedTail ? { allowUnsignedTail: true } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
   return { ...r, trusted: pinned ? 'pinned' : 'export' };

@@ -33,6 +33,8 @@ export interface VerifyExportOptions {
    * with the latest covers them.
    */
   minCosignatures?: number;
+  /** Accept entries after the last signed checkpoint (an export made with `to` past it); off by default. */
+  allowUnsignedTail?: boolean;
   onProgress?: (checked: number, total: number) => void;
 }
 
@@ -61,6 +63,8 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
   let cosignatures = 0;
   let timestamps = 0;
   let latest = { size: 0, cosignatures: 0 };
+  const unexplained: number[] = [];
+  const purgeRuns: Array<[number, number]> = [];
   const range = new CompactRange();
   let purged = 0;
   let lineNo = 0;
@@ -73,6 +77,7 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
     } catch {
       return fail(header ? range.size : null, `line ${lineNo} is not JSON`);
     }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return fail(header ? range.size : null, `line ${lineNo} is not a JSON object`);
     if (!header) {
       if (obj.format !== AUDIT_EXPORT_FORMAT || typeof obj.origin !== 'string' || !Number.isSafeInteger(obj.size) || !Array.isArray(obj.verifier_keys)) return fail(null, `line 1 is not a ${AUDIT_EXPORT_FORMAT} header`);
       header = obj as unknown as AuditExportHeader;
@@ -89,9 +94,12 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
         if (c.size !== cp.size || !constantTimeEqual(c.root, root)) return fail(null, `checkpoint of size ${cp.size}: its signed note says size ${c.size} with another root`);
         cosignatures += c.cosignatures;
         timestamps += c.timestamps ?? 0;
-        if (cp.size > latest.size) latest = { size: cp.size, cosignatures: c.cosignatures };
+        if (cp.size > latest.size) latest = { size: latest.size, cosignatures: c.cosignatures };
       }
+      const seen = checkpoints.get(cp.size);
+      if (seen && !constantTimeEqual(seen, root)) return fail(null, `two signed checkpoints of size ${cp.size} with different roots: the log forked`);
       checkpoints.set(cp.size, root);
+      if (cp.size > latest.size) latest.size = cp.size;
       continue;
     }
     const index = range.size;
@@ -103,11 +111,15 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
       if (typeof obj.purged_at !== 'string') return fail(index, 'entry has neither an event nor a purge date');
       leaf = stored;
       purged++;
+      unexplained.push(index);
     } else {
       const event = obj.event as { index?: unknown };
       if (typeof event !== 'object' || event.index !== index) return fail(index, 'the event carries another index');
       leaf = leafHash(Buffer.from(canonicalJson(event), 'utf8'));
       if (!constantTimeEqual(leaf, stored)) return fail(index, 'the event does not hash to its leaf');
+      // Each purge run is itself an event naming the range it purged: every purged entry must fall in one.
+      const e = event as { type?: unknown; details?: { first_index?: unknown; last_index?: unknown } };
+      if (e.type === 'audit.purge' && typeof e.details?.first_index === 'number' && typeof e.details.last_index === 'number') purgeRuns.push([e.details.first_index, e.details.last_index]);
     }
     range.append(leaf);
     const want = checkpoints.get(range.size);
@@ -118,6 +130,9 @@ export async function verifyExportLines(lines: AsyncIterable<string> | Iterable<
   opts.onProgress?.(range.size, header.size);
   if (range.size !== header.size) return fail(range.size, `the export ends after ${range.size} of ${header.size} entries`);
   if (checkpoints.size < (opts.minCheckpoints ?? 1)) return fail(null, `the export has ${checkpoints.size} signed checkpoints (at least ${opts.minCheckpoints ?? 1} needed)`);
+  if (checkpoints.size > 0 && latest.size !== range.size && !opts.allowUnsignedTail) return fail(latest.size, `the export goes on after its last signed checkpoint (size ${latest.size}): entries from ${latest.size} on are not signed`);
+  const hidden = unexplained.find((i) => !purgeRuns.some(([a, b]) => i >= a && i <= b));
+  if (hidden !== undefined) return fail(hidden, 'the entry is marked purged but no audit.purge event covers it');
   if (latest.cosignatures < (opts.minCosignatures ?? 0)) return fail(null, `the latest checkpoint (size ${latest.size}) is cosigned by ${latest.cosignatures} trusted witnesses, ${opts.minCosignatures} required`);
   return { ok: true, origin: header.origin, size: range.size, root: range.root().toString('base64'), checkpoints: checkpoints.size, cosignatures, timestamps, purged };
 }

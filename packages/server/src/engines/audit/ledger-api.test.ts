@@ -99,6 +99,21 @@ describe.each(dialects())('audit ledger API ($name)', ({ name, available }) => {
       expect(await verifyExportLines(tampered)).toMatchObject({ ok: false, first_bad_index: 5 });
       const dropped = lines.filter((l) => !(l.startsWith('{"index":9,')));
       expect(await verifyExportLines(dropped)).toMatchObject({ ok: false, first_bad_index: 9 });
+
+      // A malicious export: a second root for a signed size, junk lines, unsigned entries, an unexplained purge.
+      const cpLine = lines.find((l) => l.startsWith('{"checkpoint"'))!;
+      const fork = [lines[0]!, cpLine.replace(/"root_hash":"[^"]+"/, `"root_hash":"${Buffer.alloc(32, 9).toString('base64')}"`), ...lines.slice(1)];
+      expect(await verifyExportLines(fork)).toMatchObject({ ok: false, reason: expect.stringMatching(/forked/) });
+      expect(await verifyExportLines([...lines.slice(0, 2), 'null', ...lines.slice(2)])).toMatchObject({ ok: false, reason: expect.stringMatching(/not a JSON object/) });
+      const header = JSON.parse(lines[0]!) as { size: number };
+      const last = JSON.parse(lines.at(-1)!) as { event: Record<string, unknown> };
+      const extra = { ...last, index: header.size, event: { ...last.event, index: header.size } };
+      const extraLine = JSON.stringify({ ...extra, leaf_hash: leafHash(Buffer.from(canonicalJson(extra.event))).toString('base64') });
+      const longer = [JSON.stringify({ ...header, size: header.size + 1 }), ...lines.slice(1), extraLine];
+      expect(await verifyExportLines(longer)).toMatchObject({ ok: false, reason: expect.stringMatching(/after its last signed checkpoint/) });
+      expect(await verifyExportLines(longer, { allowUnsignedTail: true })).toMatchObject({ ok: true });
+      const hidden = lines.map((l) => (l.startsWith('{"index":6,') ? JSON.stringify({ ...JSON.parse(l), event: null, purged_at: '2026-01-01T00:00:00.000Z' }) : l));
+      expect(await verifyExportLines(hidden)).toMatchObject({ ok: false, first_bad_index: 6, reason: expect.stringMatching(/no audit.purge event covers it/) });
     });
 
     it('legal holds keep what they cover through retention; releasing one takes a second principal', async () => {
