@@ -122,7 +122,10 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     });
     const holder = nodeId(config.data_dir);
     const scheduler = new KmsScheduler({ storage, ledger, service: kms, approvals, log, clock, holder, intervalSeconds: config.kms.scheduler_interval_seconds });
-    sealRef.onSeal(() => kms.forgetAll());
+    sealRef.onSeal(() => {
+      kms.forgetAll();
+      ledger.subjects.forgetAll();
+    });
     sealRef.onRootRotation((db, from, to) => kms.rewrapRoot(db, from, to));
     approvals.register('seal.rotate_root', async (ctx) => {
       const out = await sealRef.rotateRoot(ctx.db, ctx);

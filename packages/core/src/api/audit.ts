@@ -89,7 +89,8 @@ export const AuditCheckpoint = Type.Object({
 });
 export type AuditCheckpoint = Static<typeof AuditCheckpoint>;
 
-export const InclusionProofQuery = Type.Object({ index: Type.Integer({ minimum: 0 }), tree_size: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+const Size = (min: number) => Type.Integer({ minimum: min, maximum: Number.MAX_SAFE_INTEGER });
+export const InclusionProofQuery = Type.Object({ index: Size(0), tree_size: Size(1) }, { additionalProperties: false });
 export const InclusionProof = Type.Object({
   leaf_index: Type.Integer({ minimum: 0 }),
   tree_size: Type.Integer({ minimum: 1 }),
@@ -98,7 +99,7 @@ export const InclusionProof = Type.Object({
 });
 export type InclusionProof = Static<typeof InclusionProof>;
 
-export const ConsistencyProofQuery = Type.Object({ from: Type.Integer({ minimum: 1 }), to: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+export const ConsistencyProofQuery = Type.Object({ from: Size(1), to: Size(1) }, { additionalProperties: false });
 export const ConsistencyProof = Type.Object({
   from: Type.Integer({ minimum: 1 }),
   to: Type.Integer({ minimum: 1 }),

@@ -166,6 +166,13 @@ describe.each(dialects())('audit ledger API ($name)', ({ name, available }) => {
       expect(await codeOf(s.client.audit.eraseSubject('user:bob'))).toEqual({ status: 409, code: 'PAL_AUDIT_SUBJECT_ERASED' });
       expect(await codeOf(s.client.audit.createHold({ name: '', reason: 'x' }))).toMatchObject({ status: 400 });
       expect(await codeOf(s.client.audit.getHold('hold_nope'))).toEqual({ status: 404, code: 'PAL_AUDIT_HOLD_NOT_FOUND' });
+      // What the formats allow but a Date cannot hold, and integers past 2^53: 400, never a 500.
+      const leap = '2016-12-31T23:59:60Z';
+      expect(await codeOf(s.client.audit.query({ since: leap }))).toEqual({ status: 400, code: 'PAL_VALIDATION_FAILED' });
+      expect(await codeOf(s.client.audit.createHold({ name: 'leap', reason: 'x', filter: { until: leap } }))).toEqual({ status: 400, code: 'PAL_VALIDATION_FAILED' });
+      for (const path of ['/v1/audit/events/100000000000000000000', '/v1/audit/checkpoint?size=100000000000000000000', '/v1/audit/proof/inclusion?index=0&tree_size=9007199254740993']) {
+        expect((await s.client.transport.raw('GET', path, undefined, {})).status, path).toBe(400);
+      }
     });
   });
 });

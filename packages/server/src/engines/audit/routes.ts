@@ -30,7 +30,7 @@ import type { AuditLog } from './log.js';
 const tags = ['audit'];
 const security = [{ bearer: [] }];
 const b64 = (b: Buffer) => b.toString('base64');
-const IndexParams = Type.Object({ index: Type.Integer({ minimum: 0 }) });
+const IndexParams = Type.Object({ index: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) });
 const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
 
 export interface AuditRouteDeps {
@@ -93,7 +93,7 @@ export function auditRoutes(deps: AuditRouteDeps): FastifyPluginAsync {
     });
 
     app.get('/audit/checkpoint', {
-      schema: { tags, security, summary: 'The latest signed checkpoint, with its cosignatures and time-stamps', querystring: Type.Object({ size: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }), response: { 200: AuditCheckpoint } },
+      schema: { tags, security, summary: 'The latest signed checkpoint, with its cosignatures and time-stamps', querystring: Type.Object({ size: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })) }, { additionalProperties: false }), response: { 200: AuditCheckpoint } },
       config: { permission: 'audit:events:read' },
       handler: async (req) => log.checkpoint(req.query.size),
     });
@@ -118,7 +118,7 @@ export function auditRoutes(deps: AuditRouteDeps): FastifyPluginAsync {
         tags,
         security,
         summary: 'Export entries, checkpoints and anchors as NDJSON, for `palisade audit verify --file` or the SDK verifier on another machine',
-        querystring: Type.Object({ to: Type.Optional(Type.Integer({ minimum: 1, description: 'tree size to export up to; the latest checkpoint by default' })) }, { additionalProperties: false }),
+        querystring: Type.Object({ to: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'tree size to export up to; the latest checkpoint by default' })) }, { additionalProperties: false }),
         produces: ['application/x-ndjson'],
       },
       config: { permission: 'audit:events:export' },

@@ -1,4 +1,4 @@
-import type { AuditEvent } from '@palisade/core';
+import { PalisadeError, type AuditEvent } from '@palisade/core';
 
 /** The audit event as stored (canonical JSON) and as served: its schema is `AuditEvent` in @palisade/core. */
 export type { AuditEvent, AuditActor, Outcome } from '@palisade/core';
@@ -11,3 +11,10 @@ export type AuditEventInput = Omit<AuditEvent, 'index' | 'time' | 'personal'> & 
   subject?: string;
   personal_fields?: Record<string, unknown>;
 };
+
+/** An RFC 3339 time from a request as a canonical ISO string; 400 for what the format allows but Date cannot read (leap seconds). */
+export function isoTime(value: string, field: string): string {
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new PalisadeError('PAL_VALIDATION_FAILED', `${field}: ${value} is not a time this server can compare (leap seconds are not)`);
+  return new Date(t).toISOString();
+}

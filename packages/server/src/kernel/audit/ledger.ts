@@ -1,7 +1,7 @@
 import { auditEventProblem, canonicalJson, CompactRange, constantTimeEqual, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
 import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { Barrier } from '../seal/barrier.js';
-import type { AuditEvent, AuditEventInput } from './events.js';
+import { isoTime, type AuditEvent, type AuditEventInput } from './events.js';
 import { SubjectKeys } from './subjects.js';
 import type { RetentionConfig } from './retention.js';
 import { STORED_LEVEL, TreeStore } from './tree-store.js';
@@ -96,6 +96,8 @@ export class AuditLedger {
       this.#blocked = null;
       return events;
     } catch (e) {
+      // Refusing personal data of an erased subject is a rule, not a failing ledger: it does not block /readyz.
+      if (e instanceof PalisadeError && e.code === 'PAL_AUDIT_SUBJECT_ERASED') throw e;
       this.onWriteFailure?.();
       this.#blocked ??= { since: this.#clock().toISOString(), reason: e instanceof Error ? e.message : String(e) };
       if (e instanceof PalisadeError && e.code === 'PAL_AUDIT_WRITE_FAILED') throw e;
@@ -175,6 +177,8 @@ export class AuditLedger {
    */
   async query(q: AuditQuery, scanBudget = 10_000, db: Executor = this.storage.db): Promise<AuditEventPage> {
     const limit = q.limit ?? 100;
+    const since = q.since ? isoTime(q.since, 'since') : null;
+    const until = q.until ? isoTime(q.until, 'until') : null;
     const desc = (q.order ?? 'desc') === 'desc';
     const prefix = q.type?.endsWith('*') ? q.type.slice(0, -1) : null;
     const want = (e: AuditEvent) =>
@@ -192,8 +196,8 @@ export class AuditLedger {
       let sel = db.selectFrom('audit_events').select(['idx', 'data', 'purged_at']);
       if (prefix !== null) sel = sel.where('type', 'like', `${prefix}%`); // '_' may match any character here: want() checks the prefix
       else if (q.type) sel = sel.where('type', '=', q.type);
-      if (q.since) sel = sel.where('ts', '>=', new Date(q.since).toISOString());
-      if (q.until) sel = sel.where('ts', '<', new Date(q.until).toISOString());
+      if (since) sel = sel.where('ts', '>=', since);
+      if (until) sel = sel.where('ts', '<', until);
       if (cursor !== null) sel = sel.where('idx', desc ? '<' : '>', cursor);
       const rows = await sel.orderBy('idx', desc ? 'desc' : 'asc').limit(batch).execute();
       for (const row of rows) {

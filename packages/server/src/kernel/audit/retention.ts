@@ -5,7 +5,7 @@ import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { AuditHoldTable } from '../../storage/schema.js';
 import type { ApprovalService } from '../approvals/approvals.js';
 import { acquireLease, releaseLease } from '../lease.js';
-import type { AuditEvent, AuditEventInput } from './events.js';
+import { isoTime, type AuditEvent, type AuditEventInput } from './events.js';
 import type { AuditLedger } from './ledger.js';
 
 const DAY_MS = 86_400_000;
@@ -105,9 +105,12 @@ export class AuditRetention {
   }
 
   async createHold(ctx: { db: Executor; emit?: Emit }, req: { name: string; reason: string; filter?: HoldFilter }, createdBy: string): Promise<LegalHold> {
-    const row: AuditHoldTable = { id: randomId('hold'), name: req.name, reason: req.reason, filter: JSON.stringify(req.filter ?? {}), created_at: this.deps.clock().toISOString(), created_by: createdBy, released_at: null, released_by: null };
+    const filter: HoldFilter = { ...req.filter };
+    if (filter.since) filter.since = isoTime(filter.since, 'filter.since');
+    if (filter.until) filter.until = isoTime(filter.until, 'filter.until');
+    const row: AuditHoldTable = { id: randomId('hold'), name: req.name, reason: req.reason, filter: JSON.stringify(filter), created_at: this.deps.clock().toISOString(), created_by: createdBy, released_at: null, released_by: null };
     await ctx.db.insertInto('audit_holds').values(row).execute();
-    ctx.emit?.({ type: 'audit.hold.create', outcome: 'success', resource: { type: 'audit_hold', id: row.id }, details: { name: row.name, filter: req.filter ?? {} } });
+    ctx.emit?.({ type: 'audit.hold.create', outcome: 'success', resource: { type: 'audit_hold', id: row.id }, details: { name: row.name, filter } });
     return toHold(row);
   }
 

@@ -54,8 +54,6 @@ export class SubjectKeys {
     if (row) await db.updateTable('audit_subject_keys').set({ wrapped_key: null, erased_at: now.toISOString() }).where('subject_ref', '=', subject_ref).execute();
     // An erased subject with no data yet still gets a tombstone, so its data is never recorded later under a new key.
     else await db.insertInto('audit_subject_keys').values({ subject_ref, wrapped_key: null, created_at: now.toISOString(), erased_at: now.toISOString() }).execute();
-    this.#cache.get(subject_ref)?.fill(0);
-    this.#cache.delete(subject_ref);
     return { subject_ref, existed: row !== undefined };
   }
 
@@ -64,16 +62,18 @@ export class SubjectKeys {
     this.#cache.clear();
   }
 
-  // undefined: no key yet; null: erased.
+  // undefined: no key yet; null: erased. The row is read every time (an erase on another node counts at once); only
+  // the unwrapping is cached, keyed by the wrapped bytes.
   async #key(db: Executor, subject_ref: string): Promise<Buffer | null | undefined> {
-    const cached = this.#cache.get(subject_ref);
-    if (cached) return cached;
     const row = await db.selectFrom('audit_subject_keys').select(['wrapped_key', 'erased_at']).where('subject_ref', '=', subject_ref).executeTakeFirst();
     if (!row) return undefined;
     if (row.erased_at || !row.wrapped_key) return null;
+    const id = Buffer.from(row.wrapped_key).toString('base64');
+    const cached = this.#cache.get(id);
+    if (cached) return cached;
     const key = this.barrier().open(purpose(subject_ref), row.wrapped_key);
     if (this.#cache.size >= 1024) this.forgetAll();
-    this.#cache.set(subject_ref, key);
+    this.#cache.set(id, key);
     return key;
   }
 }

@@ -149,7 +149,7 @@ describe('audit ledger: proofs and tamper detection', () => {
     expect((await ledger.tree.root(size)).equals(before)).toBe(true);
     const p = await ledger.inclusionProof(e!.index, size);
     expect(verifyInclusion(e!.index, size, p.leaf_hash, p.hashes, before)).toBe(true);
-    await expect(storage.transact((tx) => ledger.appendMany(tx, [{ ...ev(-2), subject: 'user:alice', personal_fields: { email: 'x' } }]))).rejects.toMatchObject({ code: 'PAL_AUDIT_WRITE_FAILED' });
+    await expect(storage.transact((tx) => ledger.appendMany(tx, [{ ...ev(-2), subject: 'user:alice', personal_fields: { email: 'x' } }]))).rejects.toMatchObject({ code: 'PAL_AUDIT_SUBJECT_ERASED' });
     pristine = await storage.db.selectFrom('audit_events').selectAll().orderBy('idx').execute();
     expect((await ledger.verify()).ok).toBe(true);
   });
