@@ -84,7 +84,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     const hsm = hsmMetrics(registry);
     const sealRef = await openSeal(config, storage, log, hsm.observe);
     seal = sealRef;
-    const ledger = new AuditLedger(storage, () => sealRef.barrier(), clock);
+    const ledger = new AuditLedger(storage, () => sealRef.barrier(), { clock });
     auditMetrics(registry, ledger);
     const apiKeys = new ApiKeyService(storage, clock);
     let generatedToken: string | null = null;

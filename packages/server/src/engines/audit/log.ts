@@ -37,10 +37,18 @@ export class AuditLog {
     q = size === undefined ? q.orderBy('size', 'desc').limit(1) : q.where('size', '=', size);
     const cp = await q.executeTakeFirst();
     if (!cp) throw new PalisadeError('PAL_AUDIT_CHECKPOINT_NOT_FOUND', size === undefined ? undefined : `no checkpoint of size ${size}`);
-    const anchors = await db.selectFrom('audit_anchors').select(['anchor', 'kind', 'receipt', 'created_at']).where('size', '=', cp.size).orderBy('anchor').execute();
-    // Witness receipts are signature lines: append them, so the note is a cosigned checkpoint as C2SP defines it.
-    const cosignatures = anchors.filter((a) => a.kind === 'witness').map((a) => a.receipt);
-    return { size: Number(cp.size), root_hash: Buffer.from(cp.root).toString('base64'), created_at: cp.created_at, note: cp.note + cosignatures.join(''), anchors };
+    const anchors = await db.selectFrom('audit_anchors').select(['size', 'anchor', 'kind', 'receipt', 'created_at']).where('size', '=', cp.size).orderBy('anchor').execute();
+    return withReceipts(cp, anchors);
+  }
+
+  /** Every checkpoint up to `size` with its receipts, in two queries (an export of a year of checkpoints reads them in bulk). */
+  async checkpointsUpTo(size: number): Promise<AuditCheckpoint[]> {
+    const db = this.deps.storage.db;
+    const cps = await db.selectFrom('audit_checkpoints').selectAll().where('size', '<=', size).orderBy('size').execute();
+    const receipts = await db.selectFrom('audit_anchors').select(['size', 'anchor', 'kind', 'receipt', 'created_at']).where('size', '<=', size).orderBy('anchor').execute();
+    const bySize = new Map<number, typeof receipts>();
+    for (const r of receipts) bySize.set(Number(r.size), [...(bySize.get(Number(r.size)) ?? []), r]);
+    return cps.map((cp) => withReceipts(cp, bySize.get(Number(cp.size)) ?? []));
   }
 
   /**
@@ -55,15 +63,14 @@ export class AuditLog {
     if (end > size || end < 1) throw new PalisadeError('PAL_AUDIT_PROOF_RANGE', `the log holds ${size} entries: export up to 1..${size}`);
     const origin = await this.origin();
     const header = { format: AUDIT_EXPORT_FORMAT, origin, verifier_keys: await this.verifierKeys(), size: end, exported_at: clock().toISOString() };
-    const checkpoint = (n: number) => this.checkpoint(n);
+    const checkpoints = (n: number) => this.checkpointsUpTo(n);
     return {
       origin,
       to: end,
       async *stream() {
         yield JSON.stringify(header) + '\n';
         // Checkpoints first: a verifier then knows at which sizes to compare roots while it streams the entries.
-        const sizes = await storage.db.selectFrom('audit_checkpoints').select('size').where('size', '<=', end).orderBy('size').execute();
-        for (const s of sizes) yield JSON.stringify({ checkpoint: await checkpoint(Number(s.size)) }) + '\n';
+        for (const cp of await checkpoints(end)) yield JSON.stringify({ checkpoint: cp }) + '\n';
         for (let i = 0; i < end; ) {
           const batch = await ledger.entries(i, Math.min(2000, end - i));
           if (batch.length === 0) break;
@@ -75,4 +82,11 @@ export class AuditLog {
       },
     };
   }
+}
+
+/** A stored checkpoint as served: witness receipts are signature lines, appended so the note is a cosigned checkpoint as C2SP defines it. */
+function withReceipts(cp: { size: number; root: Buffer; note: string; created_at: string }, receipts: Array<{ anchor: string; kind: string; receipt: string; created_at: string }>): AuditCheckpoint {
+  const anchors = receipts.map(({ anchor, kind, receipt, created_at }) => ({ anchor, kind, receipt, created_at }));
+  const cosignatures = anchors.filter((a) => a.kind === 'witness').map((a) => a.receipt);
+  return { size: Number(cp.size), root_hash: Buffer.from(cp.root).toString('base64'), created_at: cp.created_at, note: cp.note + cosignatures.join(''), anchors };
 }

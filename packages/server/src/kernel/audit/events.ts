@@ -18,3 +18,8 @@ export function isoTime(value: string, field: string): string {
   if (Number.isNaN(t)) throw new PalisadeError('PAL_VALIDATION_FAILED', `${field}: ${value} is not a time this server can compare (leap seconds are not)`);
   return new Date(t).toISOString();
 }
+
+/** Event type patterns (retention classes, hold filters, export filters): an exact type, or a prefix ending in `*`. */
+export function typeMatches(pattern: string, type: string): boolean {
+  return pattern.endsWith('*') ? type.startsWith(pattern.slice(0, -1)) : type === pattern;
+}

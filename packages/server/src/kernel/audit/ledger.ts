@@ -45,11 +45,10 @@ export class AuditLedger {
   constructor(
     private readonly storage: Storage,
     private readonly barrier: () => Barrier,
-    opts: LedgerOptions | (() => Date) = {},
+    opts: LedgerOptions = {},
   ) {
-    const o = typeof opts === 'function' ? { clock: opts } : opts;
-    this.#clock = o.clock ?? (() => new Date());
-    this.#check = o.check ?? auditEventProblem;
+    this.#clock = opts.clock ?? (() => new Date());
+    this.#check = opts.check ?? auditEventProblem;
     this.tree = new TreeStore(() => this.storage.db);
     this.subjects = new SubjectKeys(barrier);
   }

@@ -5,7 +5,7 @@ import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { AuditHoldTable } from '../../storage/schema.js';
 import type { ApprovalService } from '../approvals/approvals.js';
 import { acquireLease, releaseLease } from '../lease.js';
-import { isoTime, type AuditEvent, type AuditEventInput } from './events.js';
+import { isoTime, typeMatches, type AuditEvent, type AuditEventInput } from './events.js';
 import type { AuditLedger } from './ledger.js';
 
 const DAY_MS = 86_400_000;
@@ -40,7 +40,6 @@ type Emit = (e: Omit<AuditEventInput, 'actor'> & { actor?: AuditEventInput['acto
 
 const toHold = (r: AuditHoldTable): LegalHold => ({ ...r, filter: JSON.parse(r.filter) as HoldFilter });
 
-const typeMatches = (pattern: string, type: string) => (pattern.endsWith('*') ? type.startsWith(pattern.slice(0, -1)) : type === pattern);
 
 export function holdCovers(f: HoldFilter, e: AuditEvent): boolean {
   return (

@@ -162,7 +162,7 @@ export async function writeBackup(storage: Storage, config: Config, dir: string,
 export async function recordBackup(storage: Storage, w: WrittenBackup, clock: () => Date = () => new Date()): Promise<CreateResult> {
   const { barrier, ...result } = w;
   try {
-    await appendWithRetry(new AuditLedger(storage, () => barrier, clock), {
+    await appendWithRetry(new AuditLedger(storage, () => barrier, { clock }), {
       type: 'backup.create',
       actor: ACTOR,
       outcome: 'success',
@@ -430,7 +430,7 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
       const at = clock().toISOString();
       await insertRows(tx, MIGRATION_TABLE, ['name', 'timestamp'], ours.map((name) => ({ name, timestamp: at })));
 
-      await new AuditLedger(s, () => barrier, clock).append(tx, {
+      await new AuditLedger(s, () => barrier, { clock }).append(tx, {
         type: 'backup.restore',
         actor: ACTOR,
         outcome: 'success',
@@ -440,7 +440,7 @@ export async function restoreBackup(config: Config, file: string, opts: RestoreO
         details: { file: reader.path, backup_created_at: m.created_at, manifest_sha256: reader.manifestSha256, source_dialect: m.dialect, rows: totalRows, audit_size_at_backup: m.audit.size, forced: opts.force === true },
       });
     });
-    const audit = await new AuditLedger(s, () => barrier, clock).verify((p) => opts.onProgress?.('audit', p.checked, p.total));
+    const audit = await new AuditLedger(s, () => barrier, { clock }).verify((p) => opts.onProgress?.('audit', p.checked, p.total));
     return { backup_id: m.backup_id, created_at: m.created_at, tables: m.tables.length, rows: totalRows, audit };
   } finally {
     key?.fill(0);

@@ -25,6 +25,7 @@ import { EXAMPLE_PEN, PALISADE_VERSION, type SyslogOptions } from './formats.js'
 import { configError, errorText, readCaFile, type AuditSink } from './sink.js';
 import { SyslogSink } from './syslog-sink.js';
 import { readWebhookSecret, WebhookSink } from './webhook-sink.js';
+import { typeMatches } from '../../../kernel/audit/events.js';
 
 export type AuditExportConfig = Config['audit']['exports'][number];
 
@@ -75,9 +76,7 @@ const MAX_BATCH = 500;
 /** Whether a sink wants an event type: `types` unset = all; entries are exact types or prefixes ending in `*`. */
 export function typeFilter(types: readonly string[] | undefined): (type: string) => boolean {
   if (!types || types.length === 0) return () => true;
-  const exact = new Set(types.filter((t) => !t.endsWith('*')));
-  const prefixes = types.filter((t) => t.endsWith('*')).map((t) => t.slice(0, -1));
-  return (type) => exact.has(type) || prefixes.some((p) => type.startsWith(p));
+  return (type) => types.some((p) => typeMatches(p, type));
 }
 
 /** The transport of a sink from its configuration: ca_file and secret_file are read now, so errors surface at start. */
