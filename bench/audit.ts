@@ -28,6 +28,7 @@ import { openStorage, type Storage } from '../packages/server/src/storage/databa
 import { Barrier } from '../packages/server/src/kernel/seal/barrier.js';
 import { AuditLedger } from '../packages/server/src/kernel/audit/ledger.js';
 import type { AuditEventInput } from '../packages/server/src/kernel/audit/events.js';
+import type { AuditEventTable } from '../packages/server/src/storage/schema.js';
 import { findPostgresBinDir, startPostgres, type PostgresHandle } from '../packages/testkit/src/postgres.js';
 import { heading, isEntry, num, percentile, ratio, table } from './lib/report.js';
 import { machineBusySeconds } from './lib/servers.js';
@@ -127,21 +128,12 @@ function makeEvent(i: number): AuditEventInput {
   };
 }
 
-interface RawRow {
-  idx: number;
-  ts: string;
-  type: string;
-  data: string;
-  leaf_hash: Buffer;
-  tree_root: Buffer;
-  mac: Buffer;
-  purged_at: null;
-}
+type RawRow = AuditEventTable;
 
 /** What appendMany would store for `input` at `idx`, with random bytes for the three hashes: the raw peer's rows. */
 function rawRow(input: AuditEventInput, idx: number, ts: string): RawRow {
   const data = canonicalJson({ index: idx, time: ts, ...input });
-  return { idx, ts, type: input.type, data, leaf_hash: randomBytes(32), tree_root: randomBytes(32), mac: randomBytes(32), purged_at: null };
+  return { idx, ts, type: input.type, data, leaf_hash: randomBytes(32), tree_root: randomBytes(32), mac: randomBytes(32), purged_at: null, purge_mac: null };
 }
 
 const params = (rows: readonly RawRow[]) => rows.flatMap((r) => COLUMNS.map((c) => r[c]));

@@ -50,16 +50,23 @@ export class Transport {
   async send<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const res = await this.raw(method, path, payload, { ...(payload ? { 'content-type': 'application/json' } : {}), ...headers });
+    if (res.status >= 400) throw problemOf(res);
     const text = res.body.toString('utf8');
-    const parsed: unknown = text.length > 0 && /json/.test(res.contentType) ? JSON.parse(text) : text;
-    if (res.status >= 400) {
-      const problem = (typeof parsed === 'object' && parsed !== null ? parsed : { code: 'PAL_HTTP', title: 'HTTP error', status: res.status, detail: text, type: 'about:blank' }) as ProblemDetails;
-      throw new PalisadeApiError(res.status, problem);
-    }
-    return parsed as T;
+    return (text.length > 0 && /json/.test(res.contentType) ? JSON.parse(text) : text) as T;
   }
 
-  raw(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>): Promise<{ status: number; contentType: string; body: Buffer }> {
+  async raw(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>): Promise<{ status: number; contentType: string; body: Buffer }> {
+    return readAll(await this.#open(method, path, body, { accept: 'application/json', ...headers }));
+  }
+
+  /** A GET whose body is read as it arrives (exports): resolves once the status is in; errors are problem documents. */
+  async stream(path: string): Promise<IncomingMessage> {
+    const res = await this.#open('GET', path, undefined, {});
+    if ((res.statusCode ?? 0) < 400) return res;
+    throw problemOf(await readAll(res));
+  }
+
+  #open(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -68,15 +75,10 @@ export class Transport {
           method,
           path,
           agent: this.#agent,
-          headers: { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}), accept: 'application/json', ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
+          headers: { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}), ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
           timeout: this.#timeout,
         },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        },
+        resolve,
       );
       req.on('timeout', () => req.destroy(new Error(`request timed out after ${this.#timeout} ms`)));
       req.on('error', reject);
@@ -84,28 +86,33 @@ export class Transport {
     });
   }
 
-  /** A GET whose body is read as it arrives (exports): resolves once the status is in; errors are problem documents. */
-  stream(path: string): Promise<IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        { host: this.#host, port: this.#port, method: 'GET', path, agent: this.#agent, headers: { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}) }, timeout: this.#timeout },
-        (res) => {
-          if ((res.statusCode ?? 0) < 400) return resolve(res);
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => reject(new PalisadeApiError(res.statusCode ?? 0, JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as ProblemDetails)));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`request timed out after ${this.#timeout} ms`)));
-      req.on('error', reject);
-      req.end();
-    });
-  }
-
   close(): void {
     this.#agent.destroy();
   }
+}
+
+function readAll(res: IncomingMessage): Promise<{ status: number; contentType: string; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
+    res.on('error', reject);
+  });
+}
+
+/** An error answer as PalisadeApiError: its problem document, or one made from the status and text. */
+function problemOf(res: { status: number; contentType: string; body: Buffer }): PalisadeApiError {
+  const text = res.body.toString('utf8');
+  let parsed: unknown = null;
+  if (text.length > 0 && /json/.test(res.contentType)) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+  }
+  const problem = (typeof parsed === 'object' && parsed !== null ? parsed : { code: 'PAL_HTTP', title: 'HTTP error', status: res.status, detail: text, type: 'about:blank' }) as ProblemDetails;
+  return new PalisadeApiError(res.status, problem);
 }
 
 /** `path?k=v&...` from the defined entries of `q` (no `?` when none). */

@@ -80,6 +80,14 @@ export class CompactRange {
     return Buffer.from(acc);
   }
 
+  /** An independent copy (the hashes are never mutated, so they are shared). */
+  clone(): CompactRange {
+    const c = new CompactRange();
+    c.#size = this.#size;
+    c.#hashes = [...this.#hashes];
+    return c;
+  }
+
   toJSON(): CompactRangeJSON {
     return { size: this.#size, hashes: this.#hashes.map((h) => h.toString('base64')) };
   }

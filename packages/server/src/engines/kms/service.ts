@@ -598,12 +598,21 @@ export class KmsService {
   }
 
   /** A signature by a system signing key (the audit checkpoint key): for the server itself, never reachable from the API. */
-  async systemSign(db: Executor, name: string, message: Buffer): Promise<{ key_id: string; key_version: number; signature: Buffer }> {
+  async systemSign(db: Executor, name: string, message: Buffer): Promise<{ key_id: string; key_version: number; signature: Buffer; public_key_pem: string }> {
     if (!name.startsWith('system/') || name.startsWith(SYSTEM_KEK_PREFIX)) throw new PalisadeError('PAL_INTERNAL', `${name} is not a system signing key`);
     const key = await db.selectFrom('kms_keys').selectAll().where('name', '=', name).executeTakeFirst();
     if (!key) throw new PalisadeError('PAL_INTERNAL', `the system key ${name} does not exist yet`);
     const material = await this.#material_(db, key, key.current_version);
-    return { key_id: key.key_id, key_version: key.current_version, signature: signMessage(key.algorithm as Algorithm, material as KeyObject, message) };
+    const { public_key_pem } = await this.publicKey(db, key.key_id, key.current_version);
+    return { key_id: key.key_id, key_version: key.current_version, signature: signMessage(key.algorithm as Algorithm, material as KeyObject, message), public_key_pem };
+  }
+
+  /** The public keys of every live version of a system signing key, oldest first (verifiers pin them all). */
+  async systemPublicKeys(db: Executor, name: string): Promise<Array<{ key_version: number; public_key_pem: string }>> {
+    const key = await db.selectFrom('kms_keys').select('key_id').where('name', '=', name).executeTakeFirst();
+    if (!key) return [];
+    const versions = await db.selectFrom('kms_key_versions').select(['version', 'public_key']).where('key_id', '=', key.key_id).where('public_key', 'is not', null).orderBy('version').execute();
+    return versions.map((v) => ({ key_version: v.version, public_key_pem: publicKeyFrom(v.public_key!).export({ type: 'spki', format: 'pem' }).toString() }));
   }
 
   async verify(db: Executor, keyId: string, message: Buffer, signature: Buffer, keyVersion?: number): Promise<{ valid: boolean; key_version: number }> {

@@ -65,10 +65,7 @@ export class Checkpointer {
       async collect() {
         this.reset();
         const size = await deps.ledger.size();
-        for (const a of deps.anchors) {
-          const r = await storage.db.selectFrom('audit_anchors').select((eb) => eb.fn.max('size').as('size')).where('anchor', '=', a.name).executeTakeFirst();
-          this.set({ anchor: a.name }, size - Number(r?.size ?? 0));
-        }
+        for (const a of deps.anchors) this.set({ anchor: a.name }, size - (await lastAnchoredSize(storage, a.name)));
       },
     });
   }
@@ -135,10 +132,10 @@ export class Checkpointer {
   async #anchor(cp: SignedCheckpoint): Promise<void> {
     const { storage, ledger, clock, log } = this.deps;
     for (const a of this.deps.anchors) {
-      const lastAnchoredSize = async () => Number((await storage.db.selectFrom('audit_anchors').select((eb) => eb.fn.max('size').as('size')).where('anchor', '=', a.name).executeTakeFirst())?.size ?? 0);
-      if ((await lastAnchoredSize()) >= cp.size) continue;
+      const anchored = () => lastAnchoredSize(storage, a.name);
+      if ((await anchored()) >= cp.size) continue;
       try {
-        const receipt = await a.anchor(cp, { consistencyProof: (from, to) => (from === 0 || from === to ? Promise.resolve([]) : ledger.consistencyProof(from, to)), lastAnchoredSize });
+        const receipt = await a.anchor(cp, { consistencyProof: (from, to) => (from === 0 || from === to ? Promise.resolve([]) : ledger.consistencyProof(from, to)), lastAnchoredSize: anchored });
         await storage.db.insertInto('audit_anchors').values({ size: cp.size, anchor: a.name, kind: a.kind, receipt, created_at: clock().toISOString() }).onConflict((oc) => oc.columns(['size', 'anchor']).doNothing()).execute();
       } catch (e) {
         this.#anchorFailures.inc({ anchor: a.name });
@@ -146,4 +143,10 @@ export class Checkpointer {
       }
     }
   }
+}
+
+/** The largest checkpoint size an anchor has accepted (0 if none). */
+async function lastAnchoredSize(storage: Storage, anchor: string): Promise<number> {
+  const r = await storage.db.selectFrom('audit_anchors').select((eb) => eb.fn.max('size').as('size')).where('anchor', '=', anchor).executeTakeFirst();
+  return Number(r?.size ?? 0);
 }

@@ -1,5 +1,6 @@
 import { CompactRange, constantTimeEqual, leafHash } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
+import type { AuditEventTable } from '../../storage/schema.js';
 import type { Barrier } from '../seal/barrier.js';
 import { STORED_LEVEL } from './tree-store.js';
 import { retentionDays, type RetentionConfig } from './retention.js';
@@ -107,17 +108,7 @@ export interface VerifyOptions {
   retention?: RetentionConfig;
 }
 
-interface Row {
-  idx: number;
-  ts: string;
-  type: string;
-  data: string;
-  leaf_hash: Buffer;
-  tree_root: Buffer;
-  mac: Buffer;
-  purged_at: string | null;
-  purge_mac: Buffer | null;
-}
+type Row = AuditEventTable;
 
 /**
  * Recompute the log from storage: every leaf from its event, the tree from the leaves, the stored subtrees, the roots
@@ -139,7 +130,7 @@ export async function verifyLedger(db: Executor, barrier: Barrier, opts: VerifyO
 
   const range = new CompactRange();
   let windowStart = 0;
-  let windowRange = CompactRange.fromJSON(range.toJSON());
+  let windowRange = range.clone();
   let expected = 0;
   let purged = 0;
 
@@ -149,7 +140,7 @@ export async function verifyLedger(db: Executor, barrier: Barrier, opts: VerifyO
     db.selectFrom('audit_events').selectAll().where('idx', '>=', from).where('idx', '<', to).orderBy('idx').execute() as Promise<Row[]>;
   // Entry by entry from the last good sample point up to `end`: the first row whose leaf, MAC or root disagrees.
   const locate = async (end: number): Promise<VerifyResult | null> => {
-    const r = CompactRange.fromJSON(windowRange.toJSON());
+    const r = windowRange.clone();
     for (const row of await readRows(windowStart, end)) {
       const idx = Number(row.idx);
       if (idx !== r.size) return fail(r.size, `entry ${r.size} is missing`);
@@ -191,7 +182,7 @@ export async function verifyLedger(db: Executor, barrier: Barrier, opts: VerifyO
         if (bad) return (await locate(size)) ?? fail(idx, bad);
         if (size % ROOT_EVERY === 0) {
           windowStart = size;
-          windowRange = CompactRange.fromJSON(range.toJSON());
+          windowRange = range.clone();
         }
       }
       expected++;
