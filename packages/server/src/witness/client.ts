@@ -1,9 +1,8 @@
 /**
  * Submitting checkpoints to a witness (c2sp.org/tlog-witness add-checkpoint) and checking the cosignatures it returns.
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { HASH_BYTES, parseSignatureLine, verifyCosignature, type CosignatureCheck, type NoteVerifier } from '@palisade/core';
+import { postBuffer, type PostError } from '../http/post.js';
 
 /** Largest witness answer read (a few signature lines). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -63,44 +62,22 @@ function endpoint(url: string): URL {
   return u;
 }
 
-function post(u: URL, body: Buffer, opts: WitnessClientOptions): Promise<{ status: number; contentType: string; text: string }> {
+async function post(u: URL, body: Buffer, opts: WitnessClientOptions): Promise<{ status: number; contentType: string; text: string }> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const fn = u.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined = undefined;
-    const fail = (e: Error) => {
-      clearTimeout(timer);
-      reject(e instanceof WitnessError ? e : new WitnessError(`witness ${u.origin}: ${e.message}`, 0));
-    };
-    const req = fn(
-      u,
-      {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(body.length), accept: 'text/plain, text/x.tlog.size' },
-        ...(u.protocol === 'https:' && opts.ca ? { ca: opts.ca } : {}),
-      },
-      (res: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        let n = 0;
-        res.on('data', (c: Buffer) => {
-          n += c.length;
-          if (n > MAX_RESPONSE_BYTES) {
-            req.destroy(new WitnessError(`witness ${u.origin}: answer larger than ${MAX_RESPONSE_BYTES} bytes`, res.statusCode ?? 0));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('error', fail);
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') });
-        });
-      },
-    );
-    timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    req.on('error', fail);
-    req.end(body);
-  });
+  try {
+    const r = await postBuffer(u, body, {
+      headers: { 'content-type': 'text/plain; charset=utf-8', accept: 'text/plain, text/x.tlog.size' },
+      timeoutMs,
+      maxResponseBytes: MAX_RESPONSE_BYTES,
+      ...(opts.ca ? { ca: opts.ca } : {}),
+    });
+    return { status: r.status, contentType: r.contentType, text: r.body.toString('utf8') };
+  } catch (e) {
+    const err = e as PostError;
+    if (err.kind === 'timeout') throw new WitnessError(`witness ${u.origin}: no answer within ${timeoutMs} ms`, 0);
+    if (err.kind === 'too-large') throw new WitnessError(`witness ${u.origin}: answer larger than ${MAX_RESPONSE_BYTES} bytes`, err.status);
+    throw new WitnessError(`witness ${u.origin}: ${err.message}`, 0);
+  }
 }
 
 const snippet = (s: string) => (s.length > 200 ? `${s.slice(0, 200)}…` : s).trim();

@@ -13,13 +13,12 @@
  */
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditEvent } from '../../../kernel/audit/events.js';
 import { formatEvent, PALISADE_VERSION, type ExportFormat, type SyslogOptions } from './formats.js';
 import { configError, displayUrl, type AuditSink } from './sink.js';
+import { postBuffer, PostError } from '../../../http/post.js';
 
 export interface WebhookSinkOptions {
   name: string;
@@ -75,7 +74,7 @@ export class WebhookSink implements AuditSink {
   readonly #url: URL;
   readonly #opts: WebhookSinkOptions;
   readonly #timeoutMs: number;
-  #inflight: ClientRequest | null = null;
+  #inflight: AbortController | null = null;
 
   constructor(opts: WebhookSinkOptions) {
     let url: URL;
@@ -117,45 +116,30 @@ export class WebhookSink implements AuditSink {
   }
 
   async close(): Promise<void> {
-    this.#inflight?.destroy();
+    this.#inflight?.abort();
   }
 
-  #post(body: Buffer, headers: Record<string, string>): Promise<void> {
+  async #post(body: Buffer, headers: Record<string, string>): Promise<void> {
     const where = displayUrl(this.#url);
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let res: IncomingMessage | undefined;
-      const done = (err: Error | null): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.#inflight = null;
-        if (err) {
-          res?.destroy();
-          req.destroy();
-          reject(err);
-        } else {
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => done(new Error(`webhook ${where}: no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-      const https = this.#url.protocol === 'https:';
-      const options = {
-        method: 'POST',
+    const inflight = new AbortController();
+    this.#inflight = inflight;
+    try {
+      // The answer's body is not needed: it is read and dropped (bounded by the deadline), so the socket can be reused.
+      const r = await postBuffer(this.#url, body, {
         headers,
-        ...(https ? { minVersion: 'TLSv1.2' as const, ...(this.#opts.caPem ? { ca: [...rootCertificates, this.#opts.caPem] } : {}) } : {}),
-      };
-      const req: ClientRequest = (https ? httpsRequest : httpRequest)(this.#url, options, (r) => {
-        res = r;
-        const status = r.statusCode ?? 0;
-        // The answer's body is not needed: read and drop it (bounded by the deadline), so the socket can be reused.
-        r.on('data', () => undefined);
-        r.on('error', (e) => done(new Error(`webhook ${where}: ${e.message}`, { cause: e })));
-        r.on('end', () => done(status >= 200 && status < 300 ? null : new Error(`webhook ${where}: HTTP ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}`)));
+        timeoutMs: this.#timeoutMs,
+        minVersion: 'TLSv1.2',
+        discardBody: true,
+        maxResponseBytes: Infinity,
+        signal: inflight.signal,
+        ...(this.#opts.caPem ? { ca: [...rootCertificates, this.#opts.caPem] } : {}),
       });
-      this.#inflight = req;
-      req.on('error', (e) => done(new Error(`webhook ${where}: ${e.message}`, { cause: e })));
-      req.end(body);
-    });
+      if (r.status < 200 || r.status >= 300) throw new Error(`webhook ${where}: HTTP ${r.status}${r.status >= 300 && r.status < 400 ? ' (redirects are not followed)' : ''}`);
+    } catch (e) {
+      if (!(e instanceof PostError)) throw e;
+      throw new Error(e.kind === 'timeout' ? `webhook ${where}: no answer within ${this.#timeoutMs} ms` : `webhook ${where}: ${e.message}`, { cause: e });
+    } finally {
+      this.#inflight = null;
+    }
   }
 }

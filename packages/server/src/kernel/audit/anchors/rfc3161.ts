@@ -8,10 +8,9 @@
  * roots). Without one only the imprint and the nonce are checked: the token is stored unverified.
  */
 import { X509Certificate } from 'node:crypto';
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { PalisadeError, TSA_OID, parseTimeStampResponse, parseTimeStampToken, timeStampRequest, verifyTimeStampToken, type TimeStampVerification } from '@palisade/core';
+import { postBuffer, type PostError } from '../../../http/post.js';
 import type { Anchor, AnchorContext, SignedCheckpoint } from './anchor.js';
 
 export interface Rfc3161AnchorOptions {
@@ -110,61 +109,27 @@ export class Rfc3161Anchor implements Anchor {
   }
 
   /** POST the query; resolves to the body of a 200 application/timestamp-reply, within the deadline. */
-  #post(query: Buffer): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      let settled = false;
-      let res: IncomingMessage | undefined;
-      const done = (err: Error | null, body?: Buffer): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          res?.destroy();
-          req.destroy();
-          reject(err);
-        } else {
-          resolve(body!);
-        }
-      };
-      const timer = setTimeout(() => done(this.#fail(`no complete answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-
-      const https = this.#url.protocol === 'https:';
-      const options = {
-        method: 'POST',
-        headers: { 'content-type': 'application/timestamp-query', accept: 'application/timestamp-reply', 'content-length': query.length },
-        ...(https && this.#caPem !== undefined ? { ca: [...rootCertificates, this.#caPem] } : {}),
-      };
-      let req: ClientRequest;
-      try {
-        req = (https ? httpsRequest : httpRequest)(this.#url, options, (r) => {
-          res = r;
-          const status = r.statusCode ?? 0;
-          const type = (r.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-          const chunks: Buffer[] = [];
-          let size = 0;
-          r.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_RESPONSE_BYTES) return done(this.#fail(`the reply exceeds ${MAX_RESPONSE_BYTES} bytes`));
-            if (status === 200 || size <= 512) chunks.push(c);
-          });
-          r.on('error', (e) => done(this.#fail(`reading the reply failed: ${e.message}`, e)));
-          r.on('end', () => {
-            const body = Buffer.concat(chunks);
-            if (status !== 200) {
-              const text = body.toString('utf8', 0, Math.min(body.length, 200)).replace(/[^\x20-\x7e]+/g, ' ').trim();
-              return done(this.#fail(`HTTP ${status}${text ? `: ${text}` : ''}`));
-            }
-            if (!REPLY_TYPES.has(type)) return done(this.#fail(`the reply's content type is ${type || 'missing'}, not application/timestamp-reply`));
-            done(null, body);
-          });
-        });
-      } catch (e) {
-        clearTimeout(timer);
-        reject(this.#fail(`cannot send the request: ${(e as Error).message}`, e));
-        return;
-      }
-      req.on('error', (e) => done(this.#fail(`request failed: ${e.message}`, e)));
-      req.end(query);
-    });
+  async #post(query: Buffer): Promise<Buffer> {
+    let r: { status: number; contentType: string; body: Buffer };
+    try {
+      r = await postBuffer(this.#url, query, {
+        headers: { 'content-type': 'application/timestamp-query', accept: 'application/timestamp-reply' },
+        timeoutMs: this.#timeoutMs,
+        maxResponseBytes: MAX_RESPONSE_BYTES,
+        ...(this.#caPem !== undefined ? { ca: [...rootCertificates, this.#caPem] } : {}),
+      });
+    } catch (e) {
+      const err = e as PostError;
+      if (err.kind === 'timeout') throw this.#fail(`no complete answer within ${this.#timeoutMs} ms`);
+      if (err.kind === 'too-large') throw this.#fail(`the reply exceeds ${MAX_RESPONSE_BYTES} bytes`);
+      throw this.#fail(`request failed: ${err.message}`, e);
+    }
+    if (r.status !== 200) {
+      const text = r.body.toString('utf8', 0, Math.min(r.body.length, 200)).replace(/[^\x20-\x7e]+/g, ' ').trim();
+      throw this.#fail(`HTTP ${r.status}${text ? `: ${text}` : ''}`);
+    }
+    const type = r.contentType.split(';')[0]!.trim().toLowerCase();
+    if (!REPLY_TYPES.has(type)) throw this.#fail(`the reply's content type is ${type || 'missing'}, not application/timestamp-reply`);
+    return r.body;
   }
 }
