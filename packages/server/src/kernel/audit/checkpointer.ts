@@ -86,15 +86,18 @@ export class Checkpointer {
     await releaseLease(this.deps.storage.db, LEASE, this.deps.holder).catch(() => undefined);
   }
 
-  /** One pass: sign a checkpoint if one is due (or `force`), then bring every anchor up to the latest. */
+  /** One pass: sign a checkpoint if one is due (or `force`), then bring every anchor up to the latest; null when idle. */
   async tick(force = false): Promise<SignedCheckpoint | null> {
     const { storage, ledger, clock } = this.deps;
     if (this.deps.isSealed()) return null;
     const now = clock();
-    if (!(await acquireLease(storage.db, LEASE, this.deps.holder, Math.max(30_000, 3 * this.deps.intervalSeconds * 1000), now))) return null;
     const latest = await this.latest();
     const size = await ledger.size();
     const due = size > (latest?.size ?? 0) && (force || !latest || size - latest.size >= this.deps.maxEvents || now.getTime() - Date.parse(latest.created_at) >= this.deps.intervalSeconds * 1000);
+    const anchored = await Promise.all(this.deps.anchors.map((a) => lastAnchoredSize(storage, a.name)));
+    // An idle pass only reads: the lease (a write) is taken when there is something to sign or to anchor.
+    if (!due && !anchored.some((n) => n < (latest?.size ?? 0))) return null;
+    if (!(await acquireLease(storage.db, LEASE, this.deps.holder, Math.max(30_000, 3 * this.deps.intervalSeconds * 1000), now))) return null;
     let cp = latest ? await this.#load(latest.size) : null;
     if (due) {
       // Sign only what checks out since the last signed root: a row or root forged in the database must not get the log's signature.
