@@ -307,6 +307,8 @@ class ExportLoop {
   async #pass(): Promise<boolean> {
     const { storage, sink, clock, holder } = this.#d;
     const db = storage.db;
+    // Caught up: an idle pass only reads (the cursor another node may have moved is never behind this one's).
+    if (this.#cursorReady && !this.#pending && (await this.#d.ledger.size()) <= this.#cursor) return false;
     if (!(await acquireLease(db, this.#lease, holder, this.#d.leaseTtlMs, clock()))) {
       this.#pending = null; // another node exports this sink; it re-reads from the cursor
       this.#cursor = await this.#readCursor();
