@@ -1,5 +1,5 @@
 import { AUDIT_EXPORT_FORMAT, PalisadeError, randomId, type AuditCheckpoint } from '@palisade/core';
-import type { Storage } from '../../storage/database.js';
+import type { Executor, Storage } from '../../storage/database.js';
 import type { AuditLedger } from '../../kernel/audit/ledger.js';
 import type { CheckpointSigner } from '../../kernel/audit/checkpointer.js';
 
@@ -17,10 +17,9 @@ export class AuditLog {
   ) {}
 
   /** `audit.origin` from the configuration, else palisade/audit/<a log id made once and kept in the database>. */
-  async origin(): Promise<string> {
+  async origin(db: Executor = this.deps.storage.db): Promise<string> {
     if (this.#origin) return this.#origin;
     if (this.deps.configuredOrigin) return (this.#origin = this.deps.configuredOrigin);
-    const db = this.deps.storage.db;
     await db.insertInto('settings').values({ name: LOG_ID, value: randomId('log') }).onConflict((oc) => oc.column('name').doNothing()).execute();
     const row = await db.selectFrom('settings').select('value').where('name', '=', LOG_ID).executeTakeFirstOrThrow();
     return (this.#origin = `palisade/audit/${row.value}`);
@@ -55,20 +54,19 @@ export class AuditLog {
    * NDJSON export up to tree size `to` (the latest checkpoint by default, so the export ends on a signed root): a
    * header, every checkpoint up to `to`, then one line per entry (the event, or only the leaf hash of a purged one).
    */
-  async exportLines(to?: number): Promise<{ origin: string; to: number; stream: () => AsyncGenerator<string> }> {
-    const { storage, ledger, clock } = this.deps;
-    const size = await ledger.size();
-    const latest = await storage.db.selectFrom('audit_checkpoints').select('size').where('size', '<=', size).orderBy('size', 'desc').limit(1).executeTakeFirst();
+  async exportLines(to: number | undefined, db: Executor = this.deps.storage.db): Promise<{ to: number; stream: () => AsyncGenerator<string> }> {
+    const { ledger, clock } = this.deps;
+    const size = await ledger.size(db);
+    const latest = await db.selectFrom('audit_checkpoints').select('size').where('size', '<=', size).orderBy('size', 'desc').limit(1).executeTakeFirst();
     const end = to ?? (latest ? Number(latest.size) : size);
     if (end > size || end < 1) throw new PalisadeError('PAL_AUDIT_PROOF_RANGE', `the log holds ${size} entries: export up to 1..${size}`);
-    const origin = await this.origin();
-    const header = { format: AUDIT_EXPORT_FORMAT, origin, verifier_keys: await this.verifierKeys(), size: end, exported_at: clock().toISOString() };
     const checkpoints = (n: number) => this.checkpointsUpTo(n);
+    const header = async () => ({ format: AUDIT_EXPORT_FORMAT, origin: await this.origin(), verifier_keys: await this.verifierKeys(), size: end, exported_at: clock().toISOString() });
+    // The stream reads nothing until it is consumed: the route's audited transaction has committed by then.
     return {
-      origin,
       to: end,
       async *stream() {
-        yield JSON.stringify(header) + '\n';
+        yield JSON.stringify(await header()) + '\n';
         // Checkpoints first: a verifier then knows at which sizes to compare roots while it streams the entries.
         for (const cp of await checkpoints(end)) yield JSON.stringify({ checkpoint: cp }) + '\n';
         for (let i = 0; i < end; ) {

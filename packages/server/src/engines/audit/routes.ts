@@ -121,20 +121,14 @@ export function auditRoutes(deps: AuditRouteDeps): FastifyPluginAsync {
         querystring: Type.Object({ to: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'tree size to export up to; the latest checkpoint by default' })) }, { additionalProperties: false }),
         produces: ['application/x-ndjson'],
       },
-      config: { permission: 'audit:events:export' },
+      config: { permission: 'audit:events:export', audit: 'audit.export' },
       handler: async (req, reply) => {
-        const lines = await log.exportLines(req.query.to);
-        await ledger.appendStandalone({
-          type: 'audit.export',
-          actor: { principal_id: req.principal!.principal_id, api_key_id: req.principal!.api_key_id, source_ip: req.ip },
-          outcome: 'success',
-          request_id: req.id,
-          action: 'audit:events:export',
-          resource: { type: 'audit_log', id: lines.origin },
-          details: { to: lines.to },
-        });
+        const lines = await log.exportLines(req.query.to, req.tx);
+        req.auditRecord.resource = { type: 'audit_log', id: await log.origin(req.tx) };
+        req.auditRecord.details = { to: lines.to };
         void reply.type('application/x-ndjson');
-        return reply.send(Readable.from(lines.stream()));
+        // Returned, not sent: the pipeline commits the audit event first, then the stream starts reading.
+        return Readable.from(lines.stream());
       },
     });
 
