@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the native services Palisade's test suite runs against:
 #   PostgreSQL (initdb + postgres), Redis, SoftHSM2 (+ OpenSC's pkcs11-tool),
-#   Prometheus' promtool and OpenSSL.
+#   Prometheus' promtool and OpenSSL, and the real TLS/ACME clients the PKI tests drive:
+#   certbot and testssl.sh.
 #
 # Debian/Ubuntu only (apt). Idempotent: when every binary is already present it
 # exits immediately without touching apt. It does NOT start or enable any system
@@ -11,7 +12,7 @@
 # Usage:  sudo scripts/install-services.sh
 set -euo pipefail
 
-PACKAGES=(postgresql redis-server softhsm2 opensc prometheus openssl curl jq)
+PACKAGES=(postgresql redis-server softhsm2 opensc prometheus openssl curl jq certbot testssl.sh)
 
 log() { printf '[install-services] %s\n' "$*"; }
 
@@ -41,7 +42,7 @@ check_all() {
     missing+=("initdb/postgres")
   fi
   local bin
-  for bin in redis-server softhsm2-util pkcs11-tool promtool openssl curl jq; do
+  for bin in redis-server softhsm2-util pkcs11-tool promtool openssl curl jq certbot testssl; do
     command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
   done
 }
