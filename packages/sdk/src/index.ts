@@ -2,6 +2,7 @@ import { AuditClient } from './audit.js';
 import { KmsClient } from './kms.js';
 import { SysClient } from './sys.js';
 import { ApprovalsClient } from './approvals.js';
+import { PkiClient } from './pki.js';
 import { Transport, type ClientOptions } from './transport.js';
 import type { ApiKeyInfo, ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
 
@@ -9,6 +10,7 @@ export { KmsClient } from './kms.js';
 export { AuditClient } from './audit.js';
 export { SysClient } from './sys.js';
 export { ApprovalsClient, isApproval } from './approvals.js';
+export { PkiClient } from './pki.js';
 export { Transport, PalisadeApiError, type ClientOptions } from './transport.js';
 
 /** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */
@@ -18,6 +20,7 @@ export class PalisadeClient {
   readonly audit: AuditClient;
   readonly sys: SysClient;
   readonly approvals: ApprovalsClient;
+  readonly pki: PkiClient;
 
   constructor(opts: ClientOptions) {
     this.transport = new Transport(opts);
@@ -25,6 +28,7 @@ export class PalisadeClient {
     this.audit = new AuditClient(this.transport);
     this.sys = new SysClient(this.transport);
     this.approvals = new ApprovalsClient(this.transport);
+    this.pki = new PkiClient(this.transport);
   }
 
   whoami(): Promise<WhoAmI> {

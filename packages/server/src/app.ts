@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerOptions as HttpsOptions } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
@@ -10,6 +11,8 @@ import type { AuditLedger } from './kernel/audit/ledger.js';
 import type { ApiKeyService } from './kernel/auth/api-keys.js';
 import { installPipeline } from './kernel/pipeline.js';
 import { registerProblemHandlers } from './http/problem.js';
+import { installSecurityHeaders } from './http/security-headers.js';
+import type { ClientCertificateAuthenticator } from './kernel/auth/client-certificates.js';
 import { systemRoutes } from './http/system-routes.js';
 import { FORMATS } from './http/schemas.js';
 import { httpMetrics } from './metrics/http.js';
@@ -22,6 +25,11 @@ import type { AuditLog } from './engines/audit/log.js';
 import type { AuditRetention } from './kernel/audit/retention.js';
 import { sysRoutes } from './engines/sys/routes.js';
 import { approvalRoutes } from './engines/approvals/routes.js';
+import { acmeRoutes } from './engines/acme/routes.js';
+import { eabRoutes } from './engines/acme/eab-routes.js';
+import type { AcmeEngine } from './engines/acme/engine.js';
+import { pkiRoutes } from './engines/pki/routes.js';
+import type { PkiService } from './engines/pki/service.js';
 import type { ApprovalService } from './kernel/approvals/approvals.js';
 
 export interface AppDeps {
@@ -32,6 +40,7 @@ export interface AppDeps {
   retention: AuditRetention;
   apiKeys: ApiKeyService;
   kms: KmsService;
+  pki: PkiService;
   approvals: ApprovalService;
   kmsMetrics: KmsMetrics;
   registry: Registry;
@@ -39,9 +48,13 @@ export interface AppDeps {
   clock: () => Date;
   bodyLimit: number;
   metricsPublic: boolean;
-  /** TLS options when serving; absent in tests that use inject(). */
-  https?: { key: string; cert: string; minVersion: 'TLSv1.3' | 'TLSv1.2' };
+  /** TLS options when serving (ListenerTls.serverOptions()); absent in tests that use inject(). */
+  https?: HttpsOptions;
+  /** mTLS client authentication, when the listener asks for client certificates. */
+  clientCertificates?: ClientCertificateAuthenticator;
   isDraining?: () => boolean;
+  /** The ACME server (/acme) and its EAB admin routes, when a CA backs it. */
+  acme?: AcmeEngine;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -51,7 +64,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log,
     bodyLimit: deps.bodyLimit,
-    ...(deps.https ? { https: { key: deps.https.key, cert: deps.https.cert, minVersion: deps.https.minVersion } } : {}),
+    ...(deps.https ? { https: deps.https } : {}),
     genReqId: (req) => {
       const h = req.headers['x-request-id'];
       return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
@@ -64,6 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.removeContentTypeParser('text/plain');
   registerProblemHandlers(app);
+  installSecurityHeaders(app);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -78,6 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     storage: deps.storage,
     ledger: deps.ledger,
     apiKeys: deps.apiKeys,
+    ...(deps.clientCertificates ? { clientCertificates: deps.clientCertificates } : {}),
     seal: () => deps.seal,
     metrics: httpMetrics(deps.registry),
     isDraining: deps.isDraining ?? (() => false),
@@ -88,5 +103,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes({ ledger: deps.ledger, log: deps.auditLog, retention: deps.retention, barrier: () => deps.seal.barrier(), clock: deps.clock }), { prefix: '/v1' });
   await app.register(sysRoutes(deps.seal, deps.ledger, deps.approvals), { prefix: '/v1' });
   await app.register(approvalRoutes(deps.approvals), { prefix: '/v1' });
+  if (deps.acme) {
+    await app.register(acmeRoutes(deps.acme), { prefix: '/acme' });
+    await app.register(eabRoutes(deps.acme.eab), { prefix: '/v1' });
+  }
+  await app.register(pkiRoutes({ pki: deps.pki, storage: deps.storage, ledger: deps.ledger }));
   return app;
 }

@@ -27,8 +27,16 @@ import { ApprovalService } from './kernel/approvals/approvals.js';
 import type { KmsConfig } from './engines/kms/config.js';
 import { kmsMetrics } from './engines/kms/metrics.js';
 import { KmsScheduler } from './engines/kms/scheduler.js';
-import { ensureServerTls, type ServerTls } from './http/bootstrap-tls.js';
+import { bootstrapCertificateSource, ensureServerTls, type ServerTls } from './http/bootstrap-tls.js';
+import { Server as TlsServer } from 'node:tls';
+import { ListenerTls } from './http/listener-tls.js';
+import { X509ClientAuthenticator, type RevocationSource } from './kernel/auth/client-certificates.js';
 import { buildApp } from './app.js';
+import { AcmeEngine } from './engines/acme/engine.js';
+import type { AcmeCertificateAuthority } from './engines/acme/ports.js';
+import { CaHierarchy } from './engines/pki/cas.js';
+import { PkiService } from './engines/pki/service.js';
+import { DEFAULT_POLICY, DEFAULT_TEMPLATES } from './engines/pki/templates.js';
 
 export interface Runtime {
   config: Config;
@@ -38,11 +46,15 @@ export interface Runtime {
   ledger: AuditLedger;
   registry: Registry;
   kms: KmsService;
+  pki: PkiService;
+  acme: AcmeEngine;
   scheduler: KmsScheduler;
   checkpointer: Checkpointer;
   retention: AuditRetention;
   auditLog: AuditLog;
   tls: ServerTls | null;
+  /** The HTTPS listener's certificate (hot reload, client certificates, OCSP stapling); null without TLS. */
+  listener: ListenerTls | null;
   /** Start the background jobs (rotation scheduler, checkpointer, retention, SIEM exports); `serve` does, tests drive them by hand. */
   startJobs(): void;
   /** The owner token, once generated (first unseal without PALISADE_BOOTSTRAP_TOKEN); also given to `onOwnerToken`. */
@@ -58,6 +70,8 @@ export interface RuntimeOptions {
   isDraining?: () => boolean;
   /** Called once with a generated owner token (first unseal without PALISADE_BOOTSTRAP_TOKEN), to show it. */
   onOwnerToken?: (token: string) => void;
+  /** The CA behind the ACME server; the PKI engine's by default (tests substitute one). */
+  acmeCa?: AcmeCertificateAuthority;
 }
 
 /**
@@ -73,11 +87,20 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   let seal: SealManager | null = null;
   try {
     let tls: ServerTls | null = null;
+    let listener: ListenerTls | null = null;
     if (opts.tls) {
       const { host } = splitAddr(config.addr);
       const names = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...(host && host !== '0.0.0.0' && host !== '::' ? [host] : []), ...config.tls.names])];
       tls = await ensureServerTls(config.data_dir, names, clock());
       if (tls.issued) log.info({ ca_file: tls.caFile, names }, 'issued server certificate from the bootstrap CA');
+      listener = await ListenerTls.open({
+        source: bootstrapCertificateSource(config.data_dir, names, clock),
+        minVersion: config.tls.min_version,
+        clientAuth: config.tls.client_auth.mode,
+        reloadCheckSeconds: config.tls.reload_check_seconds,
+        clock,
+        log,
+      });
     }
 
     const registry = createRegistry();
@@ -144,6 +167,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       );
     }, config.seal.health_check_seconds * 1000);
     health.unref();
+    const pki = createPki(config, kms, clock);
+    const acme = new AcmeEngine({ storage, ledger, barrier: () => sealRef.barrier(), ca: opts.acmeCa ?? pki.acmeAuthority(), config: config.acme, clock, log });
     const signer = kmsCheckpointSigner({ storage, kms, keyName: AUDIT_CHECKPOINT_KEY, origin: () => auditLog.origin() });
     const auditLog = new AuditLog({ storage, ledger, signer, configuredOrigin: config.audit.origin, clock });
     const checkpointer = new Checkpointer({
@@ -172,6 +197,17 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       onError: (e) => log.error({ err: e }, 'audit retention pass failed'),
     });
     let exports: AuditExports | undefined;
+    const tlsListener = listener;
+    const clientCertificates =
+      tlsListener && config.tls.client_auth.mode !== 'off'
+        ? new X509ClientAuthenticator({
+            trust: () => tlsListener.trustRoots,
+            revocation: NO_REVOCATION_SOURCE,
+            identities: config.tls.client_auth.identities,
+            revocationCheckSeconds: config.tls.client_auth.revocation_check_seconds,
+            clock,
+          })
+        : undefined;
     const app = await buildApp({
       auditLog,
       retention,
@@ -181,15 +217,23 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       ledger,
       apiKeys,
       kms,
+      pki,
+      acme,
       kmsMetrics: metrics,
       registry,
       log,
       clock,
       bodyLimit: config.limits.body_bytes,
       metricsPublic: config.metrics.public,
-      ...(tls ? { https: { key: tls.key, cert: tls.cert, minVersion: config.tls.min_version } } : {}),
+      ...(listener ? { https: listener.serverOptions() } : {}),
+      ...(clientCertificates ? { clientCertificates } : {}),
       ...(opts.isDraining ? { isDraining: opts.isDraining } : {}),
     });
+    if (listener) {
+      const server = app.server;
+      if (!(server instanceof TlsServer)) throw new Error('buildApp did not create an HTTPS server');
+      listener.attach(server);
+    }
     return {
       config,
       app,
@@ -198,11 +242,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       ledger,
       registry,
       kms,
+      pki,
+      acme,
       scheduler,
       checkpointer,
       retention,
       auditLog,
       tls,
+      listener,
       get generatedToken() {
         return generatedToken;
       },
@@ -214,11 +261,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       },
       async close() {
         clearInterval(health);
+        listener?.close();
         await exports?.stop();
         await scheduler.stop();
         await checkpointer.stop();
         await retention.stop();
         await app.close();
+        await acme.close();
         await sealRef.close();
         await storage.close();
       },
@@ -229,6 +278,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     throw e;
   }
 }
+
+/** The bootstrap CA revokes nothing; the PKI engine replaces this with its revocation list. */
+const NO_REVOCATION_SOURCE: RevocationSource = { revokedSerials: async () => new Set() };
 
 /**
  * First start: the owner credential (`*`), from PALISADE_BOOTSTRAP_TOKEN or random. A settings row guards it so that
@@ -258,4 +310,27 @@ async function ensureOwner(storage: Storage, ledger: AuditLedger, apiKeys: ApiKe
   if (config.bootstrap_token) return null;
   await writeFile(join(config.data_dir, 'bootstrap-token'), token + '\n', { mode: 0o600 });
   return token;
+}
+
+/** The PKI engine as configured: the CA hierarchy over the KMS, the seed's template and least-privilege policy by default. */
+function createPki(config: Config, kms: KmsService, clock: () => Date): PkiService {
+  const p = config.pki;
+  const { host, port } = splitAddr(config.addr);
+  const publicHost = !host || host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
+  const baseUrl = p.base_url ?? `https://${publicHost}:${port}`;
+  const cas = new CaHierarchy({ kms, clock, settings: { organization: p.organization, country: p.country, root: p.root, intermediate: p.intermediate, baseUrl: () => baseUrl } });
+  return new PkiService({
+    cas,
+    clock,
+    settings: {
+      trust_domain: p.trust_domain,
+      organization: p.organization,
+      country: p.country,
+      environment: p.environment,
+      templates: { ...DEFAULT_TEMPLATES, ...p.templates },
+      policy: p.policy ?? DEFAULT_POLICY,
+      crlValidityHours: p.crl_validity_hours,
+      ocspValidityHours: p.ocsp_validity_hours,
+    },
+  });
 }

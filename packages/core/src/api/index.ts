@@ -4,3 +4,4 @@ export * from './problem.js';
 export * from './audit.js';
 export * from './sys.js';
 export * from './approvals.js';
+export * from './pki.js';

@@ -42,8 +42,24 @@ export const ConfigSchema = Type.Object(
     ),
     tls: Type.Object(
       {
-        min_version: Type.Union([Type.Literal('TLSv1.3'), Type.Literal('TLSv1.2')], { default: 'TLSv1.3' }),
+        min_version: Type.Union([Type.Literal('TLSv1.3'), Type.Literal('TLSv1.2')], { default: 'TLSv1.3', description: 'TLSv1.2 adds only ECDHE AEAD suites and turns session tickets off (PALISADE_TLS_MIN_VERSION)' }),
         names: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'extra DNS names / IPs for the server certificate' }),
+        reload_check_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: 'how often the listener looks for a renewed certificate; new handshakes use it, open connections are untouched (PALISADE_TLS_RELOAD_CHECK_SECONDS)' }),
+        client_auth: Type.Object(
+          {
+            mode: Type.Union([Type.Literal('off'), Type.Literal('optional'), Type.Literal('require')], {
+              default: 'optional',
+              description:
+                'mTLS: off = no client certificate is asked for; optional = asked for, a bad one is answered with a 401 problem naming the reason; require = the handshake fails without a certificate chaining to the trust roots (even /healthz) (PALISADE_TLS_CLIENT_AUTH)',
+            }),
+            revocation_check_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: 'the revoked-serials list is re-read at most this often: a revoked client certificate is refused within this bound' }),
+            identities: Type.Record(Type.String({ pattern: '^spiffe://.+' }), Type.Array(Type.String({ minLength: 1 })), {
+              default: {},
+              description: 'SPIFFE id glob (`*` = one path segment, `**` = any) -> permissions of the certificates naming a matching id (union of all matches); none by default: least privilege',
+            }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -68,6 +84,68 @@ export const ConfigSchema = Type.Object(
             hmac: Type.Object({ frequency_days: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }), overlap_days: Type.Integer({ minimum: 0, maximum: 365, default: 7 }), approval: Type.Boolean({ default: false }) }, { default: {}, additionalProperties: false }),
           },
           { default: {}, additionalProperties: false, description: "the seed's key_rotation_policies by key type: a key rotates at the stricter of its type's frequency and its classification's period; approval = a second principal approves; overlap = days the previous version stays active" },
+        ),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    pki: Type.Object(
+      {
+        trust_domain: Type.String({ pattern: '^(?!-)[a-z0-9-]{1,63}(\\.[a-z0-9-]{1,63})*$', default: 'palisade.internal', description: 'the SPIFFE trust domain and the suffix of service names ({service}.{environment}.<trust domain>)' }),
+        organization: Type.String({ minLength: 1, maxLength: 64, default: 'Palisade', description: 'O of CA and service certificates' }),
+        country: Type.String({ pattern: '^[A-Z]{2}$', default: 'US', description: 'C of CA and service certificates (ISO 3166 code)' }),
+        environment: Type.String({ pattern: '^[a-z0-9-]{1,63}$', default: 'production', description: 'default {environment} of issued names' }),
+        base_url: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$', description: 'scheme://host[:port] written into certificates for the CRL, OCSP and CA issuers; https://<addr> when unset' })),
+        root: Type.Object(
+          {
+            algorithm: Type.Union([Type.Literal('ECDSA-P384'), Type.Literal('ECDSA-P256'), Type.Literal('RSA-4096')], { default: 'ECDSA-P384' }),
+            validity_days: Type.Integer({ minimum: 30, maximum: 36_500, default: 3650 }),
+            common_name: Type.String({ minLength: 1, maxLength: 64, default: 'Palisade Root CA' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        intermediate: Type.Object(
+          {
+            algorithm: Type.Union([Type.Literal('ECDSA-P384'), Type.Literal('ECDSA-P256'), Type.Literal('RSA-4096')], { default: 'ECDSA-P384' }),
+            validity_days: Type.Integer({ minimum: 30, maximum: 36_500, default: 1825 }),
+            common_name: Type.String({ minLength: 1, maxLength: 64, default: 'Palisade Intermediate CA' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        crl_validity_hours: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24, description: 'nextUpdate of each CRL; a new one is signed at half of it, and at once after a revocation' }),
+        ocsp_validity_hours: Type.Integer({ minimum: 1, maximum: 24 * 7, default: 4, description: 'nextUpdate of OCSP answers' }),
+        renew_before_days: Type.Integer({ minimum: 1, maximum: 365, default: 30, description: 'certificates Palisade manages (its own listener) are renewed this long before expiry' }),
+        templates: Type.Record(
+          Type.String({ pattern: '^[a-z0-9-]{1,32}$' }),
+          Type.Object(
+            {
+              subject: Type.Object({ cn: Type.String({ minLength: 1 }), o: Type.Optional(Type.String()), ou: Type.Optional(Type.String()), c: Type.Optional(Type.String()) }, { additionalProperties: false }),
+              dns: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+              ip: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+              uri: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+              key_usage: Type.Array(Type.Union([Type.Literal('digitalSignature'), Type.Literal('keyEncipherment'), Type.Literal('keyAgreement')]), { default: ['digitalSignature'] }),
+              ext_key_usage: Type.Array(Type.Union([Type.Literal('serverAuth'), Type.Literal('clientAuth')]), { default: ['serverAuth', 'clientAuth'] }),
+              ttl_days: Type.Integer({ minimum: 1, maximum: 825, default: 90 }),
+              max_ttl_days: Type.Integer({ minimum: 1, maximum: 825, default: 90 }),
+            },
+            { additionalProperties: false },
+          ),
+          { default: {}, description: 'issuance templates by name, added to the built-in `service` (the seed\'s service_certificate_template); placeholders {service} {environment} {namespace} {department} {service_ip} {trust_domain} {organization} {country}' },
+        ),
+        policy: Type.Optional(
+          Type.Array(
+            Type.Object(
+              {
+                principals: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+                templates: Type.Array(Type.String({ minLength: 1 }), { default: ['*'] }),
+                services: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'globs; {principal} = the caller\'s own service' }),
+                environments: Type.Array(Type.String({ minLength: 1 }), { default: ['*'] }),
+                extra_dns: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'globs for further DNS names (* = one label, ** = any)' }),
+                ip_ranges: Type.Array(Type.String({ pattern: '^[0-9a-fA-F:.]+/[0-9]{1,3}$' }), { default: [] }),
+              },
+              { additionalProperties: false },
+            ),
+            { description: 'who may ask for which names; default: the owner anything, every other principal only its own service' },
+          ),
         ),
       },
       { default: {}, additionalProperties: false },
@@ -121,6 +199,28 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    acme: Type.Object(
+      {
+        require_eab: Type.Boolean({ default: true, description: 'newAccount needs an External Account Binding (an EAB key from POST /v1/acme/eab-keys)' }),
+        base_url: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$', description: 'scheme://host[:port] clients reach the server at; from the request\'s Host when unset' })),
+        terms_of_service: Type.Optional(Type.String({ pattern: '^https?://', description: 'termsOfService URL in the directory; when set, newAccount needs termsOfServiceAgreed' })),
+        nonce_ttl_seconds: Type.Integer({ minimum: 10, maximum: 86_400, default: 3600 }),
+        order_ttl_hours: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24, description: 'pending orders and authorizations expire after this' }),
+        new_orders_per_hour: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 300, description: 'rate limit per account (counted in the database, so across nodes); 0 disables it' }),
+        challenge: Type.Object(
+          {
+            http_port: Type.Integer({ minimum: 1, maximum: 65535, default: 80, description: 'port http-01 validation connects to' }),
+            tls_port: Type.Integer({ minimum: 1, maximum: 65535, default: 443, description: 'port tls-alpn-01 validation connects to' }),
+            dns_servers: Type.Array(Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+):[0-9]{1,5}$' }), { default: [], description: 'ip:port resolvers for dns-01 TXT and the A/AAAA of http-01/tls-alpn-01 targets; the system resolver when empty' }),
+            timeout_seconds: Type.Integer({ minimum: 1, maximum: 300, default: 10, description: 'deadline of one validation' }),
+            allow_loopback: Type.Boolean({ default: false, description: 'let validation connect to 127.0.0.0/8 and ::1 (tests, single-host setups)' }),
+            allow_link_local: Type.Boolean({ default: false, description: 'let validation connect to link-local addresses (169.254/16, fe80::/10; cloud metadata lives there)' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     shutdown_grace_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 25 }),
   },
   { additionalProperties: false },
@@ -143,11 +243,17 @@ const ENV: Record<string, { path: string[]; kind: 'string' | 'int' | 'bool' | 'l
   PALISADE_PKCS11_PIN_FILE: { path: ['seal', 'pkcs11', 'pin_file'], kind: 'string' },
   PALISADE_TLS_MIN_VERSION: { path: ['tls', 'min_version'], kind: 'string' },
   PALISADE_TLS_NAMES: { path: ['tls', 'names'], kind: 'list' },
+  PALISADE_TLS_RELOAD_CHECK_SECONDS: { path: ['tls', 'reload_check_seconds'], kind: 'int' },
+  PALISADE_TLS_CLIENT_AUTH: { path: ['tls', 'client_auth', 'mode'], kind: 'string' },
+  PALISADE_PKI_TRUST_DOMAIN: { path: ['pki', 'trust_domain'], kind: 'string' },
+  PALISADE_PKI_BASE_URL: { path: ['pki', 'base_url'], kind: 'string' },
   PALISADE_SQLITE_SYNCHRONOUS: { path: ['storage', 'sqlite_synchronous'], kind: 'string' },
   PALISADE_METRICS_PUBLIC: { path: ['metrics', 'public'], kind: 'bool' },
   PALISADE_KMS_MAX_ENCRYPTIONS_PER_VERSION: { path: ['kms', 'max_encryptions_per_version'], kind: 'int' },
   PALISADE_KMS_SCHEDULER_INTERVAL_SECONDS: { path: ['kms', 'scheduler_interval_seconds'], kind: 'int' },
   PALISADE_AUDIT_ORIGIN: { path: ['audit', 'origin'], kind: 'string' },
+  PALISADE_ACME_REQUIRE_EAB: { path: ['acme', 'require_eab'], kind: 'bool' },
+  PALISADE_ACME_BASE_URL: { path: ['acme', 'base_url'], kind: 'string' },
   PALISADE_AUDIT_CHECKPOINT_SECONDS: { path: ['audit', 'checkpoint', 'interval_seconds'], kind: 'int' },
 };
 

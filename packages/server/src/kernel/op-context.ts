@@ -10,11 +10,24 @@ export interface OpContext {
   onRollback?: (undo: () => void) => void;
 }
 
-/** The request's transaction and pipeline hooks, as a service wants them. */
-export function opContext(req: FastifyRequest): Required<OpContext> {
+/**
+ * The request's transaction and pipeline hooks, as a service wants them. With `primary`, the first event of the
+ * route's own audit type that the service emits becomes the route's event (its resource and details) instead of an
+ * extra one, for services that audit themselves because they are also called outside a route.
+ */
+export function opContext(req: FastifyRequest, opts: { primary?: boolean } = {}): Required<OpContext> {
+  let claimed = !opts.primary;
   return {
     db: req.tx,
-    emit: (e) => req.auditRecord.extra.push({ actor: { principal_id: req.principal?.principal_id ?? null, api_key_id: req.principal?.api_key_id ?? null, source_ip: req.ip }, request_id: req.id, ...e }),
+    emit: (e) => {
+      if (!claimed && e.type === req.routeOptions.config.audit) {
+        claimed = true;
+        req.auditRecord.resource = e.resource ?? null;
+        req.auditRecord.details = e.details ?? {};
+        return;
+      }
+      req.auditRecord.extra.push({ actor: { principal_id: req.principal?.principal_id ?? null, api_key_id: req.principal?.api_key_id ?? null, source_ip: req.ip }, request_id: req.id, ...e });
+    },
     onRollback: (undo) => req.auditRecord.onRollback.push(undo),
   };
 }

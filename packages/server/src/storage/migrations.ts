@@ -191,6 +191,137 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.alterTable('audit_events').addColumn('purge_mac', sql.raw(bytes)).execute();
       },
     },
+    '0008_pki': {
+      async up(db: Kysely<unknown>) {
+        // Certificate authorities: the root and its intermediates. Keys live in the KMS (or offline); rows keep certificates.
+        await db.schema
+          .createTable('pki_cas')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('parent_id', 'text')
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('key_store', 'text', (c) => c.notNull())
+          .addColumn('key_ref', 'text')
+          .addColumn('algorithm', 'text', (c) => c.notNull())
+          .addColumn('subject_dn', 'text', (c) => c.notNull())
+          .addColumn('certificate', sql.raw(bytes))
+          .addColumn('csr', sql.raw(bytes))
+          .addColumn('not_before', 'text')
+          .addColumn('not_after', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('activated_at', 'text')
+          .addColumn('crl_number', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('crl', sql.raw(bytes))
+          .addColumn('crl_next_update', 'text')
+          .execute();
+        await db.schema
+          .createTable('pki_certificates')
+          .addColumn('serial', 'text', (c) => c.primaryKey())
+          .addColumn('ca_id', 'text', (c) => c.notNull())
+          .addColumn('fingerprint', 'text', (c) => c.notNull().unique())
+          .addColumn('subject_dn', 'text', (c) => c.notNull())
+          .addColumn('sans', 'text', (c) => c.notNull())
+          .addColumn('template', 'text', (c) => c.notNull())
+          .addColumn('service', 'text')
+          .addColumn('requested_by', 'text', (c) => c.notNull())
+          .addColumn('acme_order_id', 'text')
+          .addColumn('not_before', 'text', (c) => c.notNull())
+          .addColumn('not_after', 'text', (c) => c.notNull())
+          .addColumn('certificate', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .addColumn('revocation_reason', 'integer')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('pki_certificates_ca_status').on('pki_certificates').columns(['ca_id', 'status', 'not_after']).execute();
+        await db.schema.createIndex('pki_certificates_not_after').on('pki_certificates').columns(['not_after']).execute();
+        await db.schema.createIndex('pki_certificates_service').on('pki_certificates').columns(['service', 'not_after']).execute();
+      },
+    },
+    '0009_acme': {
+      async up(db: Kysely<unknown>) {
+        // ACME (RFC 8555): replay nonces shared by every node, accounts, EAB keys (HMAC key wrapped by the barrier),
+        // orders with their authorizations and challenges, and the certificates issued through ACME.
+        await db.schema.createTable('acme_nonces').addColumn('nonce', 'text', (c) => c.primaryKey()).addColumn('expires_at', 'text', (c) => c.notNull()).execute();
+        await db.schema.createIndex('acme_nonces_expires').on('acme_nonces').column('expires_at').execute();
+        await db.schema
+          .createTable('acme_eab_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('wrapped_key', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('reusable', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('used_at', 'text')
+          .addColumn('used_by', 'text')
+          .addColumn('revoked_at', 'text')
+          .execute();
+        await db.schema
+          .createTable('acme_accounts')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('thumbprint', 'text', (c) => c.notNull().unique())
+          .addColumn('jwk', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('contact', 'text', (c) => c.notNull())
+          .addColumn('tos_agreed', 'integer', (c) => c.notNull())
+          .addColumn('eab_key_id', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('acme_orders')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('account_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('identifiers', 'text', (c) => c.notNull())
+          .addColumn('not_before', 'text')
+          .addColumn('not_after', 'text')
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('error', 'text')
+          .addColumn('certificate_serial', 'text')
+          .addColumn('replaces', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('acme_orders_account').on('acme_orders').columns(['account_id', 'created_at']).execute();
+        await db.schema
+          .createTable('acme_authorizations')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('order_id', 'text', (c) => c.notNull())
+          .addColumn('account_id', 'text', (c) => c.notNull())
+          .addColumn('identifier_type', 'text', (c) => c.notNull())
+          .addColumn('identifier_value', 'text', (c) => c.notNull())
+          .addColumn('wildcard', 'integer', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('acme_authorizations_order').on('acme_authorizations').column('order_id').execute();
+        await db.schema.createIndex('acme_authorizations_account').on('acme_authorizations').columns(['account_id', 'identifier_value']).execute();
+        await db.schema
+          .createTable('acme_challenges')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('authz_id', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('token', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('error', 'text')
+          .addColumn('started_at', 'text')
+          .addColumn('validated_at', 'text')
+          .execute();
+        await db.schema.createIndex('acme_challenges_authz').on('acme_challenges').column('authz_id').execute();
+        await db.schema
+          .createTable('acme_certificates')
+          .addColumn('serial', 'text', (c) => c.primaryKey())
+          .addColumn('account_id', 'text', (c) => c.notNull())
+          .addColumn('order_id', 'text', (c) => c.notNull())
+          .addColumn('chain_pem', 'text', (c) => c.notNull())
+          .addColumn('not_before', 'text', (c) => c.notNull())
+          .addColumn('not_after', 'text', (c) => c.notNull())
+          .addColumn('replaced_by', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

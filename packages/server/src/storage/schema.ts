@@ -142,7 +142,130 @@ export interface ApprovalTable {
   result: string | null; // JSON
 }
 
+export interface PkiCaTable {
+  id: string;
+  name: string;
+  kind: 'root' | 'intermediate';
+  parent_id: string | null;
+  status: 'pending' | 'active' | 'retired';
+  key_store: 'kms' | 'offline' | 'external';
+  key_ref: string | null; // the KMS key name while the server holds the key
+  algorithm: string;
+  subject_dn: string;
+  certificate: Buffer | null; // DER; null while an intermediate waits for its certificate
+  csr: Buffer | null; // DER PKCS#10 of a pending intermediate
+  not_before: string | null;
+  not_after: string | null;
+  created_at: string;
+  activated_at: string | null;
+  crl_number: number;
+  crl: Buffer | null; // the latest signed CRL, DER
+  crl_next_update: string | null;
+}
+
+export interface PkiCertificateTable {
+  serial: string; // lower-case hex
+  ca_id: string;
+  fingerprint: string; // SHA-256 of the DER, hex
+  subject_dn: string;
+  sans: string; // JSON array of "dns:...", "ip:...", "uri:..."
+  template: string;
+  service: string | null;
+  requested_by: string;
+  acme_order_id: string | null;
+  not_before: string;
+  not_after: string;
+  certificate: Buffer; // DER (the key is never stored)
+  status: 'valid' | 'revoked';
+  revoked_at: string | null;
+  revocation_reason: number | null;
+  created_at: string;
+}
+
+export interface AcmeNonceTable {
+  nonce: string;
+  expires_at: string;
+}
+
+export interface AcmeEabKeyTable {
+  id: string;
+  name: string;
+  wrapped_key: Buffer; // barrier-sealed HMAC key
+  reusable: number; // 0 | 1
+  created_at: string;
+  created_by: string;
+  expires_at: string | null;
+  used_at: string | null;
+  used_by: string | null; // the first account it bound
+  revoked_at: string | null;
+}
+
+export interface AcmeAccountTable {
+  id: string;
+  thumbprint: string; // RFC 7638, base64url
+  jwk: string; // JSON, public members only
+  status: string; // valid | deactivated | revoked
+  contact: string; // JSON array of URLs
+  tos_agreed: number;
+  eab_key_id: string | null;
+  created_at: string;
+}
+
+export interface AcmeOrderTable {
+  id: string;
+  account_id: string;
+  status: string; // pending | ready | processing | valid | invalid
+  identifiers: string; // JSON [{type, value}]
+  not_before: string | null;
+  not_after: string | null;
+  expires_at: string;
+  error: string | null; // JSON problem document
+  certificate_serial: string | null;
+  replaces: string | null; // serial of the certificate this order renews (RFC 9773)
+  created_at: string;
+}
+
+export interface AcmeAuthorizationTable {
+  id: string;
+  order_id: string;
+  account_id: string;
+  identifier_type: string; // dns | ip
+  identifier_value: string; // without the "*." of a wildcard
+  wildcard: number;
+  status: string; // pending | valid | invalid | deactivated | expired | revoked
+  expires_at: string;
+}
+
+export interface AcmeChallengeTable {
+  id: string;
+  authz_id: string;
+  type: string; // http-01 | dns-01 | tls-alpn-01
+  token: string;
+  status: string; // pending | processing | valid | invalid
+  error: string | null; // JSON problem document
+  started_at: string | null;
+  validated_at: string | null;
+}
+
+export interface AcmeCertificateTable {
+  serial: string; // lowercase hex
+  account_id: string;
+  order_id: string;
+  chain_pem: string;
+  not_before: string;
+  not_after: string;
+  replaced_by: string | null; // the order that replaces it (RFC 9773)
+  created_at: string;
+}
+
 export interface Database {
+  acme_nonces: AcmeNonceTable;
+  acme_eab_keys: AcmeEabKeyTable;
+  acme_accounts: AcmeAccountTable;
+  acme_orders: AcmeOrderTable;
+  acme_authorizations: AcmeAuthorizationTable;
+  acme_challenges: AcmeChallengeTable;
+  acme_certificates: AcmeCertificateTable;
   approvals: ApprovalTable;
   audit_events: AuditEventTable;
   audit_head: AuditHeadTable;
@@ -156,6 +279,8 @@ export interface Database {
   kms_keys: KmsKeyTable;
   kms_key_versions: KmsKeyVersionTable;
   leases: LeaseTable;
+  pki_cas: PkiCaTable;
+  pki_certificates: PkiCertificateTable;
   settings: SettingTable;
 }
 

@@ -1,5 +1,5 @@
 import type { OpContext } from '../../kernel/op-context.js';
-import type { KeyObject } from 'node:crypto';
+import { constants, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import {
   aeadOpen,
   aeadSeal,
@@ -493,7 +493,7 @@ export class KmsService {
   /** Keys whose current version is older than their rotation period (or due by time), active only. */
   async dueForRotation(db: Executor, now: Date): Promise<KmsKeyTable[]> {
     const keys = await db.selectFrom('kms_keys').selectAll().where('status', '=', 'active').execute();
-    return keys.filter((k) => Date.parse(k.rotated_at) + k.rotation_period_days * DAY_MS <= now.getTime());
+    return keys.filter((k) => !k.name?.startsWith(CA_KEY_PREFIX) && Date.parse(k.rotated_at) + k.rotation_period_days * DAY_MS <= now.getTime());
   }
 
   /** Erase key material whose destruction date has passed. Returns what was destroyed. */
@@ -605,6 +605,47 @@ export class KmsService {
     const material = await this.#material_(db, key, key.current_version);
     const { public_key_pem } = await this.publicKey(db, key.key_id, key.current_version);
     return { key_id: key.key_id, key_version: key.current_version, signature: signMessage(key.algorithm as Algorithm, material as KeyObject, message), public_key_pem };
+  }
+
+  /**
+   * A CA's signing key (`system/pki/...`): a system key that never rotates (a CA gets a new key by being replaced) and
+   * that signs X.509 structures (PKCS#1 v1.5 for RSA, DER ECDSA). The caller audits it as part of the CA's creation.
+   */
+  async createCaKey(ctx: OpContext, name: string, algorithm: 'ECDSA-P256' | 'ECDSA-P384' | 'RSA-4096', lifetimeDays: number): Promise<{ key_id: string; public_key: Buffer }> {
+    if (!name.startsWith(CA_KEY_PREFIX)) throw new PalisadeError('PAL_INTERNAL', `${name} is not a CA key name`);
+    const meta = await this.#create(ctx, { key_type: 'signing', algorithm, classification: 'restricted', name, rotation_period_days: lifetimeDays });
+    const v = await this.#version(ctx.db, meta.key_id, 1);
+    return { key_id: meta.key_id, public_key: v.public_key! };
+  }
+
+  /** Sign an X.509 to-be-signed structure with a CA key (see createCaKey). */
+  async caSign(db: Executor, name: string, tbs: Buffer): Promise<Buffer> {
+    const key = await this.#caKey(db, name);
+    const material = (await this.#material_(db, key, 1)) as KeyObject;
+    return key.algorithm === 'RSA-4096' ? cryptoSign('sha256', tbs, { key: material, padding: constants.RSA_PKCS1_PADDING }) : signMessage(key.algorithm as Algorithm, material, tbs);
+  }
+
+  /**
+   * Take a CA key offline: return it as an encrypted PKCS#8 PEM (PBES2, AES-256-CBC; `openssl pkey` reads it) and,
+   * when `remove`, erase the material here so that only the holder of the file can sign with it again.
+   */
+  async exportCaKey(db: Executor, name: string, passphrase: string, remove: boolean): Promise<string> {
+    const key = await this.#caKey(db, name);
+    const material = (await this.#material_(db, key, 1)) as KeyObject;
+    const pem = material.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }).toString();
+    if (remove) {
+      await db.updateTable('kms_key_versions').set({ material: null, status: 'destroyed', destroy_at: this.#now().toISOString() }).where('key_id', '=', key.key_id).execute();
+      await db.updateTable('kms_keys').set({ status: 'destroyed' }).where('key_id', '=', key.key_id).execute();
+      this.#evict(key.key_id);
+    }
+    return pem;
+  }
+
+  async #caKey(db: Executor, name: string): Promise<KmsKeyTable> {
+    if (!name.startsWith(CA_KEY_PREFIX)) throw new PalisadeError('PAL_INTERNAL', `${name} is not a CA key`);
+    const key = await db.selectFrom('kms_keys').selectAll().where('name', '=', name).executeTakeFirst();
+    if (!key || key.status === 'destroyed') throw new PalisadeError('PAL_PKI_CA_OFFLINE', `the key of this CA is not held by the server`);
+    return key;
   }
 
   /** The public keys of every live version of a system signing key, oldest first (verifiers pin them all). */
@@ -797,6 +838,8 @@ export class KmsService {
 export const SYSTEM_KEK_PREFIX = 'system/kek/';
 /** Signs the audit log's checkpoints (C2SP signed notes). */
 export const AUDIT_CHECKPOINT_KEY = 'system/audit/checkpoint';
+/** CA signing keys: never rotated by the scheduler (a CA is replaced, not re-keyed). */
+export const CA_KEY_PREFIX = 'system/pki/';
 const WRAPPING_KEY = 'kms.import_wrapping_key';
 const kekName = (c: Classification) => `${SYSTEM_KEK_PREFIX}${c}`;
 const isSystemKey = (name: string | null) => name?.startsWith('system/') ?? false;
