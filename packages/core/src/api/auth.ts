@@ -28,5 +28,9 @@ export const CreatedApiKey = Type.Object({ ...ApiKeyInfo.properties, token: Type
 export type CreatedApiKey = Static<typeof CreatedApiKey>;
 export const ApiKeyList = Type.Object({ api_keys: Type.Array(ApiKeyInfo) });
 export type ApiKeyList = Static<typeof ApiKeyList>;
-export const WhoAmI = Type.Object({ principal_id: Type.String(), api_key_id: Type.String(), permissions: Type.Array(Type.String()) });
+export const WhoAmI = Type.Object({
+  principal_id: Type.String({ description: 'the API key\'s principal, or the SPIFFE id of a client certificate' }),
+  api_key_id: Type.Union([Type.String(), Type.Null()], { description: 'null when the client authenticated with a certificate (mTLS)' }),
+  permissions: Type.Array(Type.String()),
+});
 export type WhoAmI = Static<typeof WhoAmI>;

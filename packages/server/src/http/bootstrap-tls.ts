@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { randomBytes } from '@palisade/core';
+import type { ListenerCertificateSource } from './listener-tls.js';
 
 x509.cryptoProvider.set(webcrypto as never);
 type CryptoKey = webcrypto.CryptoKey;
@@ -140,4 +141,18 @@ function stillGood(certPem: string, caPem: string, names: string[], now: Date): 
   } catch {
     return false;
   }
+}
+
+/**
+ * The bootstrap files as the listener's certificate source. Every poll re-runs the start-up check, so the server
+ * certificate is re-issued once it has less than 30 days left, without a restart. Client certificates chain to the
+ * bootstrap CA until the PKI engine supplies its own source.
+ */
+export function bootstrapCertificateSource(dataDir: string, names: string[], clock: () => Date): ListenerCertificateSource {
+  return {
+    async current() {
+      const tls = await ensureServerTls(dataDir, names, clock());
+      return { key: tls.key, chain: tls.cert, trust: [tls.ca] };
+    },
+  };
 }

@@ -7,6 +7,8 @@
  *   | request id      | genReqId        | honour a well-formed X-Request-Id, else a UUID; echoed on the response  |
  *   | draining        | onRequest       | 503 PAL_SHUTTING_DOWN once SIGTERM arrived                               |
  *   | sealed          | onRequest       | routes not marked allowSealed answer 503 PAL_SEAL_SEALED while sealed   |
+ *   | client cert     | onRequest       | no Authorization header + a TLS client certificate -> its SPIFFE id    |
+ *   |                 |                 | principal (401 with the reason otherwise; failures audited)            |
  *   | authentication  | onRequest       | bearer API key -> principal (401 otherwise; failures audited)          |
  *   | permission      | onRequest       | route's `engine:resource:action` (403 otherwise; denial audited)       |
  *   | body limit/type | content parser  | 10 MiB, JSON only (413 / 415 / 400)                                    |
@@ -25,6 +27,7 @@ import type { AuditLedger } from './audit/ledger.js';
 import type { AuditEventInput } from './audit/events.js';
 import { hasPermission } from './auth/permissions.js';
 import type { ApiKeyService, Principal } from './auth/api-keys.js';
+import { peerCertificateChain, type ClientCertificateAuthenticator } from './auth/client-certificates.js';
 import type { Executor, Storage } from '../storage/database.js';
 import type { Seal } from './seal/seal.js';
 import type { HttpMetrics } from '../metrics/http.js';
@@ -59,6 +62,8 @@ export interface PipelineDeps {
   storage: Storage;
   ledger: AuditLedger;
   apiKeys: Pick<ApiKeyService, 'authenticate'>;
+  /** mTLS client authentication; absent when the listener asks for no client certificate (and under inject()). */
+  clientCertificates?: ClientCertificateAuthenticator;
   seal: () => Seal;
   metrics: HttpMetrics;
   isDraining: () => boolean;
@@ -93,14 +98,21 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
       return;
     }
     const header = req.headers.authorization;
-    if (!header) throw new PalisadeError('PAL_AUTH_REQUIRED');
-    const m = BEARER.exec(header);
+    // An Authorization header wins over a client certificate: the certificate is only looked at without one.
+    const certificates = header ? undefined : deps.clientCertificates;
+    const chain = certificates ? peerCertificateChain(req.raw.socket) : [];
+    if (!header && chain.length === 0) throw new PalisadeError('PAL_AUTH_REQUIRED');
     try {
-      if (!m?.[1]) throw new PalisadeError('PAL_AUTH_INVALID', 'Authorization must be `Bearer <api key>`');
-      req.principal = await deps.apiKeys.authenticate(m[1]);
+      if (certificates && chain.length > 0) req.principal = await certificates.authenticate(chain);
+      else {
+        const m = BEARER.exec(header ?? '');
+        if (!m?.[1]) throw new PalisadeError('PAL_AUTH_INVALID', 'Authorization must be `Bearer <api key>`');
+        req.principal = await deps.apiKeys.authenticate(m[1]);
+      }
     } catch (e) {
       const pe = toPalisadeError(e);
-      await auditOrFail(deps, req, { type: 'auth.failed', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: pe.code });
+      const details = chain.length > 0 ? { method: 'client_certificate', ...pe.extensions } : {};
+      await auditOrFail(deps, req, { type: 'auth.failed', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: pe.code, details });
       throw pe;
     }
     if (!hasPermission(req.principal.permissions, permission)) {

@@ -3,9 +3,10 @@ import type { ApiKeyInfo } from '@palisade/core';
 import type { Executor, Storage } from '../../storage/database.js';
 import type { ApiKeyTable } from '../../storage/schema.js';
 
+/** Who a request acts as: an API key's principal, or a client certificate's SPIFFE id (then `api_key_id` is null). */
 export interface Principal {
   principal_id: string;
-  api_key_id: string;
+  api_key_id: string | null;
   permissions: string[];
 }
 
