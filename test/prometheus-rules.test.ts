@@ -38,7 +38,7 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
 
   it(`promtool check rules ${RULES}`, async () => {
     const r = await promtool(['check', 'rules', RULES]);
-    expect(r.output).toContain('SUCCESS: 8 rules found');
+    expect(r.output).toContain('SUCCESS: 10 rules found');
     expect(r.code, r.output).toBe(0);
   });
 
@@ -53,7 +53,7 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
     expect(text).toMatch(/- name: palisade-encryption\n/);
     expect(text).toMatch(/- name: palisade-audit\n/);
     const alerts = [...text.matchAll(/- alert: (\w+)/g)].map((m) => m[1]);
-    expect(alerts).toEqual(['EncryptionFailureRate', 'KeyExpiryWarning', 'UnauthorizedDecryption', 'HSMConnectivityFailure', 'AuditWriteFailure', 'AuditCheckpointStale', 'AuditAnchorFailing']);
+    expect(alerts).toEqual(['EncryptionFailureRate', 'KeyExpiryWarning', 'CertificateExpiryWarning', 'UnauthorizedDecryption', 'HSMConnectivityFailure', 'AuditWriteFailure', 'AuditCheckpointStale', 'AuditAnchorFailing']);
     for (const a of alerts) {
       expect(text).toContain(`runbook_url: docs/runbooks/${a}.md`);
       expect(() => readFileSync(join(repo, 'docs/runbooks', `${a}.md`))).not.toThrow();
@@ -64,6 +64,8 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
   it.each([
     ['EncryptionFailureRate threshold', 'rate(encryption_failures_total[5m]) > 0.01', 'rate(encryption_failures_total[5m]) > 1'],
     ['KeyExpiryWarning boundary', 'key_age_days > 25', 'key_age_days >= 25'],
+    ['CertificateExpiryWarning boundary', 'certificate_expiry_days < 30', 'certificate_expiry_days <= 30'],
+    ['certificate_expiry_days unit', 'certificate_expiry_seconds / 86400', 'certificate_expiry_seconds / 3600'],
     ['UnauthorizedDecryption status filter', 'decryption_operations_total{status="unauthorized"}', 'decryption_operations_total'],
     ['AuditCheckpointStale quiet-log guard', 'delta(audit_log_size[5m]) > 0', 'vector(1)'],
     ['AuditCheckpointStale growth window', 'delta(audit_log_size[5m])', 'delta(audit_log_size[15m])'],

@@ -36,6 +36,7 @@ import { AcmeEngine } from './engines/acme/engine.js';
 import type { AcmeCertificateAuthority } from './engines/acme/ports.js';
 import { CaHierarchy } from './engines/pki/cas.js';
 import { PkiService } from './engines/pki/service.js';
+import { pkiMetrics } from './engines/pki/metrics.js';
 import { DEFAULT_POLICY, DEFAULT_TEMPLATES } from './engines/pki/templates.js';
 
 export interface Runtime {
@@ -168,6 +169,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     }, config.seal.health_check_seconds * 1000);
     health.unref();
     const pki = createPki(config, kms, clock);
+    pkiMetrics(registry, () => storage.db, clock);
     const acme = new AcmeEngine({ storage, ledger, barrier: () => sealRef.barrier(), ca: opts.acmeCa ?? pki.acmeAuthority(), config: config.acme, clock, log });
     const signer = kmsCheckpointSigner({ storage, kms, keyName: AUDIT_CHECKPOINT_KEY, origin: () => auditLog.origin() });
     const auditLog = new AuditLog({ storage, ledger, signer, configuredOrigin: config.audit.origin, clock });

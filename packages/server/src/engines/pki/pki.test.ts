@@ -76,6 +76,14 @@ describe.each(dialects())('PKI ($name)', ({ name, available }) => {
       expect(events.filter((e) => e.resource?.id === cert.serial)).toHaveLength(1);
     });
 
+    it('exports certificate_expiry_seconds for the CAs and the newest certificate of each service', async () => {
+      const text = (await s.client.transport.raw('GET', '/metrics', undefined, { accept: 'text/plain' })).body.toString();
+      const days = (labels: string) => Number(new RegExp(`certificate_expiry_seconds\\{${labels}\\} ([0-9.e+]+)`).exec(text)?.[1]) / 86400;
+      expect(days('certificate_type="service",service="payments"')).toBeCloseTo(90, 0);
+      expect(days('certificate_type="root",service="root"')).toBeCloseTo(3650, 0);
+      expect(text).toMatch(/certificate_expiry_seconds\{certificate_type="intermediate",service="intermediate-/);
+    });
+
     it('signs a CSR for the names the template renders, and refuses CA:TRUE or foreign names', async () => {
       await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', file('csr-key.pem'), '-subj', '/CN=ignored', '-addext', 'subjectAltName=DNS:search.production.svc.cluster.local', '-out', file('ok.csr')]);
       const ok = await s.client.pki.sign({ service: 'search', csr: await readFile(file('ok.csr'), 'utf8') });
