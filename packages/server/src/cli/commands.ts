@@ -8,6 +8,7 @@ import { serve } from './serve.js';
 import { operatorCommands } from './operator.js';
 import { backupCommands } from './backup.js';
 import { witnessCommands } from './witness.js';
+import { pkiCommands } from './pki.js';
 
 const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
@@ -180,6 +181,7 @@ export function buildCli(): Command {
     });
 
   auditCommands(program);
+  pkiCommands(program);
   operatorCommands(program);
   backupCommands(program);
   witnessCommands(program);
