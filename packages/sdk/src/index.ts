@@ -12,6 +12,7 @@ export { SysClient } from './sys.js';
 export { ApprovalsClient, isApproval } from './approvals.js';
 export { PkiClient } from './pki.js';
 export { Transport, PalisadeApiError, type ClientOptions } from './transport.js';
+export { spkiPin } from './pins.js';
 
 /** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */
 export class PalisadeClient {

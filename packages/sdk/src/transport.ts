@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
+import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
 import type { ProblemDetails } from '@palisade/core';
+import { checkPins, validatePins } from './pins.js';
 
 export interface ClientOptions {
   /** `https://host:port` or `host:port` (PALISADE_ADDR). */
@@ -9,6 +11,16 @@ export interface ClientOptions {
   token?: string;
   /** PEM of the CA that issued the server certificate (PALISADE_CA_FILE's contents). Omit to use the system store. */
   ca?: string | Buffer;
+  /**
+   * SPKI pins, `sha256/<base64>` (HPKP's format; make them with spkiPin()). When set, a connection is refused unless
+   * a certificate of the server's verified chain has one of these keys. At least three: the key in use and two
+   * backup keys not yet in the chain (the seed's `backup_pins: 2`), so that a key change does not lock clients out.
+   */
+  pins?: string[];
+  /** Client certificate chain (PEM, leaf first) for mTLS; with `key`. */
+  cert?: string | Buffer;
+  /** Private key (PEM) of `cert`. */
+  key?: string | Buffer;
   /** Concurrent keep-alive connections (default 16). */
   maxSockets?: number;
   /** Per-request timeout in ms (default 30 s). */
@@ -44,7 +56,18 @@ export class Transport {
     this.#port = Number(url.port || 443);
     this.#token = opts.token;
     this.#timeout = opts.timeoutMs ?? 30_000;
-    this.#agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 16, ...(opts.ca ? { ca: opts.ca } : {}), minVersion: 'TLSv1.2' });
+    if ((opts.cert === undefined) !== (opts.key === undefined)) throw new Error('cert and key go together: give both for a client certificate, or neither');
+    const pins = opts.pins ? validatePins(opts.pins) : null;
+    this.#agent = new Agent({
+      keepAlive: true,
+      maxSockets: opts.maxSockets ?? 16,
+      minVersion: 'TLSv1.2',
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      ...(opts.cert !== undefined && opts.key !== undefined ? { cert: opts.cert, key: opts.key } : {}),
+      // Node calls this only once the chain verified, with the detailed certificate (getPeerCertificate(true));
+      // the pin check comes on top of the hostname check.
+      ...(pins ? { checkServerIdentity: (host: string, cert: PeerCertificate) => checkServerIdentity(host, cert) ?? checkPins(pins, cert as DetailedPeerCertificate) } : {}),
+    });
   }
 
   async send<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {

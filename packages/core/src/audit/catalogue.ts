@@ -133,9 +133,16 @@ const DEFS: Record<string, Def> = {
   // ---------------------------------------------------------------- authentication (request pipeline, auth engine)
   'auth.failed': {
     category: 'authentication',
-    description: 'A request to an authenticated route presented no valid credential (the pipeline; error_code says why, action names the permission it wanted).',
+    description: 'A request to an authenticated route presented no valid credential (the pipeline; error_code says why, action names the permission it wanted; for a client certificate, details say why it was refused).',
     outcomes: ['denied'],
     resource: null,
+    fields: {
+      method: opt(oneOf(['client_certificate'] as const, 'set when the credential was a TLS client certificate (mTLS)')),
+      reason: opt(
+        oneOf(['expired', 'not_yet_valid', 'untrusted_issuer', 'revoked', 'revocation_unavailable', 'no_client_auth_eku', 'no_identity'] as const, 'why the client certificate was refused'),
+      ),
+    },
+    example: { method: 'client_certificate', reason: 'revoked' },
   },
   'auth.bootstrap': {
     category: 'authentication',
