@@ -7,8 +7,9 @@ import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { splitAddr } from './config/config.js';
 import { openStorage, type Storage } from './storage/database.js';
-import { openSeal } from './kernel/seal/open.js';
+import { openPkcs11CaKeys, openSeal } from './kernel/seal/open.js';
 import type { SealManager } from './kernel/seal/manager.js';
+import type { Pkcs11CaKeys } from './kernel/seal/pkcs11-ca-keys.js';
 import { hsmMetrics } from './kernel/seal/metrics.js';
 import { AuditLedger } from './kernel/audit/ledger.js';
 import { ApiKeyService, newToken } from './kernel/auth/api-keys.js';
@@ -168,7 +169,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       );
     }, config.seal.health_check_seconds * 1000);
     health.unref();
-    const pki = createPki(config, kms, clock);
+    const caKeys = await openPkcs11CaKeys(config, hsm.observe);
+    const pki = createPki(config, kms, clock, caKeys);
     pkiMetrics(registry, () => storage.db, clock);
     const acme = new AcmeEngine({ storage, ledger, barrier: () => sealRef.barrier(), ca: opts.acmeCa ?? pki.acmeAuthority(), config: config.acme, clock, log });
     const signer = kmsCheckpointSigner({ storage, kms, keyName: AUDIT_CHECKPOINT_KEY, origin: () => auditLog.origin() });
@@ -270,6 +272,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         await retention.stop();
         await app.close();
         await acme.close();
+        await caKeys?.close();
         await sealRef.close();
         await storage.close();
       },
@@ -314,13 +317,16 @@ async function ensureOwner(storage: Storage, ledger: AuditLedger, apiKeys: ApiKe
   return token;
 }
 
-/** The PKI engine as configured: the CA hierarchy over the KMS, the seed's template and least-privilege policy by default. */
-function createPki(config: Config, kms: KmsService, clock: () => Date): PkiService {
+/**
+ * The PKI engine as configured: the CA hierarchy over the KMS (and, with the pkcs11 seal, the token for a root whose
+ * key lives in the HSM), the seed's template and least-privilege policy by default.
+ */
+function createPki(config: Config, kms: KmsService, clock: () => Date, hsm: Pkcs11CaKeys | undefined): PkiService {
   const p = config.pki;
   const { host, port } = splitAddr(config.addr);
   const publicHost = !host || host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
   const baseUrl = p.base_url ?? `https://${publicHost}:${port}`;
-  const cas = new CaHierarchy({ kms, clock, settings: { organization: p.organization, country: p.country, root: p.root, intermediate: p.intermediate, baseUrl: () => baseUrl } });
+  const cas = new CaHierarchy({ kms, hsm, clock, settings: { organization: p.organization, country: p.country, root: p.root, intermediate: p.intermediate, baseUrl: () => baseUrl } });
   return new PkiService({
     cas,
     clock,

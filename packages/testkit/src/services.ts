@@ -8,9 +8,9 @@ import { findPostgresBinDir } from './postgres.js';
 import { findRedisServer } from './redis.js';
 import { findExecutable } from './proc.js';
 
-export type ServiceName = 'postgres' | 'redis' | 'softhsm2' | 'promtool' | 'openssl';
+export type ServiceName = 'postgres' | 'redis' | 'softhsm2' | 'promtool' | 'openssl' | 'testssl';
 
-export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'redis', 'softhsm2', 'promtool', 'openssl'];
+export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'redis', 'softhsm2', 'promtool', 'openssl', 'testssl'];
 
 export interface ServiceStatus {
   available: boolean;
@@ -54,6 +54,7 @@ function status(name: ServiceName): ServiceStatus {
       return executable('softhsm2-util', name);
     case 'promtool':
     case 'openssl':
+    case 'testssl': // Debian's testssl.sh package installs it as `testssl`
       return executable(name, name);
   }
 }

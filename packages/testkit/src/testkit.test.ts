@@ -150,7 +150,7 @@ describe('testkit: service rule (CI-or-skip-loudly)', () => {
 
   it('reports what is installed', () => {
     const a = serviceAvailability();
-    expect(Object.keys(a).sort()).toEqual(['openssl', 'postgres', 'promtool', 'redis', 'softhsm2']);
+    expect(Object.keys(a).sort()).toEqual(['openssl', 'postgres', 'promtool', 'redis', 'softhsm2', 'testssl']);
     for (const s of Object.values(a)) expect(s.available).toBe(s.binary !== null);
   });
 

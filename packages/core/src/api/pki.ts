@@ -15,7 +15,7 @@ export const CertificateAuthority = Type.Object({
   kind: enumOf(['root', 'intermediate'] as const),
   parent_id: nullable(Type.String()),
   status: enumOf(['pending', 'active', 'retired'] as const, 'active intermediates issue (the newest one); retired ones still answer OCSP and CRLs; pending ones wait for their certificate'),
-  key_store: enumOf(['kms', 'offline', 'external'] as const, 'kms: the server holds the key; offline: exported and removed; external: an intermediate held elsewhere'),
+  key_store: enumOf(['kms', 'hsm', 'offline', 'external'] as const, 'kms: the server holds the key; hsm: generated in the PKCS#11 token of the seal, never extractable; offline: exported and removed; external: an intermediate held elsewhere'),
   algorithm: Type.String(),
   subject_dn: Type.String(),
   not_before: nullable(dt),
@@ -34,6 +34,7 @@ export const InitRootRequest = Type.Object(
     algorithm: Type.Optional(enumOf(PKI_CA_ALGORITHMS)),
     common_name: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     validity_days: Type.Optional(Type.Integer({ minimum: 30, maximum: 36_500 })),
+    key_store: Type.Optional(enumOf(['kms', 'hsm'] as const, 'kms (default): a KMS system key, exportable to take the root offline; hsm: generated in the PKCS#11 token of the seal (seal.provider pkcs11), where it signs and which it never leaves')),
   },
   { additionalProperties: false },
 );

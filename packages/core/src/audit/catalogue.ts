@@ -696,8 +696,8 @@ const DEFS: Record<string, Def> = {
     fields: {
       name: str('CA name'),
       kind: oneOf(['root', 'intermediate'] as const, 'its place in the hierarchy'),
-      key_id: orNull(str('its KMS signing key'), 'the KMS key, null for a key held elsewhere'),
-      key_store: oneOf(['kms', 'offline', 'external'] as const, 'where its key lives'),
+      key_id: orNull(str('its KMS signing key'), 'the KMS key, null for a key held elsewhere (in the HSM: the token object labelled palisade-ca-<ca id>)'),
+      key_store: oneOf(['kms', 'hsm', 'offline', 'external'] as const, 'where its key lives'),
       subject_dn: str('subject distinguished name'),
       parent_ca_id: orNull(str('issuer'), 'the issuing CA, null for a root'),
       not_after: orNull(time('expiry'), 'expiry, null while pending'),

@@ -80,6 +80,8 @@ export const ERROR_CATALOGUE = {
   PAL_PKI_ROOT_EXISTS: { status: 409, title: 'Root CA exists', description: 'A root CA was created before; a second one is refused (rotate the intermediate instead).' },
   PAL_PKI_CA_NOT_FOUND: { status: 404, title: 'CA not found', description: 'No certificate authority has this id.' },
   PAL_PKI_CA_OFFLINE: { status: 409, title: 'CA key offline', description: 'The CA\'s key is not held by the server (exported and removed): sign offline with `palisade pki sign-intermediate` and install the result.' },
+  PAL_PKI_HSM_UNAVAILABLE: { status: 409, title: 'No HSM for CA keys', description: 'key_store `hsm` keeps the CA key in the PKCS#11 token of the seal; this server\'s seal is not `pkcs11` (configure `seal.pkcs11`, or use key_store `kms`).' },
+  PAL_PKI_KEY_NOT_EXPORTABLE: { status: 409, title: 'CA key not exportable', description: 'The CA key was generated in the HSM as non-extractable and never leaves it: keep the root offline by keeping the token offline.' },
   PAL_PKI_CA_STATE: { status: 409, title: 'CA in the wrong state', description: 'The CA cannot do this in its current state (`status` says which), e.g. installing a certificate on a CA that already has one.' },
   PAL_PKI_INTERMEDIATE_INVALID: { status: 400, title: 'Intermediate certificate invalid', description: 'The certificate does not carry the pending key, is not a CA certificate, or does not chain to the root.' },
   PAL_PKI_CERTIFICATE_NOT_FOUND: { status: 404, title: 'Certificate not found', description: 'No certificate with this serial number was issued here.' },

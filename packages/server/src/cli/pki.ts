@@ -26,9 +26,12 @@ export function pkiCommands(program: Command): void {
     .addOption(new Option('--algorithm <alg>').choices(PKI_CA_ALGORITHMS))
     .option('--common-name <cn>', 'root subject CN')
     .option('--validity-days <n>', 'root lifetime', (v) => Number(v))
+    .addOption(new Option('--key-store <store>', 'kms: a KMS key (exportable with export-root-key); hsm: generated in the PKCS#11 token of the seal, never extractable').choices(['kms', 'hsm'] as const))
     .option('--out <file>', 'write the root certificate (PEM) here: what clients trust')
-    .action(async (o: { algorithm?: (typeof PKI_CA_ALGORITHMS)[number]; commonName?: string; validityDays?: number; out?: string }) => {
-      const r = await withClient((c) => c.pki.initRoot({ ...(o.algorithm ? { algorithm: o.algorithm } : {}), ...(o.commonName ? { common_name: o.commonName } : {}), ...(o.validityDays ? { validity_days: o.validityDays } : {}) }));
+    .action(async (o: { algorithm?: (typeof PKI_CA_ALGORITHMS)[number]; commonName?: string; validityDays?: number; keyStore?: 'kms' | 'hsm'; out?: string }) => {
+      const r = await withClient((c) =>
+        c.pki.initRoot({ ...(o.algorithm ? { algorithm: o.algorithm } : {}), ...(o.commonName ? { common_name: o.commonName } : {}), ...(o.validityDays ? { validity_days: o.validityDays } : {}), ...(o.keyStore ? { key_store: o.keyStore } : {}) }),
+      );
       process.stdout.write(`root ${r.root.id}\t${r.root.subject_dn}\nintermediate ${r.intermediate.id}\t${r.intermediate.subject_dn}\n`);
       if (o.out) writeFileSync(o.out, r.root.certificate_pem!);
     });

@@ -148,8 +148,8 @@ export interface PkiCaTable {
   kind: 'root' | 'intermediate';
   parent_id: string | null;
   status: 'pending' | 'active' | 'retired';
-  key_store: 'kms' | 'offline' | 'external';
-  key_ref: string | null; // the KMS key name while the server holds the key
+  key_store: 'kms' | 'hsm' | 'offline' | 'external';
+  key_ref: string | null; // the KMS key name (kms), or the CKA_LABEL of the key pair in the token (hsm), while the server holds the key
   algorithm: string;
   subject_dn: string;
   certificate: Buffer | null; // DER; null while an intermediate waits for its certificate

@@ -2,6 +2,8 @@
  * The CA hierarchy: one root (kept offline once its intermediate exists, if the operator wants) and intermediates
  * that issue everything. CA keys are KMS system keys (`system/pki/<ca id>`), never rotated in place: rotating an
  * intermediate creates a new one, the previous one retires and keeps answering OCSP and CRLs for what it issued.
+ * The root's key may instead live in the HSM (key store `hsm`, with the pkcs11 seal): generated in the token as
+ * `palisade-ca-<ca id>`, non-extractable, every root signature made there.
  */
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
@@ -11,6 +13,7 @@ import { PalisadeError, randomId } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
 import type { PkiCaTable } from '../../storage/schema.js';
 import type { OpContext } from '../../kernel/op-context.js';
+import type { Pkcs11CaKeys } from '../../kernel/seal/pkcs11-ca-keys.js';
 import type { KmsService } from '../kms/service.js';
 import { CA_KEY_PREFIX } from '../kms/service.js';
 import { signedDer } from './signature.js';
@@ -18,6 +21,8 @@ import type { CaAlgorithm, CaSigner, SigningCa } from './types.js';
 import { buildCertificate, fromPem, nameDer, newSerial, parseCsr, spkiOf, toPem, type SubjectName } from './x509.js';
 
 const DAY_MS = 86_400_000;
+/** CKA_LABEL (and CKA_ID) of a CA key pair in the HSM: this prefix and the CA id. */
+export const HSM_LABEL_PREFIX = 'palisade-ca-';
 /** Certificates are back-dated this much against clock skew between us and relying parties. */
 export const BACKDATE_MS = 60_000;
 
@@ -48,8 +53,15 @@ export interface CaView {
 
 export interface CaDeps {
   kms: Pick<KmsService, 'createCaKey' | 'caSign' | 'exportCaKey'>;
+  /** CA keys in the seal's PKCS#11 token (key store `hsm`); absent unless the seal is pkcs11. */
+  hsm?: Pick<Pkcs11CaKeys, 'createKey' | 'sign'> | undefined;
   clock: () => Date;
   settings: CaSettings;
+}
+
+/** Whether the server can sign with this CA's key (in the KMS or in the HSM). */
+export function keyHeld(row: Pick<PkiCaTable, 'key_store'>): boolean {
+  return row.key_store === 'kms' || row.key_store === 'hsm';
 }
 
 export function caView(row: PkiCaTable): CaView {
@@ -83,8 +95,15 @@ export class CaHierarchy {
   signing(db: Executor, row: PkiCaTable): SigningCa {
     if (!row.certificate) throw new PalisadeError('PAL_PKI_CA_STATE', `CA ${row.name} has no certificate yet`, { extensions: { status: row.status } });
     const name = row.key_ref;
-    if (row.key_store !== 'kms' || !name) throw new PalisadeError('PAL_PKI_CA_OFFLINE', `the key of CA ${row.name} is not held by the server`);
-    return { id: row.id, certificate: row.certificate, signer: { algorithm: row.algorithm as CaAlgorithm, sign: (tbs) => this.deps.kms.caSign(db, name, tbs) } };
+    if (!keyHeld(row) || !name) throw new PalisadeError('PAL_PKI_CA_OFFLINE', `the key of CA ${row.name} is not held by the server`);
+    const algorithm = row.algorithm as CaAlgorithm;
+    const sign = row.key_store === 'hsm' ? (tbs: Buffer) => this.#hsm().sign(name, algorithm, tbs) : (tbs: Buffer) => this.deps.kms.caSign(db, name, tbs);
+    return { id: row.id, certificate: row.certificate, signer: { algorithm, sign } };
+  }
+
+  #hsm(): NonNullable<CaDeps['hsm']> {
+    if (!this.deps.hsm) throw new PalisadeError('PAL_PKI_HSM_UNAVAILABLE');
+    return this.deps.hsm;
   }
 
   async get(db: Executor, id: string): Promise<PkiCaTable> {
@@ -126,24 +145,30 @@ export class CaHierarchy {
     return out;
   }
 
-  /** Create the root and its first intermediate. */
-  async initRoot(ctx: OpContext, opts: Partial<CaSettings['root']> = {}): Promise<{ root: PkiCaTable; intermediate: PkiCaTable }> {
+  /**
+   * Create the root and its first intermediate. The root's key is a KMS system key, or with `key_store: 'hsm'` a key
+   * pair generated in the seal's PKCS#11 token (labelled `palisade-ca-<ca id>`) that signs there and never leaves it.
+   */
+  async initRoot(ctx: OpContext, opts: Partial<CaSettings['root']> & { key_store?: 'kms' | 'hsm' | undefined } = {}): Promise<{ root: PkiCaTable; intermediate: PkiCaTable }> {
     if (await this.root(ctx.db)) throw new PalisadeError('PAL_PKI_ROOT_EXISTS');
-    const s = { ...this.deps.settings.root, ...opts };
+    const { key_store: keyStore = 'kms', ...settings } = opts;
+    const s = { ...this.deps.settings.root, ...settings };
     const now = this.deps.clock();
     const id = newCaId();
-    const key = await this.deps.kms.createCaKey(ctx, `${CA_KEY_PREFIX}${id}`, s.algorithm, s.validity_days);
+    const hsm = keyStore === 'hsm' ? this.#hsm() : null;
+    const keyRef = hsm ? `${HSM_LABEL_PREFIX}${id}` : `${CA_KEY_PREFIX}${id}`;
+    const key = hsm ? { key_id: null, public_key: await hsm.createKey(keyRef, s.algorithm) } : await this.deps.kms.createCaKey(ctx, keyRef, s.algorithm, s.validity_days);
     const subject = nameDer({ CN: s.common_name, O: this.deps.settings.organization, C: this.deps.settings.country });
     const notBefore = new Date(now.getTime() - BACKDATE_MS);
     const notAfter = new Date(now.getTime() + s.validity_days * DAY_MS);
-    const signer: CaSigner = { algorithm: s.algorithm, sign: (tbs) => this.deps.kms.caSign(ctx.db, `${CA_KEY_PREFIX}${id}`, tbs) };
+    const signer: CaSigner = { algorithm: s.algorithm, sign: hsm ? (tbs) => hsm.sign(keyRef, s.algorithm, tbs) : (tbs) => this.deps.kms.caSign(ctx.db, keyRef, tbs) };
     const der = await buildCertificate({ kind: 'root', serial: newSerial(), subject, publicKey: key.public_key, notBefore, notAfter }, signer);
     const root: PkiCaTable = {
       ...baseRow(id, 'root', now),
       name: 'root',
       status: 'active',
-      key_store: 'kms',
-      key_ref: `${CA_KEY_PREFIX}${id}`,
+      key_store: keyStore,
+      key_ref: keyRef,
       algorithm: s.algorithm,
       subject_dn: subjectOf(der),
       certificate: der,
@@ -173,7 +198,7 @@ export class CaHierarchy {
     const subject = nameDer(name);
     const self: CaSigner = { algorithm: s.algorithm, sign: (tbs) => this.deps.kms.caSign(ctx.db, keyName, tbs) };
     const row: PkiCaTable = { ...baseRow(id, 'intermediate', now), parent_id: root.id, status: 'pending', key_store: 'kms', key_ref: keyName, algorithm: s.algorithm, subject_dn: `CN=${name.CN}, O=${name.O}, C=${name.C}`, csr: await buildCsr(subject, key.public_key, self) };
-    if (root.key_store === 'kms') {
+    if (keyHeld(root)) {
       const notAfter = new Date(Math.min(now.getTime() + s.validity_days * DAY_MS, Date.parse(root.not_after!)));
       const der = await buildCertificate(
         { kind: 'intermediate', serial: newSerial(), subject, issuer: root.certificate, publicKey: key.public_key, notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter, pathLength: 0, caIssuersUrl: this.urls(root.id).caIssuersUrl },
@@ -241,6 +266,7 @@ export class CaHierarchy {
   async exportRootKey(ctx: OpContext, passphrase: string, remove: boolean): Promise<string> {
     const root = await this.root(ctx.db);
     if (!root) throw new PalisadeError('PAL_PKI_NOT_INITIALIZED');
+    if (root.key_store === 'hsm') throw new PalisadeError('PAL_PKI_KEY_NOT_EXPORTABLE', `the root key was generated in the HSM as non-extractable (token object "${root.key_ref}"); keep the token offline instead`);
     if (root.key_store !== 'kms' || !root.key_ref) throw new PalisadeError('PAL_PKI_CA_OFFLINE', 'the root key was taken offline before');
     const pem = await this.deps.kms.exportCaKey(ctx.db, root.key_ref, passphrase, remove);
     if (remove) await ctx.db.updateTable('pki_cas').set({ key_store: 'offline', key_ref: null }).where('id', '=', root.id).execute();

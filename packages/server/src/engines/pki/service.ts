@@ -10,7 +10,7 @@ import type { Executor } from '../../storage/database.js';
 import type { PkiCertificateTable } from '../../storage/schema.js';
 import type { OpContext } from '../../kernel/op-context.js';
 import type { AcmeCertificateAuthority } from '../acme/ports.js';
-import { BACKDATE_MS, CaHierarchy, subjectOf } from './cas.js';
+import { BACKDATE_MS, CaHierarchy, keyHeld, subjectOf } from './cas.js';
 import { buildCrl } from './crl.js';
 import { buildOcspResponse, matchesIssuer, ocspErrorResponse, parseOcspRequest } from './ocsp.js';
 import { authorize, renderTemplate, type IssueVariables, type PkiNaming, type PolicyRule, type Template } from './templates.js';
@@ -291,7 +291,7 @@ export class PkiService {
   async ocsp(db: Executor, der: Buffer): Promise<Buffer> {
     const req = parseOcspRequest(der);
     if (!req) return ocspErrorResponse('malformedRequest');
-    const cas = (await this.deps.cas.list(db)).filter((c) => c.certificate && c.key_store === 'kms');
+    const cas = (await this.deps.cas.list(db)).filter((c) => c.certificate && keyHeld(c));
     const ca = cas.find((c) => matchesIssuer(req.requests[0]!, c.certificate!));
     if (!ca || !req.requests.every((r) => matchesIssuer(r, ca.certificate!))) return ocspErrorResponse('unauthorized');
     const now = this.deps.clock();

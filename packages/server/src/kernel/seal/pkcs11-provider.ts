@@ -51,12 +51,12 @@ const EPHEMERAL = [
 ];
 
 /** 'CKR_PIN_INCORRECT' for a pkcs11js error, else the message. */
-function ckr(e: unknown): string {
+export function ckr(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   return /^CKR_\w+/.exec(msg)?.[0] ?? msg;
 }
 
-function quietly(fn: () => unknown): void {
+export function quietly(fn: () => unknown): void {
   try {
     fn();
   } catch {
@@ -65,7 +65,7 @@ function quietly(fn: () => unknown): void {
 }
 
 // C_Initialize is process-global per module: share one initialised library per module file, finalize with the last user.
-interface Loaded {
+export interface Loaded {
   key: string;
   lib: Lib;
   refs: number;
@@ -74,7 +74,7 @@ interface Loaded {
 }
 const loaded = new Map<string, Loaded>();
 
-function acquire(path: string): Loaded {
+export function acquire(path: string): Loaded {
   let key: string;
   try {
     key = realpathSync(path);
@@ -106,7 +106,7 @@ function acquire(path: string): Loaded {
   return m;
 }
 
-function release(m: Loaded): void {
+export function release(m: Loaded): void {
   if (--m.refs > 0) return;
   loaded.delete(m.key);
   if (m.finalize) quietly(() => m.lib.C_Finalize());
@@ -115,14 +115,14 @@ function release(m: Loaded): void {
 
 const slotNumber = (h: Handle): number => (h.length >= 8 ? Number(h.readBigUInt64LE()) : h.readUInt32LE());
 
-type Target = Pick<Pkcs11Config, 'token' | 'slot'>;
+export type Target = Pick<Pkcs11Config, 'token' | 'slot'>;
 
-function describeTarget(cfg: Target): string {
+export function describeTarget(cfg: Target): string {
   return cfg.token !== undefined ? `token "${cfg.token}"` : `slot ${cfg.slot}`;
 }
 
 /** The slot holding the configured token; the error lists the labels that are there. */
-function findSlot(lib: Lib, cfg: Target): Handle {
+export function findSlot(lib: Lib, cfg: Target): Handle {
   const seen: string[] = [];
   for (const slot of lib.C_GetSlotList(true)) {
     let label: string;
@@ -145,7 +145,7 @@ function findSlot(lib: Lib, cfg: Target): Handle {
   );
 }
 
-function login(lib: Lib, session: Handle, pin: string, target: string): void {
+export function login(lib: Lib, session: Handle, pin: string, target: string): void {
   try {
     lib.C_Login(session, P.CKU_USER, pin);
   } catch (e) {

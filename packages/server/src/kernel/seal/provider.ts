@@ -16,5 +16,5 @@ export interface RootKeyProvider {
   close(): Promise<void>;
 }
 
-/** Counts provider operations for `hsm_operations_total{operation,status}`. */
-export type ProviderObserver = (operation: 'wrap' | 'unwrap' | 'generate' | 'check' | 'login', status: 'success' | 'failure', seconds: number) => void;
+/** Counts token operations (the seal's, and `sign` by CA keys held in the token) for `hsm_operations_total{operation,status}`. */
+export type ProviderObserver = (operation: 'wrap' | 'unwrap' | 'generate' | 'check' | 'login' | 'sign', status: 'success' | 'failure', seconds: number) => void;
