@@ -30,8 +30,10 @@ import { kmsMetrics } from './engines/kms/metrics.js';
 import { KmsScheduler } from './engines/kms/scheduler.js';
 import { bootstrapCertificateSource, ensureServerTls, type ServerTls } from './http/bootstrap-tls.js';
 import { Server as TlsServer } from 'node:tls';
-import { ListenerTls } from './http/listener-tls.js';
-import { X509ClientAuthenticator, type RevocationSource } from './kernel/auth/client-certificates.js';
+import { ListenerTls, type ListenerCertificateSource } from './http/listener-tls.js';
+import type { OcspStapler } from './http/ocsp-staple.js';
+import { pkiListenerSource } from './engines/pki/listener.js';
+import { X509ClientAuthenticator } from './kernel/auth/client-certificates.js';
 import { buildApp } from './app.js';
 import { AcmeEngine } from './engines/acme/engine.js';
 import type { AcmeCertificateAuthority } from './engines/acme/ports.js';
@@ -90,13 +92,22 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   try {
     let tls: ServerTls | null = null;
     let listener: ListenerTls | null = null;
+    // The listener starts before the seal opens: it serves the bootstrap certificate until the PKI can issue its own.
+    let bootstrap: ListenerCertificateSource | null = null;
+    let listenerNames: string[] = [];
+    let pkiSource: ListenerCertificateSource | null = null;
+    let pkiStapler: OcspStapler | null = null;
+    let reloading: Promise<void> = Promise.resolve();
     if (opts.tls) {
       const { host } = splitAddr(config.addr);
       const names = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...(host && host !== '0.0.0.0' && host !== '::' ? [host] : []), ...config.tls.names])];
       tls = await ensureServerTls(config.data_dir, names, clock());
       if (tls.issued) log.info({ ca_file: tls.caFile, names }, 'issued server certificate from the bootstrap CA');
+      bootstrap = bootstrapCertificateSource(config.data_dir, names, clock);
+      listenerNames = names;
       listener = await ListenerTls.open({
-        source: bootstrapCertificateSource(config.data_dir, names, clock),
+        source: { current: () => (pkiSource ?? bootstrap!).current() },
+        staple: async (leaf, issuer) => (pkiStapler ? pkiStapler(leaf, issuer) : null),
         minVersion: config.tls.min_version,
         clientAuth: config.tls.client_auth.mode,
         reloadCheckSeconds: config.tls.reload_check_seconds,
@@ -172,6 +183,21 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     const caKeys = await openPkcs11CaKeys(config, hsm.observe);
     const pki = createPki(config, kms, clock, caKeys);
     pkiMetrics(registry, () => storage.db, clock);
+    const unsealed = () => sealRef.state === 'unsealed';
+    if (bootstrap) {
+      pkiSource = pkiListenerSource({ dataDir: config.data_dir, names: listenerNames, pki, storage, ledger, fallback: bootstrap, ready: unsealed, renewBeforeDays: config.pki.renew_before_days, clock });
+      pkiStapler = (leaf, issuer) => (unsealed() ? pki.ocspFor(storage.db, leaf, issuer) : Promise.resolve(null));
+      const reload = async () => {
+        reloading = (listener?.reload() ?? Promise.resolve(false)).then(
+          () => undefined,
+          (err: unknown) => log.error({ err }, 'listener certificate reload failed; still serving the previous one'),
+        );
+        await reloading;
+      };
+      sealRef.onUnseal(reload);
+      pki.onCaChange(reload);
+      if (unsealed()) await reload();
+    }
     const acme = new AcmeEngine({ storage, ledger, barrier: () => sealRef.barrier(), ca: opts.acmeCa ?? pki.acmeAuthority(), config: config.acme, clock, log });
     const signer = kmsCheckpointSigner({ storage, kms, keyName: AUDIT_CHECKPOINT_KEY, origin: () => auditLog.origin() });
     const auditLog = new AuditLog({ storage, ledger, signer, configuredOrigin: config.audit.origin, clock });
@@ -206,7 +232,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       tlsListener && config.tls.client_auth.mode !== 'off'
         ? new X509ClientAuthenticator({
             trust: () => tlsListener.trustRoots,
-            revocation: NO_REVOCATION_SOURCE,
+            revocation: { revokedSerials: () => pki.revokedSerials(storage.db) },
             identities: config.tls.client_auth.identities,
             revocationCheckSeconds: config.tls.client_auth.revocation_check_seconds,
             clock,
@@ -266,6 +292,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       async close() {
         clearInterval(health);
         listener?.close();
+        await reloading;
         await exports?.stop();
         await scheduler.stop();
         await checkpointer.stop();
@@ -284,8 +311,6 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
   }
 }
 
-/** The bootstrap CA revokes nothing; the PKI engine replaces this with its revocation list. */
-const NO_REVOCATION_SOURCE: RevocationSource = { revokedSerials: async () => new Set() };
 
 /**
  * First start: the owner credential (`*`), from PALISADE_BOOTSTRAP_TOKEN or random. A settings row guards it so that

@@ -82,7 +82,8 @@ export async function ensureServerTls(dataDir: string, names: string[], now: Dat
       signingAlgorithm: SIG,
       keys,
       extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
+        // path length 2: it also certifies the Palisade root (cross-certificate), above the intermediate
+        new x509.BasicConstraintsExtension(true, 2, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import type { Executor } from '../storage/database.js';
+import type { Executor, Storage } from '../storage/database.js';
+import type { AuditLedger } from './audit/ledger.js';
 import type { AuditEventInput } from './audit/events.js';
 
 /** What a service needs from a request: its transaction, and the pipeline's hooks for extra audit events and undo. */
@@ -30,4 +31,17 @@ export function opContext(req: FastifyRequest, opts: { primary?: boolean } = {})
     },
     onRollback: (undo) => req.auditRecord.onRollback.push(undo),
   };
+}
+
+/**
+ * Run a service operation outside any request (a job, a public endpoint that refreshes a cache): its writes and the
+ * audit events it emits, with `principal` as the actor, commit in one transaction, or neither does.
+ */
+export async function runAsSystem<T>(storage: Storage, ledger: Pick<AuditLedger, 'append'>, principal: string, fn: (ctx: OpContext) => Promise<T>, requestId?: string): Promise<T> {
+  return storage.transact(async (tx) => {
+    const events: Array<Parameters<NonNullable<OpContext['emit']>>[0]> = [];
+    const out = await fn({ db: tx, emit: (e) => void events.push(e) });
+    for (const e of events) await ledger.append(tx, { actor: { principal_id: principal }, ...(requestId ? { request_id: requestId } : {}), ...e });
+    return out;
+  });
 }

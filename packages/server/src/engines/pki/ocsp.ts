@@ -117,6 +117,17 @@ export function matchesIssuer(certId: CertIdInfo, caCertDer: Buffer): boolean {
   return name && key;
 }
 
+/** The SHA-1 CertID of a certificate under its issuer, as a client builds it: what the listener staples an answer for. */
+export function certIdFor(serialHex: string, issuerDer: Buffer): CertIdInfo {
+  const ca = caCertificateParts(issuerDer);
+  const issuerNameHash = createHash('sha1').update(ca.subject).digest();
+  const issuerKeyHash = createHash('sha1').update(ca.publicKeyBits).digest();
+  const serial = Buffer.from(serialHex.length % 2 ? `0${serialHex}` : serialHex, 'hex');
+  const der = serial[0]! & 0x80 ? Buffer.concat([Buffer.of(0), serial]) : serial;
+  const raw = new ocsp.CertID({ hashAlgorithm: new asn.AlgorithmIdentifier({ algorithm: '1.3.14.3.2.26', parameters: null }), issuerNameHash: new OctetString(issuerNameHash), issuerKeyHash: new OctetString(issuerKeyHash), serialNumber: Uint8Array.from(der).buffer });
+  return { hashAlgorithm: 'sha1', issuerNameHash, issuerKeyHash, serial: serialHex, raw };
+}
+
 export interface OcspAnswer {
   certId: CertIdInfo;
   status: CertificateStatus;

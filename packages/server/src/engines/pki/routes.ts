@@ -23,7 +23,7 @@ import {
 } from '@palisade/core';
 import type { Storage } from '../../storage/database.js';
 import type { AuditLedger } from '../../kernel/audit/ledger.js';
-import { opContext, type OpContext } from '../../kernel/op-context.js';
+import { opContext, runAsSystem } from '../../kernel/op-context.js';
 import { caView } from './cas.js';
 import { crlToPem } from './crl.js';
 import { ocspRequestFromGetPath } from './ocsp.js';
@@ -47,11 +47,14 @@ export function pkiRoutes(deps: PkiRouteDeps): FastifyPluginAsync {
   return async (plain) => {
     const app = plain.withTypeProvider<TypeBoxTypeProvider>();
     const primary = (req: Parameters<typeof opContext>[0]) => opContext(req, { primary: true });
+    /** After a change to the hierarchy commits, Palisade's own listener moves to the new issuer. */
+    const hierarchyChanged = (req: Parameters<typeof opContext>[0]) => req.auditRecord.afterCommit.push(async () => pki.caChanged());
 
     app.post('/v1/pki/root', {
       schema: { tags, security, summary: 'Create the root CA and its first intermediate (once)', body: InitRootRequest, response: { 201: InitRootResponse } },
       config: { permission: 'pki:ca:create', audit: 'pki.ca.create' },
       handler: async (req, reply) => {
+        hierarchyChanged(req);
         const out = await pki.cas.initRoot(primary(req), req.body);
         void reply.code(201);
         return { root: caView(out.root), intermediate: caView(out.intermediate) };
@@ -81,6 +84,7 @@ export function pkiRoutes(deps: PkiRouteDeps): FastifyPluginAsync {
       config: { permission: 'pki:ca:create', audit: 'pki.ca.create' },
       handler: async (req, reply) => {
         void reply.code(201);
+        hierarchyChanged(req);
         return caView(await pki.cas.rotateIntermediate(primary(req), req.body));
       },
     });
@@ -89,6 +93,7 @@ export function pkiRoutes(deps: PkiRouteDeps): FastifyPluginAsync {
       schema: { tags, security, summary: 'Install the certificate the offline root signed for a pending intermediate; it becomes the issuer', params: IdParams, body: InstallCertificateRequest, response: { 200: CertificateAuthority } },
       config: { permission: 'pki:ca:create', audit: 'pki.ca.install' },
       handler: async (req) => {
+        hierarchyChanged(req);
         const row = await pki.cas.install(opContext(req), req.params.id, req.body.certificate_pem);
         req.auditRecord.resource = { type: 'ca', id: row.id };
         req.auditRecord.details = { name: row.name, subject_dn: row.subject_dn, not_after: row.not_after };
@@ -193,12 +198,7 @@ export function pkiRoutes(deps: PkiRouteDeps): FastifyPluginAsync {
         const id = req.params.file.replace(/\.(crl|pem)$/, '');
         const crl =
           (await pki.freshCrl(req.tx, id)) ??
-          (await deps.storage.transact(async (tx) => {
-            const events: Parameters<NonNullable<OpContext['emit']>>[0][] = [];
-            const out = await pki.crl({ db: tx, emit: (e) => events.push(e) }, id);
-            for (const e of events) await deps.ledger.append(tx, { actor: { principal_id: 'system:pki' }, request_id: req.id, ...e });
-            return out;
-          }));
+          (await runAsSystem(deps.storage, deps.ledger, 'system:pki', (ctx) => pki.crl(ctx, id), req.id));
         return req.params.file.endsWith('.pem') ? reply.header('content-type', 'application/x-pem-file').send(crlToPem(crl)) : der(reply, 'application/pkix-crl', crl);
       },
     });

@@ -4,6 +4,7 @@
  * Every issued certificate is an audit event in the transaction that stores it.
  */
 import { createHash, createPublicKey, generateKeyPair as generateKeyPairCb, type KeyPairKeyObjectResult } from 'node:crypto';
+import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import { PalisadeError } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
@@ -12,10 +13,10 @@ import type { OpContext } from '../../kernel/op-context.js';
 import type { AcmeCertificateAuthority } from '../acme/ports.js';
 import { BACKDATE_MS, CaHierarchy, keyHeld, subjectOf } from './cas.js';
 import { buildCrl } from './crl.js';
-import { buildOcspResponse, matchesIssuer, ocspErrorResponse, parseOcspRequest } from './ocsp.js';
+import { buildOcspResponse, certIdFor, matchesIssuer, ocspErrorResponse, parseOcspRequest } from './ocsp.js';
 import { authorize, renderTemplate, type IssueVariables, type PkiNaming, type PolicyRule, type Template } from './templates.js';
 import { REVOCATION_REASONS, reasonName, type CertificateStatus, type RevocationReason } from './types.js';
-import { authorityKeyId, buildCertificate, checkKey, newSerial, parseCsr, spkiOf, toPem, type SubjectAltNames } from './x509.js';
+import { authorityKeyId, buildCertificate, checkKey, newSerial, parseCsr, serialOf, spkiOf, toPem, type SubjectAltNames } from './x509.js';
 
 const generateKeyPair = promisify(generateKeyPairCb) as (type: string, options?: object) => Promise<KeyPairKeyObjectResult>;
 const DAY_MS = 86_400_000;
@@ -82,7 +83,17 @@ export function sanStrings(s: SubjectAltNames): string[] {
 }
 
 export class PkiService {
+  readonly #caListeners: Array<() => Promise<void>> = [];
   constructor(private readonly deps: PkiDeps) {}
+
+  /** Called after a change to the CA hierarchy committed (a new root or intermediate): the listener re-issues. */
+  onCaChange(fn: () => Promise<void>): void {
+    this.#caListeners.push(fn);
+  }
+
+  async caChanged(): Promise<void> {
+    await Promise.all(this.#caListeners.map((fn) => fn()));
+  }
 
   get cas(): CaHierarchy {
     return this.deps.cas;
@@ -197,6 +208,26 @@ export class PkiService {
     };
   }
 
+  /** Palisade's own listener certificate (P-256: handshakes sign with it), audited by the caller's context. */
+  async issueListener(ctx: OpContext, names: string[], ttlDays: number): Promise<IssuedCertificate & { private_key_pem: string }> {
+    const { publicKey, privateKey } = await generateLeafKey('ECDSA-P256');
+    const dns = names.filter((n) => isIP(n) === 0);
+    const ip = names.filter((n) => isIP(n) !== 0);
+    const out = await this.#store(ctx, {
+      principal: 'system:pki',
+      template: 'listener',
+      service: 'palisade',
+      subject: { CN: dns[0] ?? 'palisade', O: this.deps.settings.organization },
+      sans: { dns, ip },
+      publicKey,
+      ttlDays,
+      keyUsage: ['digitalSignature'],
+      extKeyUsage: ['serverAuth', 'clientAuth'],
+      acmeOrderId: null,
+    });
+    return { ...out, private_key_pem: privateKey };
+  }
+
   // ------------------------------------------------------------------------------------------------ ACME port
 
   /** The port the ACME engine issues and revokes through. */
@@ -309,6 +340,17 @@ export class PkiService {
 
   #fresh(crl: Buffer | null, nextUpdate: string | null): boolean {
     return crl !== null && nextUpdate !== null && Date.parse(nextUpdate) - this.deps.clock().getTime() > (this.deps.settings.crlValidityHours * HOUR_MS) / 2;
+  }
+
+  /** A signed OCSP answer for one certificate of ours (no nonce): the listener staples it. Null for a foreign one. */
+  async ocspFor(db: Executor, leafDer: Buffer, issuerDer: Buffer): Promise<Buffer | null> {
+    const serial = serialOf(leafDer);
+    const ca = (await this.deps.cas.list(db)).find((c) => c.certificate?.equals(issuerDer) && c.key_store === 'kms');
+    if (!ca) return null;
+    const now = this.deps.clock();
+    const nextUpdate = new Date(now.getTime() + this.deps.settings.ocspValidityHours * HOUR_MS);
+    const responses = [{ certId: certIdFor(serial, issuerDer), status: await this.status(db, ca.id, serial), thisUpdate: now, nextUpdate }];
+    return buildOcspResponse({ ca: this.deps.cas.signing(db, ca), producedAt: now, responses, nonce: null });
   }
 
   /** Serials of revoked certificates not yet expired (mTLS refuses them on new connections). */

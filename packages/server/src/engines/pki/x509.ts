@@ -42,7 +42,7 @@ export interface CertificateSpec {
   /** Leaf extended key usages. */
   extKeyUsage?: Array<'serverAuth' | 'clientAuth'>;
   keyUsage?: Array<'digitalSignature' | 'keyEncipherment' | 'keyAgreement'>;
-  /** Intermediate path length (0: it issues leaves only). */
+  /** CA path length (intermediates: 0, they issue leaves only); a root re-certified by another CA needs 1. */
   pathLength?: number;
   crlUrl?: string;
   ocspUrl?: string;
@@ -100,13 +100,13 @@ export async function buildCertificate(spec: CertificateSpec, signer: CaSigner):
   const isCa = spec.kind !== 'leaf';
 
   const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(isCa, spec.kind === 'intermediate' ? (spec.pathLength ?? 0) : undefined, true),
+    new x509.BasicConstraintsExtension(isCa, spec.kind === 'intermediate' ? (spec.pathLength ?? 0) : spec.pathLength, true),
     isCa
       ? new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true)
       : new x509.KeyUsagesExtension((spec.keyUsage ?? ['digitalSignature']).reduce((f, u) => f | KEY_USAGE_FLAGS[u], 0), true),
     new x509.SubjectKeyIdentifierExtension(ski.toString('hex')),
   ];
-  if (spec.kind !== 'root') extensions.push(new x509.AuthorityKeyIdentifierExtension(aki.toString('hex')));
+  if (spec.issuer) extensions.push(new x509.AuthorityKeyIdentifierExtension(aki.toString('hex')));
   if (!isCa && spec.extKeyUsage?.length) extensions.push(new x509.ExtendedKeyUsageExtension(spec.extKeyUsage.map((u) => EKU[u]), true));
   if (spec.sans && generalNames(spec.sans).length > 0) {
     // RFC 5280 §4.2.1.6: critical when the subject is empty.
