@@ -6,7 +6,7 @@
 import { createHash, createPublicKey, generateKeyPair as generateKeyPairCb, type KeyPairKeyObjectResult } from 'node:crypto';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
-import { PalisadeError } from '@palisade/core';
+import { PalisadeError, type PKI_LEAF_KEY_ALGORITHMS } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
 import type { PkiCertificateTable } from '../../storage/schema.js';
 import type { OpContext } from '../../kernel/op-context.js';
@@ -16,14 +16,13 @@ import { buildCrl } from './crl.js';
 import { buildOcspResponse, certIdFor, matchesIssuer, ocspErrorResponse, parseOcspRequest } from './ocsp.js';
 import { authorize, renderTemplate, type IssueVariables, type PkiNaming, type PolicyRule, type Template } from './templates.js';
 import { REVOCATION_REASONS, reasonName, type CertificateStatus, type RevocationReason } from './types.js';
-import { authorityKeyId, buildCertificate, checkKey, newSerial, parseCsr, serialOf, spkiOf, toPem, type SubjectAltNames } from './x509.js';
+import { authorityKeyId, buildCertificate, newSerial, parseCsr, serialOf, spkiOf, toPem, type SubjectAltNames } from './x509.js';
 
 const generateKeyPair = promisify(generateKeyPairCb) as (type: string, options?: object) => Promise<KeyPairKeyObjectResult>;
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
-export const LEAF_KEY_ALGORITHMS = ['ECDSA-P256', 'ECDSA-P384', 'ED25519', 'RSA-2048', 'RSA-3072'] as const;
-export type LeafKeyAlgorithm = (typeof LEAF_KEY_ALGORITHMS)[number];
+export type LeafKeyAlgorithm = (typeof PKI_LEAF_KEY_ALGORITHMS)[number];
 
 export interface PkiSettings extends PkiNaming {
   environment: string;
@@ -78,7 +77,7 @@ export interface PkiDeps {
   settings: PkiSettings;
 }
 
-export function sanStrings(s: SubjectAltNames): string[] {
+function sanStrings(s: SubjectAltNames): string[] {
   return [...(s.dns ?? []).map((d) => `dns:${d}`), ...(s.ip ?? []).map((i) => `ip:${i}`), ...(s.uri ?? []).map((u) => `uri:${u}`)];
 }
 
@@ -239,7 +238,6 @@ export class PkiService {
   async issueForOrder(ctx: OpContext, req: { csr: Buffer; identifiers: Array<{ type: 'dns' | 'ip'; value: string }>; order_id: string; account_id: string }): Promise<{ serial: string; chain_pem: string; not_before: string; not_after: string }> {
     const csr = await parseCsr(req.csr);
     if (csr.asksForCa) throw new PalisadeError('PAL_PKI_CSR_INVALID', 'the CSR asks for CA:TRUE');
-    checkKey(csr.publicKey);
     const dns = req.identifiers.filter((i) => i.type === 'dns').map((i) => i.value.toLowerCase());
     const ip = req.identifiers.filter((i) => i.type === 'ip').map((i) => i.value);
     const out = await this.#store(ctx, {
@@ -416,7 +414,7 @@ const KEYGEN: Record<LeafKeyAlgorithm, () => Promise<KeyPairKeyObjectResult>> = 
 };
 
 /** A leaf key pair generated here (off the event loop): SPKI DER to certify, PKCS#8 PEM to hand out once. */
-export async function generateLeafKey(alg: LeafKeyAlgorithm): Promise<{ publicKey: Buffer; privateKey: string }> {
+async function generateLeafKey(alg: LeafKeyAlgorithm): Promise<{ publicKey: Buffer; privateKey: string }> {
   const kp = await KEYGEN[alg]();
   return { publicKey: kp.publicKey.export({ type: 'spki', format: 'der' }), privateKey: kp.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }

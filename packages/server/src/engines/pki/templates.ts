@@ -81,7 +81,7 @@ function hostnameOk(name: string): boolean {
 }
 
 /** `*` matches within one DNS label (or one path segment), `**` matches anything; everything else literally. */
-export function globMatch(pattern: string, value: string): boolean {
+function globMatch(pattern: string, value: string): boolean {
   if (pattern === '*' || pattern === '**') return true;
   const re = pattern
     .split('**')

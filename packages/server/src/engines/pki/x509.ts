@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { createHash, createPublicKey, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
-import { isIP } from 'node:net';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
@@ -179,7 +178,7 @@ export async function parseCsr(input: Buffer | string): Promise<CsrInfo> {
 }
 
 /** Keys we certify: EC P-256/P-384, Ed25519, RSA 2048–8192. */
-export function checkKey(spki: Buffer): void {
+function checkKey(spki: Buffer): void {
   let key;
   try {
     key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
@@ -208,8 +207,4 @@ export function authorityKeyId(der: Buffer): Buffer | null {
 
 export function spkiOf(der: Buffer): Buffer {
   return Buffer.from(AsnConvert.serialize(AsnConvert.parse(der, asn.Certificate).tbsCertificate.subjectPublicKeyInfo));
-}
-
-export function isIpAddress(v: string): boolean {
-  return isIP(v) !== 0;
 }
