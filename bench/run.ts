@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, each against a peer or physical limit measured in the same run, then a summary.
 //
-//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit]   (after `npx tsc -b`; `npm run bench` builds first)
+//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit,pki]   (after `npx tsc -b`; `npm run bench` builds first)
 //
 // Env knobs are listed in bench/README.md.
 import { printAead, runAead, type AeadResult } from './aead.js';
@@ -9,9 +9,10 @@ import { e2eLimit, printKeygen, runKeygen, speed, speedText, TARGET_MS, verdict,
 import { printHsm, runHsm, type HsmResult } from './hsm.js';
 import { printRewrap, runRewrap, type RewrapResult } from './rewrap.js';
 import { APPEND_GOAL, goalText, printAudit, runAudit, VERIFY_GOAL_S, type AuditResult } from './audit.js';
+import { printPki, runPki, type PkiResult } from './pki.js';
 import { heading, machine, num, table } from './lib/report.js';
 
-const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit'] as const;
+const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit', 'pki'] as const;
 type Bench = (typeof BENCHES)[number];
 
 function parseArgs(argv: string[]): Bench[] {
@@ -47,6 +48,7 @@ let keygen: KeygenResult | null = null;
 let hsm: HsmResult | null = null;
 let rewrap: RewrapResult | null = null;
 let audit: AuditResult | null = null;
+let pki: PkiResult | null = null;
 if (only.includes('keygen')) {
   heading('running: key generation');
   keygen = await runKeygen();
@@ -66,6 +68,11 @@ if (only.includes('audit')) {
   heading('running: audit ledger');
   audit = await runAudit();
   printAudit(audit);
+}
+if (only.includes('pki')) {
+  heading('running: PKI issuance');
+  pki = await runPki();
+  printPki(pki);
 }
 
 heading('summary');
@@ -110,10 +117,27 @@ if (audit) {
   const perMillion = v.seconds * (1_000_000 / v.entries);
   rows.push([`audit verify ${num(v.entries)} entries`, `${num(v.seconds, 1)} s${v.ok ? '' : ' (FAILED)'}`, `same hashing, no DB, ${num(v.limitSeconds, 1)} s`, (v.limitSeconds / v.seconds).toFixed(3), '-', `< ${VERIFY_GOAL_S} s/1M: ${goalText(v.ok && perMillion < VERIFY_GOAL_S)}`]);
 }
+for (const x of pki?.rows ?? []) {
+  // Headline per curve: the CSR path against `openssl x509 -req` as timed (a process per certificate); then the other
+  // peers, the server-key path and the raw signature. "net" = against the peer with its spawn floor subtracted.
+  const curve = x.algorithm.slice(6);
+  const paths = [['sign (CSR)', x.sign, ['openssl x509 -req', 'openssl ca', 'cfssl sign']], ['issue (server key)', x.issue, ['openssl x509 -req']]] as const;
+  for (const [label, s, peers] of paths) {
+    const rate = `${num(s.rate)} cert/s, p99 ${num(s.p99, 1)} ms`;
+    for (const [i, name] of peers.entries()) {
+      const p = x.peers.find((y) => y.name === name);
+      const what = `PKI ${label} ${curve}${i === 0 ? '' : `, vs ${name}`}`;
+      if (!p || 'skipped' in p) rows.push([what, rate, `${name} skipped${p ? `: ${p.skipped}` : ''}`, '-', '-', '-']);
+      else rows.push([what, rate, `${name} ${num(p.rate)}/s (net of spawn ${Number.isNaN(p.netRate) ? '≈ floor' : `${num(p.netRate)}/s: ${(s.rate / p.netRate).toFixed(3)}`})`, (s.rate / p.rate).toFixed(3), '-', '-']);
+    }
+    rows.push([`  PKI ${label} ${curve}, vs raw sign`, rate, `crypto.sign of the TBS, ${num(x.raw.sign)}/s`, (s.rate / x.raw.sign).toFixed(4), '-', '-']);
+  }
+}
 console.log(table(['capability', 'palisade', 'peer / limit', 'ratio', 'ratio per CPU-s', 'goal'], rows));
 console.log('ratio = palisade ÷ peer, measured in this run (1.0 = as fast as the peer); per CPU-s = the same per second of server CPU.');
 if (http) console.log('HTTPS peers: a Fastify 5 route that does nothing (the headline) and bare node:https + JSON + AES-256-GCM. Details above; see bench/README.md.');
 if (keygen) console.log('keygen ratios are on p50 latency: peer (or limit) ÷ palisade, so > 1 = faster than the limit (a pooled RSA key); the goal is the seed\'s < 100 ms per key at p99.');
 if (audit) console.log('audit: append ratio = ledger appends/s ÷ plain INSERTs of the same rows; proof ratio = PK SELECT p50 ÷ proof p50; verify ratio = limit time ÷ verify time.');
+if (pki) console.log('PKI: cert/s, one in flight, each certificate one SQLite transaction with its row and audit event; peers spawn a process per certificate ("net" = with their spawn floor subtracted). P-384 vs P-256 and the breakdown above.');
 if (hsm || rewrap) console.log('root ratio = HSM ÷ software provider op/s; rewrap ratio = DEKs/s ÷ the same crypto in memory. The machine is shared: rerun before trusting a small difference.');
 process.exit(0);
