@@ -24,3 +24,4 @@ export { startSoftHsm, findSoftHsmModule, useSoftHsmEnv, type SoftHsmHandle, typ
 export { freshPostgresDatabase } from './pg-db.js';
 export { findExecutable, getFreePort } from './proc.js';
 export { startOpensslTsa, type OpensslTsaHandle, type StartOpensslTsaOptions, type IssueCertificateOptions, type IssuedCertificate, type TsaKeyType } from './tsa.js';
+export { startDnsServer, type TestDnsServer, type DnsRecordType } from './dns-server.js';
