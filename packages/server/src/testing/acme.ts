@@ -210,3 +210,26 @@ export async function csrFor(names: string[], o: { ca?: boolean } = {}): Promise
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   return { der: Buffer.from(csr.rawData), keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n` };
 }
+
+/**
+ * A listening server (HTTPS on loopback) whose ACME server issues from the real PKI engine: the root and
+ * intermediate are created first. `eab()` makes a single-use EAB key through the admin API.
+ */
+export async function startRealAcme(opts: { mutate?: (c: Config) => void } = {}): Promise<{ s: AcmeTestServer; rootPem: string; trust: string; eab(): Promise<{ key_id: string; hmac_key: string }> }> {
+  const s = await startAcmeServer('sqlite', { listen: true, ...(opts.mutate ? { mutate: opts.mutate } : {}) });
+  const owner = { authorization: `Bearer ${OWNER}`, 'content-type': 'application/json' };
+  const init = await s.http('POST', `${s.base}/v1/pki/root`, { body: '{}', headers: owner });
+  if (init.status !== 201) throw new Error(`pki init-root failed: ${init.status} ${init.body}`);
+  const rootPem = (JSON.parse(init.body) as { root: { certificate_pem: string } }).root.certificate_pem;
+  return {
+    s,
+    rootPem,
+    // the listener's certificate may come from the bootstrap CA or (once initialised) from the Palisade root
+    trust: `${s.listenerCa ?? ''}\n${rootPem}`,
+    async eab() {
+      const res = await s.http('POST', `${s.base}/v1/acme/eab-keys`, { body: JSON.stringify({ name: 'e2e' }), headers: owner });
+      if (res.status !== 201) throw new Error(`EAB key: ${res.status} ${res.body}`);
+      return JSON.parse(res.body) as { key_id: string; hmac_key: string };
+    },
+  };
+}
