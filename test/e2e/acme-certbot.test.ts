@@ -40,7 +40,7 @@ describe.skipIf(!certbot)('certbot against the ACME server', () => {
       } catch {
         // no log yet
       }
-      throw new Error(`certbot ${args[0]} failed:\n${err.stdout ?? ''}\n${err.stderr ?? ''}\n${log}`);
+      throw new Error(`certbot ${args[0]} failed:\n${err.stdout ?? ''}\n${err.stderr ?? ''}\n${log}`, { cause: e });
     }
   };
   const verify = (chain: string) => {
