@@ -13,7 +13,12 @@ export function actorOf(req: FastifyRequest): AuditEventInput['actor'] {
  * by route: the write and its audit event commit in one transaction, exactly as the pipeline's `config.audit` does
  * (req.tx is the transaction, req.auditRecord fills the event, a failure is recorded on its own).
  */
-export async function auditedWrite<T>(deps: { storage: Storage; ledger: AuditLedger }, req: FastifyRequest, type: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export const auditedWriter =
+  (deps: { storage: Storage; ledger: AuditLedger }) =>
+  <T>(req: FastifyRequest, type: string, fn: (tx: Tx) => Promise<T>): Promise<T> =>
+    auditedWrite(deps, req, type, fn);
+
+async function auditedWrite<T>(deps: { storage: Storage; ledger: AuditLedger }, req: FastifyRequest, type: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const event = (outcome: AuditEventInput['outcome'], error_code: string | null): AuditEventInput => ({
     type,
     actor: actorOf(req),

@@ -9,7 +9,7 @@ import { toPalisadeError } from '../../http/problem.js';
 import { opContext } from '../../kernel/op-context.js';
 import { accountView, type Account } from './accounts.js';
 import { RETRY_AFTER_SECONDS } from './ari.js';
-import { auditedWrite } from './audit.js';
+import { auditedWriter } from './audit.js';
 import type { AcmeEngine } from './engine.js';
 import { parseJws, payloadOf, thumbprint, verifySignature, type ParsedJws, type PublicJwk } from './jws.js';
 import { challengeView } from './orders.js';
@@ -52,7 +52,7 @@ export function acmeRoutes(engine: AcmeEngine): FastifyPluginAsync {
   const { accounts, orders, certificates, nonces, validator, deps } = engine;
   const base = (req: FastifyRequest) => deps.config.base_url ?? `${req.protocol}://${req.host}`;
   const urlsOf = (req: FastifyRequest) => acmeUrls(base(req));
-  const auditDeps = { storage: deps.storage, ledger: deps.ledger };
+  const audited = auditedWriter({ storage: deps.storage, ledger: deps.ledger });
 
   /** The JWS checks every POST needs, in order: form, url, nonce, key (kid → account, or jwk), signature. */
   const verify = (kind: KeyKind) => async (req: FastifyRequest) => {
@@ -143,7 +143,7 @@ export function acmeRoutes(engine: AcmeEngine): FastifyPluginAsync {
         located(reply, acme.urls.account(account.id), 200);
         return accountView(account, acme.urls);
       }
-      const { account } = await auditedWrite(auditDeps, req, 'acme.account.create', async (tx) => {
+      const { account } = await audited(req, 'acme.account.create', async (tx) => {
         const out = await accounts.newAccount(tx, acme.jwk, acme.payload, acme.urls);
         req.principal = { principal_id: `acme:${out.account.id}`, api_key_id: `jwk:${out.account.thumbprint}`, permissions: [] };
         req.auditRecord.resource = { type: 'acme_account', id: out.account.id };
@@ -160,7 +160,7 @@ export function acmeRoutes(engine: AcmeEngine): FastifyPluginAsync {
       if (param(req, 'id') !== account.id) throw acmeError('PAL_ACME_UNAUTHORIZED', 'the kid is another account than the URL');
       const payload = acme.payload;
       if (payload === null || Object.keys(payload).length === 0) return accountView(account, acme.urls);
-      const updated = await auditedWrite(auditDeps, req, 'acme.account.update', async (tx) => {
+      const updated = await audited(req, 'acme.account.update', async (tx) => {
         req.auditRecord.resource = { type: 'acme_account', id: account.id };
         const next = await accounts.update(tx, account, payload);
         req.auditRecord.details = { status: next.status === 'deactivated' ? 'deactivated' : 'valid', contacts: next.contact.length };
@@ -217,7 +217,7 @@ export function acmeRoutes(engine: AcmeEngine): FastifyPluginAsync {
       const authz = await orders.loadAuthz(req.tx, param(req, 'id'), account);
       const payload = acme.payload;
       if (payload === null) return orders.authzView(req.tx, authz, acme.urls);
-      await auditedWrite(auditDeps, req, 'acme.authz.deactivate', async (tx) => {
+      await audited(req, 'acme.authz.deactivate', async (tx) => {
         req.auditRecord.resource = { type: 'acme_authz', id: authz.id };
         req.auditRecord.details = { account_id: account.id, identifier: authz.identifier_value };
         await orders.deactivate(tx, authz, payload);
@@ -231,7 +231,7 @@ export function acmeRoutes(engine: AcmeEngine): FastifyPluginAsync {
       const { challenge, authz } = await orders.loadChallenge(req.tx, param(req, 'id'), account);
       void reply.header('link', `<${acme.urls.authz(authz.id)}>;rel="up"`);
       if (acme.payload !== null) {
-        const started = await auditedWrite(auditDeps, req, 'acme.challenge.respond', async (tx) => {
+        const started = await audited(req, 'acme.challenge.respond', async (tx) => {
           req.auditRecord.resource = { type: 'acme_challenge', id: challenge.id };
           req.auditRecord.details = { account_id: account.id, identifier: authz.identifier_value, challenge_type: challenge.type };
           return orders.respond(tx, challenge, authz);
