@@ -17,7 +17,7 @@ import { AuthorityKeyIdentifierExtension, X509Certificate } from '@peculiar/x509
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDnsServer, type TestDnsServer } from '@palisade/testkit';
 import { certId } from '../../packages/server/src/engines/acme/ari.js';
-import { label, startRealAcme, type AcmeTestServer } from '../../packages/server/src/testing/acme.js';
+import { csrFor, label, startRealAcme, type AcmeTestServer } from '../../packages/server/src/testing/acme.js';
 
 describe('acme-client (Node) against the ACME server', () => {
   let env: Awaited<ReturnType<typeof startRealAcme>>;
@@ -151,5 +151,23 @@ describe('acme-client (Node) against the ACME server', () => {
     await client.revokeCertificate(first, { reason: 4 });
     const after = (JSON.parse((await s.http('GET', `${s.base}/acme/renewal-info/${id}`)).body) as { suggestedWindow: { end: string } }).suggestedWindow;
     expect(Date.parse(after.end)).toBeLessThan(Date.now());
+  });
+
+  it('the real CA refuses a CSR asking for CA:TRUE: badCSR, nothing issued, the order stays ready', async () => {
+    const n = `${label()}.example`;
+    dns.set(n, 'A', ['127.0.0.1']);
+    const order = await client.createOrder({ identifiers: [{ type: 'dns', value: n }] });
+    for (const authz of await client.getAuthorizations(order)) {
+      const challenge = authz.challenges.find((x) => x.type === 'http-01')!;
+      await challengeFns.challengeCreateFn(authz, challenge, await client.getChallengeKeyAuthorization(challenge));
+      await client.completeChallenge(challenge);
+      await client.waitForValidStatus(challenge);
+    }
+    const count = async () => (await s.rt.storage.db.selectFrom('pki_certificates').select('serial').execute()).length;
+    const before = await count();
+    const { der } = await csrFor([n], { ca: true });
+    await expect(client.finalizeOrder(order, `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`)).rejects.toThrow(/CA:TRUE/);
+    expect(await count()).toBe(before);
+    expect((await client.getOrder(order)).status).toBe('ready');
   });
 });
