@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, each against a peer or physical limit measured in the same run, then a summary.
 //
-//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit,pki]   (after `npx tsc -b`; `npm run bench` builds first)
+//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit,pki,tls]   (after `npx tsc -b`; `npm run bench` builds first)
 //
 // Env knobs are listed in bench/README.md.
 import { printAead, runAead, type AeadResult } from './aead.js';
@@ -10,9 +10,10 @@ import { printHsm, runHsm, type HsmResult } from './hsm.js';
 import { printRewrap, runRewrap, type RewrapResult } from './rewrap.js';
 import { APPEND_GOAL, goalText, printAudit, runAudit, VERIFY_GOAL_S, type AuditResult } from './audit.js';
 import { printPki, runPki, type PkiResult } from './pki.js';
+import { judged, pick, printTls, runTls, TARGETS, verdicts, type TlsResult } from './tls.js';
 import { heading, machine, num, table } from './lib/report.js';
 
-const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit', 'pki'] as const;
+const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit', 'pki', 'tls'] as const;
 type Bench = (typeof BENCHES)[number];
 
 function parseArgs(argv: string[]): Bench[] {
@@ -49,6 +50,7 @@ let hsm: HsmResult | null = null;
 let rewrap: RewrapResult | null = null;
 let audit: AuditResult | null = null;
 let pki: PkiResult | null = null;
+let tls: TlsResult | null = null;
 if (only.includes('keygen')) {
   heading('running: key generation');
   keygen = await runKeygen();
@@ -73,6 +75,11 @@ if (only.includes('pki')) {
   heading('running: PKI issuance');
   pki = await runPki();
   printPki(pki);
+}
+if (only.includes('tls')) {
+  heading('running: TLS listener');
+  tls = await runTls();
+  printTls(tls);
 }
 
 heading('summary');
@@ -133,11 +140,31 @@ for (const x of pki?.rows ?? []) {
     rows.push([`  PKI ${label} ${curve}, vs raw sign`, rate, `crypto.sign of the TBS, ${num(x.raw.sign)}/s`, (s.rate / x.raw.sign).toFixed(4), '-', '-']);
   }
 }
+if (tls) {
+  // Headline: new TLS 1.3 handshakes against nginx with 1 worker (one thread each), 16 in flight, without and with mTLS.
+  for (const mode of ['tls', 'mtls'] as const) {
+    const p = pick(tls, 'palisade', mode);
+    const n = pick(tls, 'nginx-1w', mode);
+    if (!p || !n) continue;
+    const limit = mode === 'tls' ? TARGETS.handshakeMs : TARGETS.mtlsMs;
+    rows.push([`${mode === 'tls' ? 'TLS 1.3' : 'mTLS'} new handshakes, ${p.concurrency} in flight`, `${num(p.load.rate)}/s, p99 ${num(judged(p), 1)} ms`, `nginx 1 worker, ${num(n.load.rate)}/s, p99 ${num(judged(n), 1)} ms`, (p.load.rate / n.load.rate).toFixed(3), (p.perCpuSec / n.perCpuSec).toFixed(3), `p99 < ${limit} ms: ${judged(p) < limit ? 'MET' : 'NOT MET'}`]);
+  }
+  for (const h of tls.holds) {
+    if (h.server !== 'palisade') continue;
+    const ng = tls.holds.find((x) => x.server === 'nginx-1w');
+    rows.push(['TLS keep-alive connections held', `${num(h.checked.ok)} answering, RSS ${num(h.rssHeldMb)} MiB`, ng ? `nginx 1 worker, ${num(ng.checked.ok)}, RSS ${num(ng.rssHeldMb)} MiB` : '-', ng ? (h.checked.ok / ng.checked.ok).toFixed(3) : '-', '-', `≥ ${num(TARGETS.connections)}: ${h.checked.ok >= TARGETS.connections ? 'MET' : 'NOT MET'}`]);
+  }
+  const v = verdicts(tls).find((x) => x.what.startsWith('client certificate'));
+  const bare = tls.validations[0];
+  const cold = tls.validations.find((x) => x.name.includes('cold'));
+  if (v && bare && cold) rows.push(['mTLS client chain validation (cold)', `p50 ${num(cold.p50, 2)} / p99 ${num(cold.p99, 2)} ms`, `node:crypto parse + verify, p50 ${num(bare.p50, 2)} ms`, (bare.p50 / cold.p50).toFixed(3), '-', `p99 ${v.target}: ${v.met ? 'MET' : 'NOT MET'}`]);
+}
 console.log(table(['capability', 'palisade', 'peer / limit', 'ratio', 'ratio per CPU-s', 'goal'], rows));
 console.log('ratio = palisade ÷ peer, measured in this run (1.0 = as fast as the peer); per CPU-s = the same per second of server CPU.');
 if (http) console.log('HTTPS peers: a Fastify 5 route that does nothing (the headline) and bare node:https + JSON + AES-256-GCM. Details above; see bench/README.md.');
 if (keygen) console.log('keygen ratios are on p50 latency: peer (or limit) ÷ palisade, so > 1 = faster than the limit (a pooled RSA key); the goal is the seed\'s < 100 ms per key at p99.');
 if (audit) console.log('audit: append ratio = ledger appends/s ÷ plain INSERTs of the same rows; proof ratio = PK SELECT p50 ÷ proof p50; verify ratio = limit time ÷ verify time.');
 if (pki) console.log('PKI: cert/s, one in flight, each certificate one SQLite transaction with its row and audit event; peers spawn a process per certificate ("net" = with their spawn floor subtracted). P-384 vs P-256 and the breakdown above.');
+if (tls) console.log('TLS: ratio = palisade ÷ nginx (1 worker; 2 workers in the details) handshakes/s, same certificate and TLS 1.3 settings; p99 = connect → first session ticket; validation ratio = bare p50 ÷ authenticator p50.');
 if (hsm || rewrap) console.log('root ratio = HSM ÷ software provider op/s; rewrap ratio = DEKs/s ÷ the same crypto in memory. The machine is shared: rerun before trusting a small difference.');
 process.exit(0);
