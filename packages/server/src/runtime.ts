@@ -287,6 +287,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         scheduler.start();
         checkpointer.start();
         retention.start(() => sealRef.state !== 'unsealed');
+        acme.start(() => sealRef.state !== 'unsealed');
         exports ??= startAuditExports({ storage, ledger, sinks: config.audit.exports, log, registry, clock, nodeId: holder });
       },
       async close() {

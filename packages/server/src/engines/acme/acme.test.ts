@@ -175,6 +175,26 @@ describe.each(dialects())('ACME server ($name)', ({ name, available }) => {
       expect((await weak.register(await eabKey())).json.type).toBe(`${ERR}badPublicKey`);
     });
 
+    it('resumes a validation a dead node left processing, once, and records it once', async () => {
+      const c = await registered();
+      dns.set('resume.example.test', 'A', ['127.0.0.1']);
+      const order = await c.post((await c.directory()).newOrder, { identifiers: [{ type: 'dns', value: 'resume.example.test' }] });
+      const authzUrl = (order.json.authorizations as string[])[0]!;
+      const ch = ((await c.post(authzUrl, '')).json as { challenges: Array<{ type: string; url: string; token: string }> }).challenges.find((x) => x.type === 'http-01')!;
+      tokens.set(ch.token, c.keyAuthorization(ch.token));
+      const id = ch.url.split('/').pop()!;
+      // as if a node had claimed it long ago and died before recording anything
+      await s.rt.storage.db.updateTable('acme_challenges').set({ status: 'processing', started_at: '2000-01-01T00:00:00.000Z' }).where('id', '=', id).execute();
+      const [first, second] = await Promise.all([s.rt.acme.validator.resume(), s.rt.acme.validator.resume()]);
+      expect(first + second).toBe(1);
+      await s.rt.acme.validator.idle();
+      expect((await c.post(ch.url, '')).json.status).toBe('valid');
+      expect((await c.post(order.headers.location!, '')).json.status).toBe('ready');
+      expect(await s.rt.acme.validator.resume()).toBe(0);
+      const events = await s.rt.storage.db.selectFrom('audit_events').select('data').where('type', '=', 'acme.challenge.validate').execute();
+      expect(events.filter((e) => e.data.includes(id))).toHaveLength(1);
+    });
+
     it('accepts ES384, RS256 and EdDSA account keys', async () => {
       for (const alg of ['ES384', 'RS256', 'EdDSA'] as const) {
         const c = new TestAcmeClient(s.http, s.base, accountKey(alg), alg);

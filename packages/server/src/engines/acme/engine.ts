@@ -49,8 +49,21 @@ export class AcmeEngine {
     });
   }
 
-  /** Let validations under way finish (before the database closes). */
+  #timer: NodeJS.Timeout | null = null;
+
+  /** Resume abandoned validations now and then (a background job; `serve` starts it). */
+  start(isSealed: () => boolean): void {
+    const every = Math.max(30, 2 * this.deps.config.challenge.timeout_seconds) * 1000;
+    this.#timer = setInterval(() => {
+      if (isSealed()) return;
+      this.validator.resume().catch((e: unknown) => this.deps.log.error({ err: e }, 'resuming ACME validations failed'));
+    }, every);
+    this.#timer.unref();
+  }
+
+  /** Stop the job and let validations under way finish (before the database closes). */
   async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
     await this.validator.idle();
   }
 }

@@ -38,6 +38,25 @@ export class Validator {
     this.#running.add(run);
   }
 
+  /**
+   * Validations a node started and never recorded (it died, or was sealed, mid-way) would leave their challenge
+   * `processing` for good. A challenge still processing after twice the deadline is claimed (its started_at moved,
+   * so only one node claims it) and validated again here. Returns how many were resumed.
+   */
+  async resume(): Promise<number> {
+    const db = this.deps.storage.db;
+    const cutoff = new Date(this.deps.clock().getTime() - 2 * this.deps.timeoutSeconds * 1000).toISOString();
+    const stale = await db.selectFrom('acme_challenges').select(['id', 'started_at']).where('status', '=', 'processing').where('started_at', '<', cutoff).limit(100).execute();
+    let resumed = 0;
+    for (const c of stale) {
+      const claim = await db.updateTable('acme_challenges').set({ started_at: this.deps.clock().toISOString() }).where('id', '=', c.id).where('status', '=', 'processing').where('started_at', '=', c.started_at).executeTakeFirst();
+      if (claim.numUpdatedRows !== 1n) continue;
+      this.start(c.id);
+      resumed++;
+    }
+    return resumed;
+  }
+
   /** Wait for validations under way (shutdown, tests). */
   async idle(): Promise<void> {
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
@@ -80,11 +99,13 @@ export class Validator {
   async #record(challenge: AcmeChallengeTable, authzId: string, orderId: string, accountId: string, identifier: AcmeIdentifier, error: AcmeProblem | null): Promise<void> {
     const now = this.deps.clock().toISOString();
     await this.deps.storage.transact(async (tx) => {
-      await tx
+      const recorded = await tx
         .updateTable('acme_challenges')
         .set({ status: error ? 'invalid' : 'valid', error: error ? JSON.stringify(error) : null, validated_at: error ? null : now })
         .where('id', '=', challenge.id)
-        .execute();
+        .where('status', '=', 'processing')
+        .executeTakeFirst();
+      if (recorded.numUpdatedRows !== 1n) return; // another node recorded this validation first
       await tx.updateTable('acme_authorizations').set({ status: error ? 'invalid' : 'valid' }).where('id', '=', authzId).where('status', '=', 'pending').execute();
       if (error) {
         await tx.updateTable('acme_orders').set({ status: 'invalid', error: JSON.stringify(error) }).where('id', '=', orderId).where('status', 'in', ['pending', 'ready']).execute();
