@@ -85,7 +85,9 @@ export class Accounts {
       eab_key_id: eabKeyId,
       created_at: this.opts.clock().toISOString(),
     };
-    await tx.insertInto('acme_accounts').values(row).execute();
+    // Two newAccount requests with one key at once: the second finds the first's account instead of a unique-key error.
+    const inserted = await tx.insertInto('acme_accounts').values(row).onConflict((oc) => oc.column('thumbprint').doNothing()).executeTakeFirst();
+    if (inserted.numInsertedOrUpdatedRows === 0n) return { account: (await this.byKey(tx, jwk))!, created: false };
     return { account: fromRow(row), created: true };
   }
 
