@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { createHash, createPublicKey, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { createHash, createPublicKey, webcrypto, X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
@@ -90,12 +90,35 @@ function generalNames(sans: SubjectAltNames): x509.JsonGeneralName[] {
   ];
 }
 
+interface IssuerParts {
+  name: asn.Name;
+  keyId: Buffer;
+  publicKey: KeyObject;
+}
+
+/** What a certificate needs of its issuer, parsed once per CA certificate (a CA issues thousands). */
+const ISSUERS = new Map<string, IssuerParts>();
+const MAX_ISSUERS = 64;
+
+function issuerParts(der: Buffer): IssuerParts {
+  const key = createHash('sha256').update(der).digest('base64');
+  let parts = ISSUERS.get(key);
+  if (!parts) {
+    const cert = AsnConvert.parse(der, asn.Certificate);
+    const spki = Buffer.from(AsnConvert.serialize(cert.tbsCertificate.subjectPublicKeyInfo));
+    parts = { name: cert.tbsCertificate.subject, keyId: keyIdentifier(spki), publicKey: createPublicKey({ key: spki, format: 'der', type: 'spki' }) };
+    if (ISSUERS.size >= MAX_ISSUERS) ISSUERS.delete(ISSUERS.keys().next().value!);
+    ISSUERS.set(key, parts);
+  }
+  return parts;
+}
+
 /** Build and sign a certificate: the TBS is encoded once, signed by the CA's signer wherever its key lives, and assembled. */
 export async function buildCertificate(spec: CertificateSpec, signer: CaSigner): Promise<Buffer> {
   const subjectDer = Buffer.isBuffer(spec.subject) ? spec.subject : nameDer(spec.subject);
-  const issuerCert = spec.issuer ? AsnConvert.parse(spec.issuer, asn.Certificate) : null;
+  const issuer = spec.issuer ? issuerParts(spec.issuer) : null;
   const ski = keyIdentifier(spec.publicKey);
-  const aki = spec.issuer ? keyIdentifier(Buffer.from(AsnConvert.serialize(issuerCert!.tbsCertificate.subjectPublicKeyInfo))) : ski;
+  const aki = issuer ? issuer.keyId : ski;
   const isCa = spec.kind !== 'leaf';
 
   const extensions: x509.Extension[] = [
@@ -120,14 +143,13 @@ export async function buildCertificate(spec: CertificateSpec, signer: CaSigner):
     version: asn.Version.v3,
     serialNumber: new Uint8Array(Buffer.from(spec.serial, 'hex')).buffer,
     signature: signatureAlgorithmFor(signer.algorithm),
-    issuer: issuerCert ? issuerCert.tbsCertificate.subject : AsnConvert.parse(subjectDer, asn.Name),
+    issuer: issuer ? issuer.name : AsnConvert.parse(subjectDer, asn.Name),
     validity: new asn.Validity({ notBefore: spec.notBefore, notAfter: spec.notAfter }),
     subject: AsnConvert.parse(subjectDer, asn.Name),
     subjectPublicKeyInfo: AsnConvert.parse(spec.publicKey, asn.SubjectPublicKeyInfo),
     extensions: new asn.Extensions(extensions.map(ext)),
   });
-  const signerKey = spec.issuer ? spkiOf(spec.issuer) : spec.publicKey;
-  return signedDer(signer, Buffer.from(AsnConvert.serialize(tbs)), createPublicKey({ key: signerKey, format: 'der', type: 'spki' }));
+  return signedDer(signer, Buffer.from(AsnConvert.serialize(tbs)), issuer ? issuer.publicKey : createPublicKey({ key: spec.publicKey, format: 'der', type: 'spki' }));
 }
 
 export function toPem(der: Buffer, label = 'CERTIFICATE'): string {
