@@ -147,6 +147,15 @@ describe.each(dialects())('PKI ($name)', ({ name, available }) => {
       expect(await openssl(['ocsp', '-respin', file('junk.der'), '-resp_text', '-noverify'])).toMatch(/malformedrequest/i);
     });
 
+    it('publishes each CRL number once, however many fetch it at once after a revocation', async () => {
+      const cert = await s.client.pki.issue({ service: 'crl-race' });
+      await s.client.pki.revoke(cert.serial, 'superseded');
+      const crls = await Promise.all(Array.from({ length: 6 }, () => s.client.pki.crl(cert.ca_id)));
+      expect(new Set(crls.map((c) => c.toString('base64'))).size).toBe(1);
+      const published = (await s.client.audit.query({ type: 'pki.crl.publish', resource: cert.ca_id, limit: 500 })).events.map((e) => e.details.crl_number);
+      expect(new Set(published).size).toBe(published.length);
+    });
+
     it('rotates the intermediate without downtime: the old one keeps answering for its certificates', async () => {
       const before = await s.client.pki.issue({ service: 'old' });
       const next = await s.client.pki.rotateIntermediate();

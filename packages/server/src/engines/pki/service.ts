@@ -308,7 +308,13 @@ export class PkiService {
       nextUpdate,
       entries: entries.map((e) => ({ serial: e.serial, revokedAt: new Date(e.revoked_at!), reason: reasonName(e.revocation_reason ?? 0) })),
     });
-    await ctx.db.updateTable('pki_cas').set({ crl: der, crl_number: crlNumber, crl_next_update: nextUpdate.toISOString() }).where('id', '=', caId).execute();
+    // CRL numbers only grow: when another node published number N+1 meanwhile, serve its CRL rather than a second N+1.
+    const won = await ctx.db.updateTable('pki_cas').set({ crl: der, crl_number: crlNumber, crl_next_update: nextUpdate.toISOString() }).where('id', '=', caId).where('crl_number', '=', ca.crl_number).executeTakeFirst();
+    if (won.numUpdatedRows !== 1n) {
+      const other = await this.deps.cas.get(ctx.db, caId);
+      if (other.crl) return other.crl;
+      throw new PalisadeError('PAL_UNAVAILABLE', 'the CRL is being re-signed; retry');
+    }
     ctx.emit?.({ type: 'pki.crl.publish', outcome: 'success', resource: { type: 'ca', id: caId }, details: { crl_number: crlNumber, entries: entries.length, next_update: nextUpdate.toISOString() } });
     return der;
   }
