@@ -1,6 +1,7 @@
 import 'reflect-metadata';
-import { createHash, createPublicKey, webcrypto, X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify, webcrypto, X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertificationRequest } from '@peculiar/asn1-csr';
 import * as asn from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
 import { PalisadeError, randomBytes } from '@palisade/core';
@@ -182,7 +183,7 @@ export async function parseCsr(input: Buffer | string): Promise<CsrInfo> {
   } catch {
     throw new PalisadeError('PAL_PKI_CSR_INVALID', 'the CSR is not a PKCS#10 certification request (DER or PEM)');
   }
-  const valid = await csr.verify().catch(() => false);
+  const valid = csrSignatureValid(csr) ?? (await csr.verify().catch(() => false));
   if (!valid) throw new PalisadeError('PAL_PKI_CSR_INVALID', 'the CSR signature does not verify with its public key');
   const publicKey = Buffer.from(csr.publicKey.rawData);
   checkKey(publicKey);
@@ -197,6 +198,30 @@ export async function parseCsr(input: Buffer | string): Promise<CsrInfo> {
   const bc = csr.extensions.find((e): e is x509.BasicConstraintsExtension => e instanceof x509.BasicConstraintsExtension);
   const cn = csr.subjectName.getField('CN')[0] ?? null;
   return { subject: Buffer.from(csr.subjectName.toArrayBuffer()), subjectDn: csr.subject, commonName: cn, publicKey, sans, asksForCa: bc?.ca === true };
+}
+
+/** CSR signature algorithms checked with node:crypto directly (hash, DER ECDSA); others (RSA-PSS) go through WebCrypto. */
+const CSR_SIGNATURES: Record<string, string | null> = {
+  '1.2.840.10045.4.3.2': 'sha256', // ecdsa-with-SHA256
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+  '1.2.840.113549.1.1.11': 'sha256', // sha256WithRSAEncryption
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+  '1.3.101.112': null, // Ed25519
+};
+
+/** The CSR's self-signature, checked with OpenSSL through node:crypto; undefined for an algorithm not listed above. */
+function csrSignatureValid(csr: x509.Pkcs10CertificateRequest): boolean | undefined {
+  const req = AsnConvert.parse(csr.rawData, CertificationRequest);
+  const oid = req.signatureAlgorithm.algorithm;
+  if (!(oid in CSR_SIGNATURES) || !req.certificationRequestInfoRaw) return undefined;
+  try {
+    const key = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
+    return verify(CSR_SIGNATURES[oid] ?? null, Buffer.from(req.certificationRequestInfoRaw), { key, dsaEncoding: 'der' }, Buffer.from(req.signature));
+  } catch {
+    return false;
+  }
 }
 
 /** Keys we certify: EC P-256/P-384, Ed25519, RSA 2048–8192. */
