@@ -5,7 +5,7 @@ import { startDnsServer, type TestDnsServer } from '@palisade/testkit';
 import { dialects } from '../../testing/harness.js';
 import { accountKey, csrFor, label, OWNER, publicJwkOf, signJws, startAcmeServer, TestAcmeClient, type AcmeTestServer } from '../../testing/acme.js';
 import { certId } from './ari.js';
-import { TestingCa } from './testing-ca.js';
+import { TestingCa } from '../../testing/acme-ca.js';
 
 const ERR = 'urn:ietf:params:acme:error:';
 

@@ -152,7 +152,7 @@ describe.each(dialects())('PKI ($name)', ({ name, available }) => {
       await s.client.pki.revoke(cert.serial, 'superseded');
       const crls = await Promise.all(Array.from({ length: 6 }, () => s.client.pki.crl(cert.ca_id)));
       expect(new Set(crls.map((c) => c.toString('base64'))).size).toBe(1);
-      const published = (await s.client.audit.query({ type: 'pki.crl.publish', resource: cert.ca_id, limit: 500 })).events.map((e) => e.details.crl_number);
+      const published = (await s.client.audit.query({ type: 'pki.crl.publish', resource: cert.ca_id, limit: 500 })).events.map((e) => e.details?.crl_number);
       expect(new Set(published).size).toBe(published.length);
     });
 

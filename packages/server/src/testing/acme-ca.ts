@@ -7,7 +7,7 @@ import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { PalisadeError } from '@palisade/core';
-import type { AcmeCertificateAuthority, AcmeIdentifier, CaCertificate } from './ports.js';
+import type { AcmeCertificateAuthority, AcmeIdentifier, CaCertificate } from '../engines/acme/ports.js';
 
 x509.cryptoProvider.set(webcrypto as never);
 
