@@ -324,6 +324,7 @@ export class KmsService {
    */
   async rotate(ctx: OpContext, keyId: string, reason: 'manual' | 'scheduled' | 'approved' | 'nonce_limit', onlyIfCurrent?: number): Promise<KeyMetadata> {
     const key = await this.#key(ctx.db, keyId);
+    assertNotCaKey(key);
     if (key.status !== 'active') throw new PalisadeError('PAL_KMS_INVALID_STATE', `a ${key.status} key cannot be rotated`);
     const now = this.#now().toISOString();
     let upd = ctx.db
@@ -391,6 +392,7 @@ export class KmsService {
    */
   async requestRotation(ctx: OpContext, keyId: string, requestedBy: string, reason: 'manual' | 'scheduled'): Promise<{ rotated: KeyMetadata } | { approval: Approval }> {
     const key = await this.#key(ctx.db, keyId);
+    assertNotCaKey(key);
     if (!this.deps.config.policies[key.key_type as KeyType].approval) return { rotated: await this.rotate(ctx, keyId, reason) };
     if (key.status !== 'active') throw new PalisadeError('PAL_KMS_INVALID_STATE', `a ${key.status} key cannot be rotated`);
     const pending = await this.deps.approvals.pendingFor(ctx.db, 'kms.key.rotate', keyId);
@@ -432,6 +434,7 @@ export class KmsService {
   async requestDestruction(ctx: OpContext, keyId: string, req: { pending_days: number; version?: number; force?: boolean }, requestedBy: string): Promise<{ scheduled: KeyMetadata } | { approval: Approval }> {
     const key = await this.#key(ctx.db, keyId);
     this.#assertNotDestroyed(key);
+    assertNotCaKey(key);
     if (isSystemKey(key.name) && req.version === undefined) this.#assertNotSystem(key);
     if (req.version === key.current_version) throw new PalisadeError('PAL_KMS_CANNOT_DESTROY_CURRENT_VERSION');
     const use = await this.#inUse(ctx.db, key, req.version);
@@ -843,6 +846,11 @@ export const CA_KEY_PREFIX = 'system/pki/';
 const WRAPPING_KEY = 'kms.import_wrapping_key';
 const kekName = (c: Classification) => `${SYSTEM_KEK_PREFIX}${c}`;
 const isSystemKey = (name: string | null) => name?.startsWith('system/') ?? false;
+
+/** A CA key changes only by replacing its CA (`palisade pki rotate-intermediate`), never through the KMS API. */
+function assertNotCaKey(key: KmsKeyTable): void {
+  if (key.name?.startsWith(CA_KEY_PREFIX)) throw new PalisadeError('PAL_KMS_SYSTEM_KEY', `${key.name} signs for a certificate authority: replace the CA instead (palisade pki rotate-intermediate)`);
+}
 
 function purpose(keyId: string, version: number): string {
   return `kms/${keyId}/${version}`;

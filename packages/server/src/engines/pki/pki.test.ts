@@ -54,6 +54,15 @@ describe.each(dialects())('PKI ($name)', ({ name, available }) => {
       expect(await codeOf(s.client.pki.initRoot())).toEqual({ status: 409, code: 'PAL_PKI_ROOT_EXISTS' });
     });
 
+    it('keeps CA keys out of the KMS API: no signing, rotation, export or destruction through /v1/keys', async () => {
+      const created = (await s.client.audit.query({ type: 'pki.ca.create', limit: 10 })).events;
+      const keyId = created.map((e) => e.details?.key_id).find((k): k is string => typeof k === 'string')!;
+      expect(keyId).toBeDefined();
+      expect(await codeOf(s.client.kms.sign(keyId, Buffer.from('tbs')))).toEqual({ status: 409, code: 'PAL_KMS_SYSTEM_KEY' });
+      expect(await codeOf(s.client.kms.rotateKey(keyId))).toEqual({ status: 409, code: 'PAL_KMS_SYSTEM_KEY' });
+      expect(await codeOf(s.client.kms.scheduleDestruction(keyId, 7, 1))).toEqual({ status: 409, code: 'PAL_KMS_SYSTEM_KEY' });
+    });
+
     it("issues the seed's service certificate that openssl accepts for both purposes, and audits it", async () => {
       const cert = await s.client.pki.issue({ service: 'payments', environment: 'prod', namespace: 'agents', department: 'platform', ip: ['10.0.0.7'] });
       expect(cert.private_key_pem).toContain('PRIVATE KEY');
