@@ -94,7 +94,8 @@ export class Accounts {
   /** Account update (§7.3.2) and deactivation (§7.3.6). */
   async update(tx: Executor, account: Account, payload: Record<string, unknown>): Promise<Account> {
     const next = { ...account };
-    if (payload.status !== undefined) {
+    // Clients that post the whole account object back echo its current status: that changes nothing.
+    if (payload.status !== undefined && payload.status !== account.status) {
       if (payload.status !== 'deactivated') throw acmeError('PAL_ACME_MALFORMED', 'an account can only be set to status deactivated');
       next.status = 'deactivated';
     }

@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { constantTimeEqual, isPalisadeError } from '@palisade/core';
 import type { OpContext } from '../../kernel/op-context.js';
 import type { Executor } from '../../storage/database.js';
@@ -6,7 +6,7 @@ import type { AcmeOrderTable } from '../../storage/schema.js';
 import { reasonName, type RevocationReason } from '../pki/types.js';
 import type { Account } from './accounts.js';
 import { parseCertId, suggestedWindow } from './ari.js';
-import { csrIdentifiers } from './csr.js';
+import { csrIdentifiers, csrPublicKey } from './csr.js';
 import { sameIdentifiers } from './identifiers.js';
 import { fromB64u, type PublicJwk } from './jws.js';
 import { authzStatus, type Orders } from './orders.js';
@@ -35,6 +35,10 @@ export class Certificates {
     const asked = csrIdentifiers(csr);
     if (!sameIdentifiers(asked, identifiers)) {
       throw acmeError('PAL_ACME_BAD_CSR', `the CSR names ${asked.map((i) => i.value).join(', ') || 'nothing'}; the order is for ${identifiers.map((i) => i.value).join(', ')}`);
+    }
+    // A certificate key that is also the account key ties the account to every server holding the TLS key.
+    if (csrPublicKey(csr).equals(createPublicKey({ key: account.jwk as unknown as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'der' }))) {
+      throw acmeError('PAL_ACME_BAD_CSR', 'the CSR key is the account key: use a different key for the certificate');
     }
     // Only one finalize wins (the row lock on PostgreSQL, the single writer on SQLite).
     const claimed = await ctx.db.updateTable('acme_orders').set({ status: 'processing' }).where('id', '=', order.id).where('status', 'in', ['pending', 'ready']).executeTakeFirst();

@@ -34,3 +34,8 @@ export function csrIdentifiers(der: Buffer): AcmeIdentifier[] {
   }
   return [...ids.values()];
 }
+
+/** The CSR's subject public key, SPKI DER (csrIdentifiers has already refused what does not parse). */
+export function csrPublicKey(der: Buffer): Buffer {
+  return Buffer.from(new Pkcs10CertificateRequest(der).publicKey.rawData);
+}

@@ -8,7 +8,14 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export function canonicalIp(value: string): string | null {
   const family = isIP(value);
   if (family === 4) return value.split('.').some((o) => o.length > 1 && o.startsWith('0')) ? null : value;
-  if (family === 6) return new URL(`http://[${value}]/`).hostname.slice(1, -1);
+  if (family === 6) {
+    if (value.includes('%')) return null; // a zone id names an interface of some host, never a certificate identity
+    try {
+      return new URL(`http://[${value}]/`).hostname.slice(1, -1);
+    } catch {
+      return null;
+    }
+  }
   return null;
 }
 
@@ -22,7 +29,8 @@ function dnsProblem(value: string): string | null {
   } else if (!LABEL.test(first ?? '')) return 'is not a valid DNS name';
   if (!rest.every((l) => LABEL.test(l))) return 'is not a valid DNS name';
   if (value.includes('*', 1)) return 'has a wildcard that is not the whole left-most label';
-  if (canonicalIp(value) !== null || /^[0-9.]+$/.test(value)) return 'is an IP address: order it as an ip identifier';
+  // Resolvers and URL parsers read a name whose last label is a number (0x7f.1, 127.1) as an IPv4 address.
+  if (canonicalIp(value) !== null || /^(0x[0-9a-f]+|[0-9]+)$/.test(labels[labels.length - 1] ?? '')) return 'is an IP address: order it as an ip identifier';
   return null;
 }
 
