@@ -33,10 +33,15 @@ export function validatePins(pins: readonly string[]): Set<string> {
 /** undefined when a certificate of the presented chain has a pinned key, else the error that refuses the connection. */
 export function checkPins(pins: ReadonlySet<string>, leaf: DetailedPeerCertificate): Error | undefined {
   const seen: string[] = [];
-  // issuerCertificate links the chain up to the root, which links to itself
+  // issuerCertificate links the chain up to the root by name and key id only: a certificate counts only while each
+  // link is also proven by its signature, so a forged "issuer" carrying a pinned key cannot satisfy the pins.
+  let child: X509Certificate | null = null;
   for (let cert: DetailedPeerCertificate | undefined = leaf; cert?.raw && !seen.includes(cert.fingerprint256); cert = cert.issuerCertificate) {
     seen.push(cert.fingerprint256);
-    if (pins.has(pinOf(new X509Certificate(cert.raw).publicKey))) return undefined;
+    const x = new X509Certificate(cert.raw);
+    if (child && !child.verify(x.publicKey)) break;
+    if (pins.has(pinOf(x.publicKey))) return undefined;
+    child = x;
   }
   const presented = pinOf(new X509Certificate(leaf.raw).publicKey);
   return Object.assign(new Error(`certificate pinning: no key of the server's certificate chain matches the configured pins (the server's key is ${presented})`), { code: 'ERR_PALISADE_PIN_MISMATCH' });

@@ -138,6 +138,7 @@ export const ConfigSchema = Type.Object(
                 principals: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
                 templates: Type.Array(Type.String({ minLength: 1 }), { default: ['*'] }),
                 services: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'globs; {principal} = the caller\'s own service' }),
+                namespaces: Type.Array(Type.String({ minLength: 1 }), { default: ['{principal}'], description: 'globs; {principal} = the caller\'s own namespace (of its SPIFFE id; default for other principals)' }),
                 environments: Type.Array(Type.String({ minLength: 1 }), { default: ['*'] }),
                 extra_dns: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'globs for further DNS names (* = one label, ** = any)' }),
                 ip_ranges: Type.Array(Type.String({ pattern: '^[0-9a-fA-F:.]+/[0-9]{1,3}$' }), { default: [] }),

@@ -65,6 +65,12 @@ export function pkiListenerSource(deps: PkiListenerDeps): ListenerCertificateSou
     }
   };
 
+  /** A listener certificate revoked (say after a key compromise) is replaced at once, not served until renewal. */
+  const revoked = async (chain: string): Promise<boolean> => {
+    const leaf = fromPem(chain)[0];
+    return !leaf || (await deps.pki.find(deps.storage.db, { der: leaf }))?.status !== 'valid';
+  };
+
   /**
    * The Palisade root, certified by this node's bootstrap CA: served after the intermediate, it lets a client that
    * trusts only the bootstrap CA (started before `pki init-root`) build leaf → intermediate → root → bootstrap CA,
@@ -109,7 +115,7 @@ export function pkiListenerSource(deps: PkiListenerDeps): ListenerCertificateSou
       const chain = await readMaybe(certFile);
       const key = await readMaybe(keyFile);
       const cross = await crossCertified(root.certificate);
-      if (chain && key && usable(chain, issuing.certificate)) return { key, chain: chain + cross, trust: [rootPem] };
+      if (chain && key && usable(chain, issuing.certificate) && !(await revoked(chain))) return { key, chain: chain + cross, trust: [rootPem] };
       const issued = await runAsSystem(deps.storage, deps.ledger, 'system:pki', (ctx) => deps.pki.issueListener(ctx, deps.names, LISTENER_TTL_DAYS));
       await writeAtomic(keyFile, issued.private_key_pem, 0o600);
       await writeAtomic(certFile, issued.chain_pem, 0o644);

@@ -326,7 +326,8 @@ export class PkiService {
   async ocsp(db: Executor, der: Buffer): Promise<Buffer> {
     const req = parseOcspRequest(der);
     if (!req) return ocspErrorResponse('malformedRequest');
-    const cas = (await this.deps.cas.list(db)).filter((c) => c.certificate && keyHeld(c));
+    // Only intermediates answer: the root issues no leaves, and its key (perhaps in an HSM) signs nothing on demand.
+    const cas = (await this.deps.cas.list(db)).filter((c) => c.kind === 'intermediate' && c.certificate && keyHeld(c));
     const ca = cas.find((c) => matchesIssuer(req.requests[0]!, c.certificate!));
     if (!ca || !req.requests.every((r) => matchesIssuer(r, ca.certificate!))) return ocspErrorResponse('unauthorized');
     const now = this.deps.clock();
@@ -349,7 +350,7 @@ export class PkiService {
   /** A signed OCSP answer for one certificate of ours (no nonce): the listener staples it. Null for a foreign one. */
   async ocspFor(db: Executor, leafDer: Buffer, issuerDer: Buffer): Promise<Buffer | null> {
     const serial = serialOf(leafDer);
-    const ca = (await this.deps.cas.list(db)).find((c) => c.certificate?.equals(issuerDer) && c.key_store === 'kms');
+    const ca = (await this.deps.cas.list(db)).find((c) => c.kind === 'intermediate' && c.certificate?.equals(issuerDer) && keyHeld(c));
     if (!ca) return null;
     const now = this.deps.clock();
     const nextUpdate = new Date(now.getTime() + this.deps.settings.ocspValidityHours * HOUR_MS);

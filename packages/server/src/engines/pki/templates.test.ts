@@ -34,12 +34,17 @@ describe('issuance policy', () => {
     expect(code(() => authorize(DEFAULT_POLICY, 'payments', 'service', v))).toBe('allowed');
     expect(code(() => authorize(DEFAULT_POLICY, 'spiffe://corp.internal/ns/default/sa/payments', 'service', v))).toBe('allowed');
     expect(code(() => authorize(DEFAULT_POLICY, 'spiffe://corp.internal/ns/default/sa/billing', 'service', v))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
+    // the namespace is part of the identity (SPIFFE id, cluster DNS name): a workload stays in its own
+    expect(code(() => authorize(DEFAULT_POLICY, 'spiffe://corp.internal/ns/dev/sa/payments', 'service', { ...v, namespace: 'dev' }))).toBe('allowed');
+    expect(code(() => authorize(DEFAULT_POLICY, 'spiffe://corp.internal/ns/dev/sa/payments', 'service', { ...v, namespace: 'prod' }))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
+    expect(code(() => authorize(DEFAULT_POLICY, 'payments', 'service', { ...v, namespace: 'prod' }))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
+    expect(code(() => authorize(DEFAULT_POLICY, 'spiffe://corp.internal/x/payments', 'service', v))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
     expect(code(() => authorize(DEFAULT_POLICY, 'payments', 'service', { ...v, extra_dns: ['payments.example.com'] }))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
     expect(code(() => authorize(DEFAULT_POLICY, 'payments', 'service', { ...v, ip: ['10.0.0.1'] }))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
   });
 
   it('matches globs by label and IPs by range', () => {
-    const rules: PolicyRule[] = [{ principals: ['ci-*'], templates: ['service'], services: ['agent-*'], environments: ['dev', 'staging'], extra_dns: ['*.agents.corp.internal'], ip_ranges: ['10.8.0.0/16', 'fd00::/8'] }];
+    const rules: PolicyRule[] = [{ principals: ['ci-*'], templates: ['service'], services: ['agent-*'], namespaces: ['default'], environments: ['dev', 'staging'], extra_dns: ['*.agents.corp.internal'], ip_ranges: ['10.8.0.0/16', 'fd00::/8'] }];
     const ok = { service: 'agent-7', environment: 'dev', namespace: 'default' };
     expect(code(() => authorize(rules, 'ci-runner', 'service', { ...ok, extra_dns: ['a.agents.corp.internal'], ip: ['10.8.3.4', 'fd00::1'] }))).toBe('allowed');
     expect(code(() => authorize(rules, 'ci-runner', 'service', { ...ok, extra_dns: ['a.b.agents.corp.internal'] }))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
@@ -48,5 +53,6 @@ describe('issuance policy', () => {
     expect(code(() => authorize(rules, 'ci-runner', 'other', ok))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
     expect(code(() => authorize(rules, 'deployer', 'service', ok))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
     expect(code(() => authorize(rules, 'ci-runner', 'service', { ...ok, service: 'agentx' }))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
+    expect(code(() => authorize(rules, 'ci-runner', 'service', { ...ok, namespace: 'prod' }))).toBe('PAL_PKI_NAME_NOT_ALLOWED');
   });
 });

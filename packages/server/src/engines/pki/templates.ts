@@ -23,6 +23,8 @@ export interface PolicyRule {
   templates: string[];
   /** Service names (globs); `{principal}` stands for the caller's own service identity. */
   services: string[];
+  /** Namespaces (globs); `{principal}` stands for the caller's own (its SPIFFE id's `/ns/<ns>/`, else `default`). */
+  namespaces: string[];
   environments: string[];
   /** Further DNS names the caller may add (globs; `*` matches one label). */
   extra_dns: string[];
@@ -55,8 +57,8 @@ export const DEFAULT_TEMPLATES: Record<string, Template> = {
  * its own identity, without extra names or IPs. Operators widen this on purpose in `pki.policy`.
  */
 export const DEFAULT_POLICY: PolicyRule[] = [
-  { principals: ['owner'], templates: ['*'], services: ['*'], environments: ['*'], extra_dns: ['**'], ip_ranges: ['0.0.0.0/0', '::/0'] },
-  { principals: ['*'], templates: ['*'], services: ['{principal}'], environments: ['*'], extra_dns: [], ip_ranges: [] },
+  { principals: ['owner'], templates: ['*'], services: ['*'], namespaces: ['*'], environments: ['*'], extra_dns: ['**'], ip_ranges: ['0.0.0.0/0', '::/0'] },
+  { principals: ['*'], templates: ['*'], services: ['{principal}'], namespaces: ['{principal}'], environments: ['*'], extra_dns: [], ip_ranges: [] },
 ];
 
 export interface IssueVariables {
@@ -112,10 +114,14 @@ export function renderTemplate(t: Template, v: IssueVariables, naming: PkiNaming
   return { subject, sans: { dns: [...new Set(dns)], ip: [...new Set(ipSans)], uri: t.uri.map((u) => fill(u, base)) }, service: v.service };
 }
 
-/** The service a principal is: its id, or the last segment of a SPIFFE id (`spiffe://td/ns/x/sa/<service>`). */
-function ownService(principalId: string): string {
-  const m = /^spiffe:\/\/[^/]+\/.*\/([^/]+)$/.exec(principalId);
-  return m ? m[1]! : principalId;
+/**
+ * The workload a principal is: from a SPIFFE id exactly of the form `spiffe://<td>/ns/<namespace>/sa/<service>`, else
+ * the principal id as the service in the `default` namespace (an API key's principal).
+ */
+function ownIdentity(principalId: string): { service: string; namespace: string } {
+  const m = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principalId);
+  if (m) return { namespace: m[1]!, service: m[2]! };
+  return principalId.startsWith('spiffe://') ? { namespace: '', service: '' } : { namespace: 'default', service: principalId };
 }
 
 function inRanges(ip: string, ranges: string[]): boolean {
@@ -132,14 +138,16 @@ function inRanges(ip: string, ranges: string[]): boolean {
 export function authorize(policy: PolicyRule[], principal: string, template: string, v: IssueVariables): void {
   const extra = (v.extra_dns ?? []).map((d) => d.toLowerCase());
   const ips = v.ip ?? [];
+  const own = ownIdentity(principal);
   const fits = (r: PolicyRule) =>
     r.principals.some((p) => globMatch(p, principal)) &&
     r.templates.some((p) => globMatch(p, template)) &&
-    r.services.some((p) => (p === '{principal}' ? v.service === ownService(principal) : globMatch(p, v.service))) &&
+    r.services.some((p) => (p === '{principal}' ? own.service !== '' && v.service === own.service : globMatch(p, v.service))) &&
+    r.namespaces.some((p) => (p === '{principal}' ? own.namespace !== '' && v.namespace === own.namespace : globMatch(p, v.namespace))) &&
     r.environments.some((p) => globMatch(p, v.environment)) &&
     extra.every((d) => r.extra_dns.some((p) => globMatch(p, d))) &&
     ips.every((ip) => inRanges(ip, r.ip_ranges));
   if (policy.some(fits)) return;
-  const what = `service ${v.service} (${template}, ${v.environment})${extra.length ? ` with ${extra.join(', ')}` : ''}${ips.length ? ` and IPs ${ips.join(', ')}` : ''}`;
+  const what = `service ${v.service} in namespace ${v.namespace} (${template}, ${v.environment})${extra.length ? ` with ${extra.join(', ')}` : ''}${ips.length ? ` and IPs ${ips.join(', ')}` : ''}`;
   throw new PalisadeError('PAL_PKI_NAME_NOT_ALLOWED', `the issuance policy does not let ${principal} ask for ${what}`, { extensions: { name: v.service } });
 }

@@ -144,6 +144,9 @@ export class X509ClientAuthenticator implements ClientCertificateAuthenticator {
       path.push(next);
       root = roots.find((r) => issuedBy(next, r));
     }
+    // RFC 5280 §4.2.1.9: the leaf is no CA, and each CA (the root too) allows as many CAs below it as the path holds.
+    const full = [...path, root];
+    if (leaf.ca || full.some((c, i) => i > 0 && pathLength(c) < i - 1)) throw refuse('untrusted_issuer');
     if (!(leaf.keyUsage ?? []).includes(EKU_CLIENT_AUTH)) throw refuse('no_client_auth_eku');
     const principal_id = spiffeId(leaf);
     const permissions = [...new Set(this.#identities.filter((i) => i.pattern.test(principal_id)).flatMap((i) => i.permissions))];
@@ -168,6 +171,12 @@ export class X509ClientAuthenticator implements ClientCertificateAuthenticator {
       throw refuse('revocation_unavailable');
     }
   }
+}
+
+/** A CA certificate's pathLenConstraint; unlimited when absent. */
+function pathLength(cert: X509Certificate): number {
+  const bc = new x509.X509Certificate(new Uint8Array(cert.raw)).getExtension(x509.BasicConstraintsExtension);
+  return bc?.pathLength ?? Number.POSITIVE_INFINITY;
 }
 
 /** `issuer` issued `cert`: names and key identifiers match, it may sign certificates, and the signature verifies. */
