@@ -64,7 +64,7 @@ const issueFields = {
   service: label('{service}: the service identity the certificate names'),
   environment: Type.Optional(label('{environment}; the configured pki.environment when omitted')),
   namespace: Type.Optional(label('{namespace}; `default` when omitted')),
-  department: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: '{department}: the OU' })),
+  department: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\x00-\\x1f\\x7f]+$', description: '{department}: the OU (no control characters)' })),
   ip: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { maxItems: 16, description: '{service_ip}: IP SANs' })),
   extra_dns: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 32, description: 'further DNS names, if the policy allows them' })),
   ttl_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 825 })),

@@ -36,6 +36,7 @@ describe('Palisade listener on its own PKI', () => {
       mutate: (c) => {
         c.tls.client_auth.identities = { 'spiffe://palisade.internal/ns/*/sa/*': ['auth:self:read'] };
         c.tls.client_auth.revocation_check_seconds = 1;
+        c.tls.names = ['*.agents.palisade.test']; // matched literally, so polling does not re-issue
       },
     });
     dir = await mkdtemp(join(tmpdir(), 'pki-listener-'));
@@ -53,8 +54,10 @@ describe('Palisade listener on its own PKI', () => {
     expect(byRoot.subjectaltname).toContain('IP Address:127.0.0.1');
     const byBootstrap = await peer(s.addr, s.ca);
     expect(byBootstrap.fingerprint256).toBe(byRoot.fingerprint256);
+    expect(await s.rt.listener!.reload()).toBe(false);
     const listed = await s.client.pki.list({ service: 'palisade' });
-    expect(listed.certificates.map((c) => c.template)).toContain('listener');
+    expect(listed.certificates.map((c) => c.template)).toEqual(['listener']);
+    expect(listed.certificates[0]!.sans).toContain('dns:*.agents.palisade.test');
   });
 
   it('staples a good OCSP answer signed by the intermediate', async () => {

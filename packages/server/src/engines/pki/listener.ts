@@ -59,7 +59,9 @@ export function pkiListenerSource(deps: PkiListenerDeps): ListenerCertificateSou
       const leaf = new X509Certificate(chain);
       if (!leaf.checkIssued(new X509Certificate(issuer))) return false;
       if (Date.parse(leaf.validTo) - deps.clock().getTime() < deps.renewBeforeDays * DAY_MS) return false;
-      return deps.names.every((n) => (isIP(n) ? leaf.checkIP(n) !== undefined : leaf.checkHost(n) !== undefined));
+      // the names it was issued for, compared literally (a wildcard in tls.names must not make every poll re-issue)
+      const dns = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4).toLowerCase());
+      return deps.names.every((n) => (isIP(n) ? leaf.checkIP(n) !== undefined : dns.includes(n.toLowerCase())));
     } catch {
       return false;
     }

@@ -24,6 +24,8 @@ describe('issuance templates', () => {
     expect(code(() => renderTemplate(t, { service: 'x', environment: 'P', namespace: 'n' }, naming))).toBe('PAL_VALIDATION_FAILED');
     expect(code(() => renderTemplate(t, { service: 'x', environment: 'p', namespace: 'n', ip: ['10.0.0.300'] }, naming))).toBe('PAL_VALIDATION_FAILED');
     expect(code(() => renderTemplate(t, { service: 'x', environment: 'p', namespace: 'n', extra_dns: ['bad_name.example'] }, naming))).toBe('PAL_VALIDATION_FAILED');
+    expect(code(() => renderTemplate(t, { service: 'x', environment: 'p', namespace: 'n', ip: ['fe80::1%eth0'] }, naming))).toBe('PAL_VALIDATION_FAILED');
+    expect(code(() => renderTemplate(t, { service: 's'.repeat(40), environment: 'e'.repeat(20), namespace: 'n' }, naming))).toBe('PAL_VALIDATION_FAILED');
   });
 });
 

@@ -107,7 +107,8 @@ export function renderTemplate(t: Template, v: IssueVariables, naming: PkiNaming
   if (t.subject.ou) subject.OU = fill(t.subject.ou, base);
   if (t.subject.c) subject.C = fill(t.subject.c, base);
   const ips = v.ip ?? [];
-  for (const ip of ips) if (isIP(ip) === 0) throw new PalisadeError('PAL_VALIDATION_FAILED', `not an IP address: ${JSON.stringify(ip)}`);
+  for (const ip of ips) if (isIP(ip) === 0 || ip.includes('%')) throw new PalisadeError('PAL_VALIDATION_FAILED', `not an IP address: ${JSON.stringify(ip)}`);
+  if (subject.CN!.length > 64) throw new PalisadeError('PAL_VALIDATION_FAILED', `the common name ${subject.CN} is longer than X.509's 64 characters: use shorter service or environment names`);
   const dns = [...t.dns.map((d) => fill(d, base)), ...(v.extra_dns ?? []).map((d) => d.toLowerCase())];
   for (const d of dns) if (!hostnameOk(d)) throw new PalisadeError('PAL_VALIDATION_FAILED', `not a valid DNS name: ${JSON.stringify(d)}`);
   const ipSans = t.ip.flatMap((p) => (p === '{service_ip}' ? ips : [fill(p, base)]));
