@@ -17,7 +17,9 @@ const ID_PE_ACME_IDENTIFIER = '1.3.6.1.5.5.7.1.31';
 
 function handshake(ip: string, port: number, servername: string, signal: AbortSignal): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new Error('timed out'));
     const socket = connect({ host: ip, port, servername, ALPNProtocols: [ALPN], rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+    // an abort listener added to an already-aborted signal never fires: checked above, so the socket never outlives it
     const abort = () => socket.destroy(new Error('timed out'));
     signal.addEventListener('abort', abort, { once: true });
     socket.once('secureConnect', () => {

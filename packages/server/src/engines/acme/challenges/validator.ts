@@ -106,8 +106,9 @@ export class Validator {
         .where('status', '=', 'processing')
         .executeTakeFirst();
       if (recorded.numUpdatedRows !== 1n) return; // another node recorded this validation first
-      await tx.updateTable('acme_authorizations').set({ status: error ? 'invalid' : 'valid' }).where('id', '=', authzId).where('status', '=', 'pending').execute();
-      if (error) {
+      const authz = await tx.updateTable('acme_authorizations').set({ status: error ? 'invalid' : 'valid' }).where('id', '=', authzId).where('status', '=', 'pending').executeTakeFirst();
+      // another challenge of this authorization already decided it (two challenges answered at once): keep its verdict
+      if (error && authz.numUpdatedRows === 1n) {
         await tx.updateTable('acme_orders').set({ status: 'invalid', error: JSON.stringify(error) }).where('id', '=', orderId).where('status', 'in', ['pending', 'ready']).execute();
       } else {
         const open = await tx.selectFrom('acme_authorizations').select('id').where('order_id', '=', orderId).where('status', '!=', 'valid').executeTakeFirst();
