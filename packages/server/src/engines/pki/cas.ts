@@ -227,8 +227,11 @@ export class CaHierarchy {
       throw new PalisadeError('PAL_PKI_INTERMEDIATE_INVALID', 'the certificate cannot be parsed');
     }
     const rootCert = new X509Certificate(root.certificate!);
-    const pendingKey = AsnConvert.parse(row.csr!, CertificationRequest).certificationRequestInfo.subjectPKInfo;
-    if (!spkiOf(der).equals(Buffer.from(AsnConvert.serialize(pendingKey)))) throw new PalisadeError('PAL_PKI_INTERMEDIATE_INVALID', 'the certificate does not carry the pending intermediate\'s key');
+    const pending = AsnConvert.parse(row.csr!, CertificationRequest).certificationRequestInfo;
+    if (!spkiOf(der).equals(Buffer.from(AsnConvert.serialize(pending.subjectPKInfo)))) throw new PalisadeError('PAL_PKI_INTERMEDIATE_INVALID', 'the certificate does not carry the pending intermediate\'s key');
+    const subject = Buffer.from(AsnConvert.serialize(AsnConvert.parse(der, asn.Certificate).tbsCertificate.subject));
+    if (!subject.equals(Buffer.from(AsnConvert.serialize(pending.subject)))) throw new PalisadeError('PAL_PKI_INTERMEDIATE_INVALID', 'the certificate does not name the subject the CSR asked for');
+    if (Date.parse(cert.validTo) > Date.parse(rootCert.validTo)) throw new PalisadeError('PAL_PKI_INTERMEDIATE_INVALID', 'the certificate outlives the root');
     if (!cert.ca) throw new PalisadeError('PAL_PKI_INTERMEDIATE_INVALID', 'the certificate is not a CA certificate (basicConstraints CA:TRUE)');
     if (!cert.checkIssued(rootCert) || !cert.verify(rootCert.publicKey)) throw new PalisadeError('PAL_PKI_INTERMEDIATE_INVALID', 'the certificate is not signed by the root');
     if (Date.parse(cert.validTo) <= this.deps.clock().getTime()) throw new PalisadeError('PAL_PKI_INTERMEDIATE_INVALID', 'the certificate has expired');

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf, dialects, startServer, type TestServer } from '../../testing/harness.js';
 import { signIntermediateOffline } from './cas.js';
+import { buildCertificate, fromPem, newSerial, parseCsr, toPem } from './x509.js';
 import type { CaAlgorithm } from './types.js';
 
 const run = promisify(execFile);
@@ -196,6 +197,13 @@ describe.each(dialects())('PKI ($name)', ({ name, available }) => {
         rootKey: { algorithm: alg, sign: async (tbs) => cryptoSign('sha384', tbs, { key, dsaEncoding: 'der', padding: constants.RSA_PKCS1_PADDING }) },
       });
       expect(await codeOf(s.client.pki.installIntermediate(pending.id, rootPem))).toEqual({ status: 400, code: 'PAL_PKI_INTERMEDIATE_INVALID' });
+      // the pending key, but a subject the CSR did not ask for
+      const rootSigner = { algorithm: alg, sign: async (tbs: Buffer) => cryptoSign('sha384', tbs, { key, dsaEncoding: 'der' }) };
+      const renamed = await buildCertificate(
+        { kind: 'intermediate', serial: newSerial(), subject: { CN: 'Somebody Else CA' }, issuer: fromPem(rootPem)[0]!, publicKey: (await parseCsr(pending.csr_pem!)).publicKey, notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000) },
+        rootSigner,
+      );
+      expect(await codeOf(s.client.pki.installIntermediate(pending.id, toPem(renamed)))).toEqual({ status: 400, code: 'PAL_PKI_INTERMEDIATE_INVALID' });
       const installed = await s.client.pki.installIntermediate(pending.id, pem);
       expect(installed.status).toBe('active');
       const leaf = await s.client.pki.issue({ service: 'after-offline' });
