@@ -4,23 +4,23 @@
  */
 import 'reflect-metadata';
 import { createHash, createHmac, createPublicKey, generateKeyPairSync, randomBytes, sign, webcrypto, type KeyObject } from 'node:crypto';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { inject } from 'vitest';
-import { freshPostgresDatabase } from '@palisade/testkit';
-import { loadConfig, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import { createLogger } from '../logging.js';
 import { createRuntime, type Runtime } from '../runtime.js';
-import { TestClock, type DialectName } from './harness.js';
+import { OWNER_TOKEN, TestClock, testConfig, type DialectName } from './harness.js';
+import { expect } from 'vitest';
+import { startDnsServer, type TestDnsServer } from '@palisade/testkit';
 import type { AcmeCertificateAuthority } from '../engines/acme/ports.js';
+import { TestingCa } from './acme-ca.js';
 
 x509.cryptoProvider.set(webcrypto as never);
 
-export const OWNER = 'pal_test_owner_token_0123456789abcdefghijklmnopqrstuvwxyz';
+export const OWNER = OWNER_TOKEN;
 
 export interface AcmeTestServer {
   rt: Runtime;
@@ -42,15 +42,7 @@ export type Transport = (method: string, url: string, opts?: { body?: string; he
 
 /** A runtime (SQLite or a fresh PostgreSQL database) whose ACME server uses `ca` (the PKI engine's when absent). */
 export async function startAcmeServer(dialect: DialectName, opts: { ca?: AcmeCertificateAuthority; listen?: boolean; mutate?: (c: Config) => void } = {}): Promise<AcmeTestServer> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'palisade-acme-'));
-  const env: Record<string, string> = { PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: '127.0.0.1:0', PALISADE_BOOTSTRAP_TOKEN: OWNER };
-  if (dialect === 'postgres') {
-    const admin = inject('pgUrl');
-    if (!admin) throw new Error('PostgreSQL is not available');
-    env.PALISADE_DATABASE_URL = await freshPostgresDatabase(admin);
-  }
-  const config = loadConfig(env as NodeJS.ProcessEnv, dataDir);
-  config.storage.sqlite_synchronous = 'normal';
+  const { config, dataDir } = await testConfig(dialect, { prefix: 'palisade-acme-' });
   config.acme.challenge.allow_loopback = true;
   config.acme.challenge.timeout_seconds = 5;
   opts.mutate?.(config);
@@ -230,6 +222,84 @@ export async function startRealAcme(opts: { mutate?: (c: Config) => void } = {})
       const res = await s.http('POST', `${s.base}/v1/acme/eab-keys`, { body: JSON.stringify({ name: 'e2e' }), headers: owner });
       if (res.status !== 201) throw new Error(`EAB key: ${res.status} ${res.body}`);
       return JSON.parse(res.body) as { key_id: string; hmac_key: string };
+    },
+  };
+}
+
+export const ACME_ERR = 'urn:ietf:params:acme:error:';
+
+/** A loopback HTTP server answering http-01 tokens from a map. */
+export async function http01Server(tokens: Map<string, string>): Promise<{ server: HttpServer; port: number }> {
+  const server = createHttpServer((req, res) => {
+    const token = req.url?.split('/').pop() ?? '';
+    const answer = req.url?.startsWith('/.well-known/acme-challenge/') ? tokens.get(token) : undefined;
+    res.writeHead(answer ? 200 : 404).end(answer ?? 'not found');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** An ACME server on a substitute CA with a loopback DNS server and http-01 responder, and the steps tests repeat. */
+export interface AcmeFixture {
+  s: AcmeTestServer;
+  ca: TestingCa;
+  dns: TestDnsServer;
+  /** http-01 answers served by the responder, by token. */
+  tokens: Map<string, string>;
+  eabKey(body?: Record<string, unknown>): Promise<{ key_id: string; hmac_key: string }>;
+  /** A client with a registered account (EAB-bound). */
+  registered(key?: KeyObject): Promise<TestAcmeClient>;
+  /** An order for `names` whose authorizations are all proven with http-01 (names resolve to 127.0.0.1). */
+  readyOrder(c: TestAcmeClient, names: string[]): Promise<{ url: string; finalize: string }>;
+  close(): Promise<void>;
+}
+
+export async function acmeFixture(dialect: DialectName): Promise<AcmeFixture> {
+  const tokens = new Map<string, string>();
+  const dns = await startDnsServer();
+  const web = await http01Server(tokens);
+  const ca = await TestingCa.create();
+  const s = await startAcmeServer(dialect, {
+    ca,
+    mutate: (c) => {
+      c.acme.challenge.dns_servers = [dns.address];
+      c.acme.challenge.http_port = web.port;
+    },
+  });
+  const eabKey: AcmeFixture['eabKey'] = async (body = { name: 'test' }) => {
+    const res = await s.rt.app.inject({ method: 'POST', url: '/v1/acme/eab-keys', headers: { authorization: `Bearer ${OWNER}` }, payload: body });
+    expect(res.statusCode).toBe(201);
+    return res.json<{ key_id: string; hmac_key: string }>();
+  };
+  return {
+    s,
+    ca,
+    dns,
+    tokens,
+    eabKey,
+    async registered(key) {
+      const c = new TestAcmeClient(s.http, s.base, key);
+      expect((await c.register(await eabKey())).status).toBe(201);
+      return c;
+    },
+    async readyOrder(c, names) {
+      for (const n of names) dns.set(n, 'A', ['127.0.0.1']);
+      const order = await c.post((await c.directory()).newOrder, { identifiers: names.map((value) => ({ type: 'dns', value })) });
+      expect(order.status).toBe(201);
+      for (const url of order.json.authorizations as string[]) {
+        const authz = (await c.post(url, '')).json as { challenges: Array<{ type: string; url: string; token: string }> };
+        const ch = authz.challenges.find((x) => x.type === 'http-01')!;
+        tokens.set(ch.token, c.keyAuthorization(ch.token));
+        expect((await c.post(ch.url, {})).json.status).toBe('processing');
+      }
+      await s.rt.acme.validator.idle();
+      expect((await c.post(order.headers.location!, '')).json.status).toBe('ready');
+      return { url: order.headers.location!, finalize: order.json.finalize as string };
+    },
+    async close() {
+      await s.close();
+      await dns.close();
+      web.server.close();
     },
   };
 }

@@ -86,8 +86,9 @@ export interface TestServer {
 
 export const OWNER_TOKEN = 'pal_test_owner_token_0123456789abcdefghijklmnopqrstuvwxyz';
 
-export async function startServer(dialect: DialectName, opts: { seal?: SealName; env?: Record<string, string>; mutate?: (c: Config) => void; /** collect every log line (debug level) */ logs?: string[] } = {}): Promise<TestServer> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'palisade-test-'));
+/** A test configuration in a fresh data directory (and a fresh PostgreSQL database for `postgres`), owned by OWNER_TOKEN. */
+export async function testConfig(dialect: DialectName, opts: { seal?: SealName; env?: Record<string, string>; prefix?: string } = {}): Promise<{ config: Config; dataDir: string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), opts.prefix ?? 'palisade-test-'));
   const sealEnv: Record<string, string> = opts.seal === 'pkcs11' ? softHsmEnv() : opts.seal === 'passphrase' ? { PALISADE_SEAL: 'passphrase' } : {};
   const env: Record<string, string> = { PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: '127.0.0.1:0', PALISADE_BOOTSTRAP_TOKEN: OWNER_TOKEN, ...sealEnv, ...opts.env };
   if (dialect === 'postgres') {
@@ -99,6 +100,11 @@ export async function startServer(dialect: DialectName, opts: { seal?: SealName;
   config.storage.sqlite_synchronous = 'normal';
   config.seal.argon2 = { memory_kib: 8192, iterations: 1, parallelism: 1 }; // tests need the scheme, not the cost
   config.seal.pkcs11.key_label = `palisade-root-${randomBytes(6).toString('hex')}`; // test servers share one token
+  return { config, dataDir };
+}
+
+export async function startServer(dialect: DialectName, opts: { seal?: SealName; env?: Record<string, string>; mutate?: (c: Config) => void; /** collect every log line (debug level) */ logs?: string[] } = {}): Promise<TestServer> {
+  const { config, dataDir } = await testConfig(dialect, opts);
   opts.mutate?.(config);
   const clock = new TestClock();
   const clients: PalisadeClient[] = [];

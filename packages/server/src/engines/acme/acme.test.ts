@@ -1,80 +1,31 @@
 import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDnsServer, type TestDnsServer } from '@palisade/testkit';
+import type { TestDnsServer } from '@palisade/testkit';
 import { dialects } from '../../testing/harness.js';
-import { accountKey, csrFor, label, OWNER, publicJwkOf, signJws, startAcmeServer, TestAcmeClient, type AcmeTestServer } from '../../testing/acme.js';
+import { ACME_ERR, acmeFixture, accountKey, csrFor, label, OWNER, publicJwkOf, signJws, startAcmeServer, TestAcmeClient, type AcmeFixture, type AcmeTestServer } from '../../testing/acme.js';
 import { certId } from './ari.js';
 import { TestingCa } from '../../testing/acme-ca.js';
 
-const ERR = 'urn:ietf:params:acme:error:';
-
-/** A loopback HTTP server answering http-01 tokens from a map. */
-async function http01Server(tokens: Map<string, string>): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
-    const token = req.url?.split('/').pop() ?? '';
-    const answer = req.url?.startsWith('/.well-known/acme-challenge/') ? tokens.get(token) : undefined;
-    res.writeHead(answer ? 200 : 404).end(answer ?? 'not found');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as { port: number }).port };
-}
+const ERR = ACME_ERR;
 
 describe.each(dialects())('ACME server ($name)', ({ name, available }) => {
+  let f: AcmeFixture;
   let s: AcmeTestServer;
   let ca: TestingCa;
   let dns: TestDnsServer;
-  let web: { server: Server; port: number };
-  const tokens = new Map<string, string>();
-
-  const eabKey = async (body: Record<string, unknown> = { name: 'test' }) => {
-    const res = await s.rt.app.inject({ method: 'POST', url: '/v1/acme/eab-keys', headers: { authorization: `Bearer ${OWNER}` }, payload: body });
-    expect(res.statusCode).toBe(201);
-    return res.json<{ key_id: string; hmac_key: string }>();
-  };
+  let tokens: Map<string, string>;
+  const eabKey = (body?: Record<string, unknown>) => f.eabKey(body);
   const client = () => new TestAcmeClient(s.http, s.base);
-  const registered = async () => {
-    const c = client();
-    expect((await c.register(await eabKey())).status).toBe(201);
-    return c;
-  };
+  const registered = () => f.registered();
+  const readyOrder = (c: TestAcmeClient, names: string[]) => f.readyOrder(c, names);
   const certRows = async () => (await s.rt.storage.db.selectFrom('acme_certificates').select('serial').execute()).length;
-
-  /** An order for `names` whose authorizations are all proven with http-01 (names resolve to 127.0.0.1). */
-  const readyOrder = async (c: TestAcmeClient, names: string[]) => {
-    for (const n of names) dns.set(n, 'A', ['127.0.0.1']);
-    const order = await c.post((await c.directory()).newOrder, { identifiers: names.map((value) => ({ type: 'dns', value })) });
-    expect(order.status).toBe(201);
-    for (const url of order.json.authorizations as string[]) {
-      const authz = (await c.post(url, '')).json as { challenges: Array<{ type: string; url: string; token: string }> };
-      const ch = authz.challenges.find((x) => x.type === 'http-01')!;
-      tokens.set(ch.token, c.keyAuthorization(ch.token));
-      expect((await c.post(ch.url, {})).json.status).toBe('processing');
-    }
-    await s.rt.acme.validator.idle();
-    const now = await c.post(order.headers.location!, '');
-    expect(now.json.status).toBe('ready');
-    return { url: order.headers.location!, finalize: order.json.finalize as string };
-  };
 
   beforeAll(async () => {
     if (!available) return;
-    dns = await startDnsServer();
-    web = await http01Server(tokens);
-    ca = await TestingCa.create();
-    s = await startAcmeServer(name, {
-      ca,
-      mutate: (c) => {
-        c.acme.challenge.dns_servers = [dns.address];
-        c.acme.challenge.http_port = web.port;
-      },
-    });
+    f = await acmeFixture(name);
+    ({ s, ca, dns, tokens } = f);
   });
-  afterAll(async () => {
-    await s?.close();
-    await dns?.close();
-    web?.server.close();
-  });
+  afterAll(async () => f?.close());
 
   describe.skipIf(!available)('', () => {
     it('serves the directory and nonces (HEAD 200, GET 204), with Replay-Nonce and no-store on every answer', async () => {
