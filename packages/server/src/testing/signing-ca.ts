@@ -79,3 +79,10 @@ export function run(args: string[], cwd: string): Promise<{ code: number; output
     execFile('openssl', args, { cwd }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, output: `${stdout}${stderr}` }));
   });
 }
+
+/** The openssl CLI's output (stdout then stderr); `FAILED ...` when it exits non-zero. */
+export async function openssl(args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile('openssl', args, (err, stdout, stderr) => resolve(`${err ? 'FAILED ' : ''}${stdout}${stderr}`));
+  });
+}

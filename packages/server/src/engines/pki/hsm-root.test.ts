@@ -3,26 +3,15 @@
  * non-extractable, every root signature made there — the first intermediate, rotations, the root's CRL — across a
  * restart; export refused; and refused with a clear error on a server whose seal is not pkcs11.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openssl } from '../../testing/signing-ca.js';
 import type { CertificateAuthority } from '@palisade/core';
 import { codeOf, serverCases, softHsmEnv, startServer, type TestServer } from '../../testing/harness.js';
 import { privateKeyAttributes } from '../../testing/pkcs11-objects.js';
 
-const run = promisify(execFile);
-const openssl = async (args: string[]) => {
-  try {
-    const r = await run('openssl', args);
-    return r.stdout + r.stderr;
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string };
-    return `FAILED ${err.stdout ?? ''}${err.stderr ?? ''}`;
-  }
-};
 const available = serverCases().some((c) => c.seal === 'pkcs11' && c.available); // fails in CI without SoftHSM2
 
 describe.skipIf(!available)('PKI root key in the HSM (sqlite-pkcs11)', () => {

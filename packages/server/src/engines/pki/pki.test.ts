@@ -1,25 +1,14 @@
-import { execFile } from 'node:child_process';
 import { createPrivateKey, sign as cryptoSign, constants } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openssl } from '../../testing/signing-ca.js';
 import { codeOf, dialects, startServer, type TestServer } from '../../testing/harness.js';
 import { signIntermediateOffline } from './cas.js';
 import { buildCertificate, fromPem, newSerial, parseCsr, toPem } from './x509.js';
 import type { CaAlgorithm } from './types.js';
 
-const run = promisify(execFile);
-const openssl = async (args: string[]) => {
-  try {
-    const r = await run('openssl', args);
-    return r.stdout + r.stderr;
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string };
-    return `FAILED ${err.stdout ?? ''}${err.stderr ?? ''}`;
-  }
-};
 
 describe.each(dialects())('PKI ($name)', ({ name, available }) => {
   let s: TestServer;
