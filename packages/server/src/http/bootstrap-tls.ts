@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { randomBytes } from '@palisade/core';
-import type { ListenerCertificateSource } from './listener-tls.js';
+import { coversNames, type ListenerCertificateSource } from './listener-tls.js';
 
 x509.cryptoProvider.set(webcrypto as never);
 type CryptoKey = webcrypto.CryptoKey;
@@ -138,7 +138,7 @@ function stillGood(certPem: string, caPem: string, names: string[], now: Date): 
     const cert = new X509Certificate(certPem);
     if (!cert.verify(new X509Certificate(caPem).publicKey)) return false;
     if (Date.parse(cert.validTo) - now.getTime() < RENEW_BEFORE_DAYS * DAY_MS) return false;
-    return names.every((n) => (isIP(n) ? cert.checkIP(n) !== undefined : cert.checkHost(n) !== undefined));
+    return coversNames(cert, names);
   } catch {
     return false;
   }

@@ -6,6 +6,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { ServerOptions } from 'node:https';
+import { isIP } from 'node:net';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import { StapleCache, type OcspStapler } from './ocsp-staple.js';
@@ -53,6 +54,16 @@ const CERTIFICATE_PEM = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE
 /** Every certificate in a PEM text, in order. */
 export function parsePemCertificates(text: string): X509Certificate[] {
   return (text.match(CERTIFICATE_PEM) ?? []).map((pem) => new X509Certificate(pem));
+}
+
+/**
+ * Whether a listener certificate was issued for every configured name: IPs as addresses, DNS names compared
+ * literally with its DNS SANs (so a wildcard in `tls.names` is found as itself and does not force a new certificate
+ * at every check).
+ */
+export function coversNames(cert: X509Certificate, names: readonly string[]): boolean {
+  const dns = (cert.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4).toLowerCase());
+  return names.every((n) => (isIP(n) ? cert.checkIP(n) !== undefined : dns.includes(n.toLowerCase())));
 }
 
 interface Parsed {

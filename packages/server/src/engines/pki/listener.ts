@@ -9,9 +9,8 @@ import { createPrivateKey, sign, X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import * as asn from '@peculiar/asn1-x509';
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
-import type { ListenerCertificateSource, ListenerMaterial } from '../../http/listener-tls.js';
+import { coversNames, type ListenerCertificateSource, type ListenerMaterial } from '../../http/listener-tls.js';
 import type { Storage } from '../../storage/database.js';
 import { runAsSystem } from '../../kernel/op-context.js';
 import type { AuditLedger } from '../../kernel/audit/ledger.js';
@@ -59,9 +58,7 @@ export function pkiListenerSource(deps: PkiListenerDeps): ListenerCertificateSou
       const leaf = new X509Certificate(chain);
       if (!leaf.checkIssued(new X509Certificate(issuer))) return false;
       if (Date.parse(leaf.validTo) - deps.clock().getTime() < deps.renewBeforeDays * DAY_MS) return false;
-      // the names it was issued for, compared literally (a wildcard in tls.names must not make every poll re-issue)
-      const dns = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4).toLowerCase());
-      return deps.names.every((n) => (isIP(n) ? leaf.checkIP(n) !== undefined : dns.includes(n.toLowerCase())));
+      return coversNames(leaf, deps.names);
     } catch {
       return false;
     }
