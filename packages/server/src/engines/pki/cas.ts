@@ -199,11 +199,7 @@ export class CaHierarchy {
     const self: CaSigner = { algorithm: s.algorithm, sign: (tbs) => this.deps.kms.caSign(ctx.db, keyName, tbs) };
     const row: PkiCaTable = { ...baseRow(id, 'intermediate', now), parent_id: root.id, status: 'pending', key_store: 'kms', key_ref: keyName, algorithm: s.algorithm, subject_dn: `CN=${name.CN}, O=${name.O}, C=${name.C}`, csr: await buildCsr(subject, key.public_key, self) };
     if (keyHeld(root)) {
-      const notAfter = new Date(Math.min(now.getTime() + s.validity_days * DAY_MS, Date.parse(root.not_after!)));
-      const der = await buildCertificate(
-        { kind: 'intermediate', serial: newSerial(), subject, issuer: root.certificate, publicKey: key.public_key, notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter, pathLength: 0, caIssuersUrl: this.urls(root.id).caIssuersUrl },
-        this.signing(ctx.db, root).signer,
-      );
+      const { der } = await certifyIntermediate({ root: root.certificate, subject, publicKey: key.public_key, validityDays: s.validity_days, now, signer: this.signing(ctx.db, root).signer, caIssuersUrl: this.urls(root.id).caIssuersUrl });
       await ctx.db.insertInto('pki_cas').values(row).execute();
       emitCreated(ctx, row, key.key_id);
       return this.#activate(ctx, row, der);
@@ -254,11 +250,7 @@ export class CaHierarchy {
     const csr = await parseCsr(csrDer);
     const now = this.deps.clock();
     const id = newCaId();
-    const notAfter = new Date(Math.min(now.getTime() + validityDays * DAY_MS, Date.parse(root.not_after!)));
-    const der = await buildCertificate(
-      { kind: 'intermediate', serial: newSerial(), subject: csr.subject, issuer: root.certificate, publicKey: csr.publicKey, notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter, pathLength: 0, caIssuersUrl: this.urls(root.id).caIssuersUrl },
-      this.signing(ctx.db, root).signer,
-    );
+    const { der, notAfter } = await certifyIntermediate({ root: root.certificate, subject: csr.subject, publicKey: csr.publicKey, validityDays, now, signer: this.signing(ctx.db, root).signer, caIssuersUrl: this.urls(root.id).caIssuersUrl });
     const row: PkiCaTable = { ...baseRow(id, 'intermediate', now), parent_id: root.id, status: 'active', key_store: 'external', algorithm: algorithmOf(csr.publicKey), subject_dn: subjectOf(der), certificate: der, not_before: new Date(now.getTime() - BACKDATE_MS).toISOString(), not_after: notAfter.toISOString(), activated_at: now.toISOString() };
     await ctx.db.insertInto('pki_cas').values(row).execute();
     emitCreated(ctx, row, null);
@@ -282,13 +274,18 @@ export async function signIntermediateOffline(opts: { rootPem: string; rootKey: 
   const root = fromPem(opts.rootPem)[0];
   if (!root) throw new PalisadeError('PAL_VALIDATION_FAILED', 'no certificate in the root PEM');
   const csr = await parseCsr(opts.csrPem);
-  const now = opts.now ?? new Date();
-  const notAfter = new Date(Math.min(now.getTime() + opts.validityDays * DAY_MS, Date.parse(new X509Certificate(root).validTo)));
-  const der = await buildCertificate(
-    { kind: 'intermediate', serial: newSerial(), subject: csr.subject, issuer: root, publicKey: csr.publicKey, notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter, pathLength: 0, ...(opts.caIssuersUrl ? { caIssuersUrl: opts.caIssuersUrl } : {}) },
-    opts.rootKey,
-  );
+  const { der } = await certifyIntermediate({ root, subject: csr.subject, publicKey: csr.publicKey, validityDays: opts.validityDays, now: opts.now ?? new Date(), signer: opts.rootKey, ...(opts.caIssuersUrl ? { caIssuersUrl: opts.caIssuersUrl } : {}) });
   return toPem(der);
+}
+
+/** An intermediate under `root`: issues leaves only (path length 0), back-dated, and never outliving the root. */
+async function certifyIntermediate(p: { root: Buffer; subject: Buffer; publicKey: Buffer; validityDays: number; now: Date; signer: CaSigner; caIssuersUrl?: string }): Promise<{ der: Buffer; notAfter: Date }> {
+  const notAfter = new Date(Math.min(p.now.getTime() + p.validityDays * DAY_MS, Date.parse(new X509Certificate(p.root).validTo)));
+  const der = await buildCertificate(
+    { kind: 'intermediate', serial: newSerial(), subject: p.subject, issuer: p.root, publicKey: p.publicKey, notBefore: new Date(p.now.getTime() - BACKDATE_MS), notAfter, pathLength: 0, ...(p.caIssuersUrl ? { caIssuersUrl: p.caIssuersUrl } : {}) },
+    p.signer,
+  );
+  return { der, notAfter };
 }
 
 function newCaId(): string {
