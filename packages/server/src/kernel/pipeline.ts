@@ -46,6 +46,11 @@ declare module 'fastify' {
     principal: Principal | null;
     /** The executor for this request: the audit transaction on audited routes, the database otherwise. */
     tx: Executor;
+    /**
+     * Run `fn` as an audited write of `type` (its writes on `req.tx` and the event in one transaction), for routes
+     * that write only on some requests and so cannot name an audit type in their config.
+     */
+    audited<T>(type: string, fn: () => Promise<T>): Promise<T>;
     /** What the handler tells the audit event (resource, non-secret details). */
     auditRecord: Pick<AuditEventInput, 'resource' | 'details'> & {
       /** Further events (e.g. an automatic rotation) committed with the request's own. */
@@ -132,41 +137,54 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
     }
     const inner = route.handler;
     route.handler = async function audited(this: FastifyInstance, req: FastifyRequest, reply: FastifyReply) {
-      const event = (outcome: AuditEventInput['outcome'], error_code?: string): AuditEventInput => ({
-        type,
-        actor: actorOf(req),
-        outcome,
-        request_id: req.id,
-        action: route.config?.permission ?? null,
-        resource: req.auditRecord.resource ?? null,
-        error_code: error_code ?? null,
-        details: req.auditRecord.details ?? {},
-      });
-      let result: unknown;
-      try {
-        result = await deps.storage.transact(async (tx) => {
-          req.tx = tx;
-          const out: unknown = await inner.call(this, req, reply);
-          await deps.ledger.append(tx, event('success'));
-          for (const extra of req.auditRecord.extra) await deps.ledger.append(tx, extra);
-          return out;
-        });
-      } catch (e) {
-        req.tx = deps.storage.db;
-        for (const undo of req.auditRecord.onRollback) undo();
-        const pe = toPalisadeError(e);
-        if (pe.code !== 'PAL_AUDIT_WRITE_FAILED') await auditOrFail(deps, req, event('failure', pe.code));
-        throw pe;
-      }
-      req.tx = deps.storage.db;
-      for (const fn of req.auditRecord.afterCommit) await fn();
-      return result;
+      return runAudited(deps, req, type, route.config?.permission ?? null, async () => inner.call(this, req, reply));
     };
+  });
+
+  // For a route that only sometimes writes (ACME's POST-as-GET vs. an update), so it cannot be audited by its config.
+  app.decorateRequest('audited', function <T>(this: FastifyRequest, type: string, fn: () => Promise<T>): Promise<T> {
+    return runAudited(deps, this, type, this.routeOptions.config.permission ?? null, fn);
   });
 
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.observe(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
+}
+
+/**
+ * The handler's writes and its audit event (plus any extra ones) in one transaction, or neither; a failure is then
+ * recorded on its own, and work that must follow the commit runs after it.
+ */
+async function runAudited<T>(deps: PipelineDeps, req: FastifyRequest, type: string, action: string | null, fn: () => Promise<T>): Promise<T> {
+  const event = (outcome: AuditEventInput['outcome'], error_code?: string): AuditEventInput => ({
+    type,
+    actor: actorOf(req),
+    outcome,
+    request_id: req.id,
+    action,
+    resource: req.auditRecord.resource ?? null,
+    error_code: error_code ?? null,
+    details: req.auditRecord.details ?? {},
+  });
+  let result: T;
+  try {
+    result = await deps.storage.transact(async (tx) => {
+      req.tx = tx;
+      const out = await fn();
+      await deps.ledger.append(tx, event('success'));
+      for (const extra of req.auditRecord.extra) await deps.ledger.append(tx, extra);
+      return out;
+    });
+  } catch (e) {
+    req.tx = deps.storage.db;
+    for (const undo of req.auditRecord.onRollback) undo();
+    const pe = toPalisadeError(e);
+    if (pe.code !== 'PAL_AUDIT_WRITE_FAILED') await auditOrFail(deps, req, event('failure', pe.code));
+    throw pe;
+  }
+  req.tx = deps.storage.db;
+  for (const after of req.auditRecord.afterCommit) await after();
+  return result;
 }
 
 async function auditOrFail(deps: PipelineDeps, req: FastifyRequest, input: AuditEventInput): Promise<void> {

@@ -7,9 +7,9 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { PalisadeError } from '@palisade/core';
 import { toPalisadeError } from '../../http/problem.js';
 import { opContext } from '../../kernel/op-context.js';
+import type { Tx } from '../../storage/database.js';
 import { accountView, type Account } from './accounts.js';
 import { RETRY_AFTER_SECONDS } from './ari.js';
-import { auditedWriter } from './audit.js';
 import type { AcmeEngine } from './engine.js';
 import { parseJws, payloadOf, thumbprint, verifySignature, type ParsedJws, type PublicJwk } from './jws.js';
 import { challengeView } from './orders.js';
@@ -52,7 +52,8 @@ export function acmeRoutes(engine: AcmeEngine): FastifyPluginAsync {
   const { accounts, orders, certificates, nonces, validator, deps } = engine;
   const base = (req: FastifyRequest) => deps.config.base_url ?? `${req.protocol}://${req.host}`;
   const urlsOf = (req: FastifyRequest) => acmeUrls(base(req));
-  const audited = auditedWriter({ storage: deps.storage, ledger: deps.ledger });
+  /** An audited write inside a route that is otherwise a read (POST-as-GET): the pipeline's transaction and event. */
+  const audited = <T>(req: FastifyRequest, type: string, fn: (tx: Tx) => Promise<T>): Promise<T> => req.audited(type, () => fn(req.tx as Tx));
 
   /** The JWS checks every POST needs, in order: form, url, nonce, key (kid → account, or jwk), signature. */
   const verify = (kind: KeyKind) => async (req: FastifyRequest) => {
