@@ -60,6 +60,10 @@ export interface CaDeps {
 }
 
 /** Whether the server can sign with this CA's key (in the KMS or in the HSM). */
+/** What signing a CA needs of its row. */
+const SIGNER_COLUMNS = ['id', 'name', 'status', 'key_store', 'key_ref', 'algorithm', 'certificate'] as const;
+type SignerRow = Pick<PkiCaTable, (typeof SIGNER_COLUMNS)[number]>;
+
 export function keyHeld(row: Pick<PkiCaTable, 'key_store'>): boolean {
   return row.key_store === 'kms' || row.key_store === 'hsm';
 }
@@ -92,7 +96,7 @@ export class CaHierarchy {
   }
 
   /** A CA ready to sign in `db` (its certificate and a signer bound to this transaction). */
-  signing(db: Executor, row: PkiCaTable): SigningCa {
+  signing(db: Executor, row: SignerRow): SigningCa {
     if (!row.certificate) throw new PalisadeError('PAL_PKI_CA_STATE', `CA ${row.name} has no certificate yet`, { extensions: { status: row.status } });
     const name = row.key_ref;
     if (!keyHeld(row) || !name) throw new PalisadeError('PAL_PKI_CA_OFFLINE', `the key of CA ${row.name} is not held by the server`);
@@ -110,6 +114,11 @@ export class CaHierarchy {
     const row = await db.selectFrom('pki_cas').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new PalisadeError('PAL_PKI_CA_NOT_FOUND', `no CA ${id}`);
     return row;
+  }
+
+  /** The intermediates whose key the server holds (they answer OCSP), without their CRL and CSR blobs. */
+  async answering(db: Executor): Promise<SignerRow[]> {
+    return db.selectFrom('pki_cas').select(SIGNER_COLUMNS).where('kind', '=', 'intermediate').where('key_store', 'in', ['kms', 'hsm']).where('certificate', 'is not', null).execute();
   }
 
   async list(db: Executor): Promise<PkiCaTable[]> {

@@ -11,7 +11,7 @@ import type { Executor } from '../../storage/database.js';
 import type { PkiCertificateTable } from '../../storage/schema.js';
 import type { OpContext } from '../../kernel/op-context.js';
 import type { AcmeCertificateAuthority } from '../acme/ports.js';
-import { BACKDATE_MS, CaHierarchy, keyHeld, subjectOf } from './cas.js';
+import { BACKDATE_MS, CaHierarchy, subjectOf } from './cas.js';
 import { buildCrl } from './crl.js';
 import { buildOcspResponse, certIdFor, matchesIssuer, ocspErrorResponse, parseOcspRequest } from './ocsp.js';
 import { authorize, renderTemplate, type IssueVariables, type PkiNaming, type PolicyRule, type Template } from './templates.js';
@@ -327,7 +327,7 @@ export class PkiService {
     const req = parseOcspRequest(der);
     if (!req) return ocspErrorResponse('malformedRequest');
     // Only intermediates answer: the root issues no leaves, and its key (perhaps in an HSM) signs nothing on demand.
-    const cas = (await this.deps.cas.list(db)).filter((c) => c.kind === 'intermediate' && c.certificate && keyHeld(c));
+    const cas = await this.deps.cas.answering(db);
     const ca = cas.find((c) => matchesIssuer(req.requests[0]!, c.certificate!));
     if (!ca || !req.requests.every((r) => matchesIssuer(r, ca.certificate!))) return ocspErrorResponse('unauthorized');
     const now = this.deps.clock();
@@ -350,7 +350,7 @@ export class PkiService {
   /** A signed OCSP answer for one certificate of ours (no nonce): the listener staples it. Null for a foreign one. */
   async ocspFor(db: Executor, leafDer: Buffer, issuerDer: Buffer): Promise<Buffer | null> {
     const serial = serialOf(leafDer);
-    const ca = (await this.deps.cas.list(db)).find((c) => c.kind === 'intermediate' && c.certificate?.equals(issuerDer) && keyHeld(c));
+    const ca = (await this.deps.cas.answering(db)).find((c) => c.certificate?.equals(issuerDer));
     if (!ca) return null;
     const now = this.deps.clock();
     const nextUpdate = new Date(now.getTime() + this.deps.settings.ocspValidityHours * HOUR_MS);
