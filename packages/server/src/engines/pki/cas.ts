@@ -130,10 +130,10 @@ export class CaHierarchy {
   }
 
   /** The intermediate that issues now: the newest active one whose key the server holds. */
-  async issuing(db: Executor): Promise<PkiCaTable> {
+  async issuing(db: Executor): Promise<SignerRow & Pick<PkiCaTable, 'not_after'>> {
     const row = await db
       .selectFrom('pki_cas')
-      .selectAll()
+      .select([...SIGNER_COLUMNS, 'not_after'])
       .where('kind', '=', 'intermediate')
       .where('status', '=', 'active')
       .where('key_store', '=', 'kms')
@@ -141,17 +141,6 @@ export class CaHierarchy {
       .executeTakeFirst();
     if (!row) throw new PalisadeError('PAL_PKI_NOT_INITIALIZED', 'there is no active intermediate CA: run `palisade pki init-root`');
     return row;
-  }
-
-  /** PEM chain above a certificate issued by `caId`: the intermediate(s), not the root (clients hold it). */
-  async chainAbove(db: Executor, caId: string): Promise<Buffer[]> {
-    const out: Buffer[] = [];
-    let row: PkiCaTable | undefined = await this.get(db, caId);
-    while (row && row.kind !== 'root') {
-      if (row.certificate) out.push(row.certificate);
-      row = row.parent_id ? await this.get(db, row.parent_id) : undefined;
-    }
-    return out;
   }
 
   /**

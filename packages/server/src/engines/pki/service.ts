@@ -194,12 +194,12 @@ export class PkiService {
       resource: { type: 'certificate', id: serial },
       details: { ca_id: ca.id, serial, subject_dn: row.subject_dn, sans: sanStrings(p.sans), profile: p.template, not_before: row.not_before, not_after: row.not_after, ...(p.acmeOrderId ? { acme_order_id: p.acmeOrderId } : {}) },
     });
-    const chain = await this.deps.cas.chainAbove(ctx.db, ca.id);
     return {
       serial,
       ca_id: ca.id,
       certificate_pem: toPem(der),
-      chain_pem: [der, ...chain].map((c) => toPem(c)).join(''),
+      // intermediates sit right under the root (path length 0): the chain above a leaf is its issuer
+      chain_pem: toPem(der) + toPem(ca.certificate!),
       not_before: row.not_before,
       not_after: row.not_after,
       subject_dn: row.subject_dn,
