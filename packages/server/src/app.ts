@@ -31,6 +31,8 @@ import type { AcmeEngine } from './engines/acme/engine.js';
 import { pkiRoutes } from './engines/pki/routes.js';
 import type { PkiService } from './engines/pki/service.js';
 import type { ApprovalService } from './kernel/approvals/approvals.js';
+import type { Directory } from './engines/identity/directory.js';
+import { scimRoutes } from './engines/scim/routes.js';
 
 export interface AppDeps {
   storage: Storage;
@@ -42,6 +44,7 @@ export interface AppDeps {
   kms: KmsService;
   pki: PkiService;
   approvals: ApprovalService;
+  directory: Directory;
   kmsMetrics: KmsMetrics;
   registry: Registry;
   log: Logger;
@@ -107,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(acmeRoutes(deps.acme), { prefix: '/acme' });
     await app.register(eabRoutes(deps.acme.eab), { prefix: '/v1' });
   }
+  await app.register(scimRoutes({ directory: deps.directory }), { prefix: '/scim/v2' });
   await app.register(pkiRoutes({ pki: deps.pki, storage: deps.storage, ledger: deps.ledger }));
   return app;
 }

@@ -41,6 +41,7 @@ import { CaHierarchy } from './engines/pki/cas.js';
 import { PkiService } from './engines/pki/service.js';
 import { pkiMetrics } from './engines/pki/metrics.js';
 import { DEFAULT_POLICY, DEFAULT_TEMPLATES } from './engines/pki/templates.js';
+import { Directory } from './engines/identity/directory.js';
 
 export interface Runtime {
   config: Config;
@@ -238,7 +239,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
             clock,
           })
         : undefined;
+    const directory = new Directory(clock);
     const app = await buildApp({
+      directory,
       auditLog,
       retention,
       approvals,

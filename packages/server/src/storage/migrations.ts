@@ -322,6 +322,135 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0010_identity': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('users')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('org_id', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('username_key', 'text', (c) => c.notNull().unique()) // NFKC + lower case: one account per name
+          .addColumn('email', 'text')
+          .addColumn('display_name', 'text')
+          .addColumn('given_name', 'text')
+          .addColumn('family_name', 'text')
+          .addColumn('password_hash', 'text')
+          .addColumn('active', 'integer', (c) => c.notNull())
+          .addColumn('roles', 'text', (c) => c.notNull())
+          .addColumn('external_id', 'text', (c) => c.unique())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('federated_subject', 'text', (c) => c.unique()) // '<provider>|<sub or NameID>'
+          .addColumn('mfa_required', 'integer', (c) => c.notNull())
+          .addColumn('credentials_valid_after', 'text', (c) => c.notNull()) // sessions and tokens issued before are dead
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('service_identities')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('org_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('description', 'text')
+          .addColumn('roles', 'text', (c) => c.notNull())
+          .addColumn('spiffe_id', 'text', (c) => c.unique())
+          .addColumn('active', 'integer', (c) => c.notNull())
+          .addColumn('credentials_valid_after', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addUniqueConstraint('service_identities_org_name', ['org_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('groups')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('org_id', 'text', (c) => c.notNull())
+          .addColumn('display_name', 'text', (c) => c.notNull().unique())
+          .addColumn('external_id', 'text', (c) => c.unique())
+          .addColumn('roles', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('group_members')
+          .addColumn('group_id', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('group_members_pk', ['group_id', 'user_id'])
+          .execute();
+        await db.schema.createIndex('group_members_user').on('group_members').column('user_id').execute();
+        await db.schema
+          .createTable('mfa_factors')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull()) // totp | webauthn
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('active', 'integer', (c) => c.notNull()) // 0 until a TOTP enrolment is confirmed
+          .addColumn('secret', sql.raw(bytes)) // TOTP secret, sealed by the barrier
+          .addColumn('credential_id', 'text', (c) => c.unique())
+          .addColumn('public_key', sql.raw(bytes))
+          .addColumn('counter', 'bigint')
+          .addColumn('transports', 'text')
+          .addColumn('last_step', 'bigint') // the last TOTP step accepted: a code is accepted once
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('last_used_at', 'text')
+          .execute();
+        await db.schema.createIndex('mfa_factors_user').on('mfa_factors').column('user_id').execute();
+        await db.schema
+          .createTable('recovery_codes')
+          .addColumn('code_hash', sql.raw(bytes), (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('used_at', 'text')
+          .execute();
+        await db.schema.createIndex('recovery_codes_user').on('recovery_codes').column('user_id').execute();
+        await db.schema
+          .createTable('auth_throttle')
+          .addColumn('key', 'text', (c) => c.primaryKey()) // <factor>:<user|ip>:<value>
+          .addColumn('failures', 'integer', (c) => c.notNull())
+          .addColumn('window_start', 'text', (c) => c.notNull())
+          .addColumn('blocked_until', 'text')
+          .execute();
+        await db.schema
+          .createTable('auth_challenges')
+          .addColumn('id_hash', sql.raw(bytes), (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'text')
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('sessions')
+          .addColumn('id_hash', sql.raw(bytes), (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('last_seen_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+        await db.schema
+          .createTable('oauth_refresh_tokens')
+          .addColumn('id_hash', sql.raw(bytes), (c) => c.primaryKey())
+          .addColumn('family_id', 'text', (c) => c.notNull())
+          .addColumn('principal_id', 'text', (c) => c.notNull())
+          .addColumn('client_id', 'text', (c) => c.notNull())
+          .addColumn('scope', 'text', (c) => c.notNull())
+          .addColumn('cnf', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('used_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .execute();
+        await db.schema.createIndex('oauth_refresh_tokens_family').on('oauth_refresh_tokens').column('family_id').execute();
+        await db.schema.createIndex('oauth_refresh_tokens_principal').on('oauth_refresh_tokens').column('principal_id').execute();
+        await db.schema
+          .createTable('oauth_revoked_tokens')
+          .addColumn('jti', 'text', (c) => c.primaryKey())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('oauth_revoked_tokens_at').on('oauth_revoked_tokens').column('revoked_at').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

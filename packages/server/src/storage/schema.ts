@@ -258,6 +258,122 @@ export interface AcmeCertificateTable {
   created_at: string;
 }
 
+export interface UserTable {
+  id: string;
+  org_id: string;
+  username: string;
+  username_key: string;
+  email: string | null;
+  display_name: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  password_hash: string | null;
+  active: number;
+  roles: string; // JSON array
+  external_id: string | null;
+  source: string; // local | scim | oidc:<provider> | saml:<provider>
+  federated_subject: string | null;
+  mfa_required: number;
+  credentials_valid_after: string;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface ServiceIdentityTable {
+  id: string;
+  org_id: string;
+  name: string;
+  description: string | null;
+  roles: string; // JSON array
+  spiffe_id: string | null;
+  active: number;
+  credentials_valid_after: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface GroupTable {
+  id: string;
+  org_id: string;
+  display_name: string;
+  external_id: string | null;
+  roles: string; // JSON array
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface GroupMemberTable {
+  group_id: string;
+  user_id: string;
+}
+
+export interface MfaFactorTable {
+  id: string;
+  user_id: string;
+  kind: string; // totp | webauthn
+  name: string;
+  active: number;
+  secret: Buffer | null;
+  credential_id: string | null;
+  public_key: Buffer | null;
+  counter: number | null;
+  transports: string | null;
+  last_step: number | null;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface RecoveryCodeTable {
+  code_hash: Buffer;
+  user_id: string;
+  created_at: string;
+  used_at: string | null;
+}
+
+export interface AuthThrottleTable {
+  key: string;
+  failures: number;
+  window_start: string;
+  blocked_until: string | null;
+}
+
+export interface AuthChallengeTable {
+  id_hash: Buffer;
+  kind: string;
+  user_id: string | null;
+  data: string;
+  expires_at: string;
+}
+
+export interface SessionTable {
+  id_hash: Buffer;
+  user_id: string;
+  data: string;
+  last_seen_at: string;
+  expires_at: string;
+}
+
+export interface OauthRefreshTokenTable {
+  id_hash: Buffer;
+  family_id: string;
+  principal_id: string;
+  client_id: string;
+  scope: string;
+  cnf: string | null;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface OauthRevokedTokenTable {
+  jti: string;
+  expires_at: string;
+  revoked_at: string;
+}
+
 export interface Database {
   acme_nonces: AcmeNonceTable;
   acme_eab_keys: AcmeEabKeyTable;
@@ -282,6 +398,17 @@ export interface Database {
   pki_cas: PkiCaTable;
   pki_certificates: PkiCertificateTable;
   settings: SettingTable;
+  users: UserTable;
+  service_identities: ServiceIdentityTable;
+  groups: GroupTable;
+  group_members: GroupMemberTable;
+  mfa_factors: MfaFactorTable;
+  recovery_codes: RecoveryCodeTable;
+  auth_throttle: AuthThrottleTable;
+  auth_challenges: AuthChallengeTable;
+  sessions: SessionTable;
+  oauth_refresh_tokens: OauthRefreshTokenTable;
+  oauth_revoked_tokens: OauthRevokedTokenTable;
 }
 
 export type { Generated };
