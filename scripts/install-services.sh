@@ -2,7 +2,8 @@
 # Installs the native services Palisade's test suite runs against:
 #   PostgreSQL (initdb + postgres), Redis, SoftHSM2 (+ OpenSC's pkcs11-tool),
 #   Prometheus' promtool and OpenSSL, and the real TLS/ACME clients the PKI tests drive:
-#   certbot and testssl.sh.
+#   certbot and testssl.sh; and Chromium, which the browser tests (passkeys) drive headless
+#   through playwright-core at /usr/bin/chromium.
 #
 # Debian/Ubuntu only (apt). Idempotent: when every binary is already present it
 # exits immediately without touching apt. It does NOT start or enable any system
@@ -12,7 +13,7 @@
 # Usage:  sudo scripts/install-services.sh
 set -euo pipefail
 
-PACKAGES=(postgresql redis-server softhsm2 opensc prometheus openssl curl jq certbot testssl.sh)
+PACKAGES=(postgresql redis-server softhsm2 opensc prometheus openssl curl jq certbot testssl.sh chromium)
 
 log() { printf '[install-services] %s\n' "$*"; }
 
@@ -42,7 +43,7 @@ check_all() {
     missing+=("initdb/postgres")
   fi
   local bin
-  for bin in redis-server softhsm2-util pkcs11-tool promtool openssl curl jq certbot testssl; do
+  for bin in redis-server softhsm2-util pkcs11-tool promtool openssl curl jq certbot testssl chromium; do
     command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
   done
 }
