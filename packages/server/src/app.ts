@@ -31,7 +31,12 @@ import type { AcmeEngine } from './engines/acme/engine.js';
 import { pkiRoutes } from './engines/pki/routes.js';
 import type { PkiService } from './engines/pki/service.js';
 import type { ApprovalService } from './kernel/approvals/approvals.js';
-import type { Directory } from './engines/identity/directory.js';
+import type { IdentityEngine } from './engines/identity/engine.js';
+import { cookie, SESSION_COOKIE } from './engines/identity/engine.js';
+import { identityAuthRoutes } from './engines/identity/routes.js';
+import { identityAdminRoutes } from './engines/identity/admin-routes.js';
+import { oauthRoutes } from './engines/identity/oauth-routes.js';
+import { federationRoutes } from './engines/identity/federation-routes.js';
 import { scimRoutes } from './engines/scim/routes.js';
 
 export interface AppDeps {
@@ -44,7 +49,7 @@ export interface AppDeps {
   kms: KmsService;
   pki: PkiService;
   approvals: ApprovalService;
-  directory: Directory;
+  identity: IdentityEngine;
   kmsMetrics: KmsMetrics;
   registry: Registry;
   log: Logger;
@@ -95,6 +100,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     storage: deps.storage,
     ledger: deps.ledger,
     apiKeys: deps.apiKeys,
+    identity: {
+      accessTokenPrincipal: (token, req) => deps.identity.accessTokenPrincipal(token, req),
+      sessionPrincipal: (id, req) => deps.identity.sessionPrincipal(id, req),
+      sessionCookie: (req) => cookie(req, SESSION_COOKIE),
+    },
     ...(deps.clientCertificates ? { clientCertificates: deps.clientCertificates } : {}),
     seal: () => deps.seal,
     metrics: httpMetrics(deps.registry),
@@ -110,7 +120,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(acmeRoutes(deps.acme), { prefix: '/acme' });
     await app.register(eabRoutes(deps.acme.eab), { prefix: '/v1' });
   }
-  await app.register(scimRoutes({ directory: deps.directory }), { prefix: '/scim/v2' });
+  await app.register(scimRoutes({ directory: deps.identity.directory }), { prefix: '/scim/v2' });
+  await app.register(identityAuthRoutes(deps.identity, deps.clock), { prefix: '/v1' });
+  await app.register(federationRoutes(deps.identity, deps.clock), { prefix: '/v1' });
+  await app.register(identityAdminRoutes(deps.identity, deps.apiKeys, deps.clock), { prefix: '/v1' });
+  await app.register(oauthRoutes({ identity: deps.identity, apiKeys: deps.apiKeys, clientCertificates: deps.clientCertificates }));
   await app.register(pkiRoutes({ pki: deps.pki, storage: deps.storage, ledger: deps.ledger }));
   return app;
 }

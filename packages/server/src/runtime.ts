@@ -16,7 +16,7 @@ import { ApiKeyService, newToken } from './kernel/auth/api-keys.js';
 import { createRegistry } from './metrics/registry.js';
 import type { Registry } from 'prom-client';
 import { auditMetrics } from './kernel/audit/metrics.js';
-import { AUDIT_CHECKPOINT_KEY, KmsService } from './engines/kms/service.js';
+import { AUDIT_CHECKPOINT_KEY, KmsService, TOKEN_SIGNING_KEY } from './engines/kms/service.js';
 import { Checkpointer } from './kernel/audit/checkpointer.js';
 import { kmsCheckpointSigner } from './kernel/audit/checkpoint-signer.js';
 import { createAnchors } from './kernel/audit/anchors/create.js';
@@ -41,7 +41,7 @@ import { CaHierarchy } from './engines/pki/cas.js';
 import { PkiService } from './engines/pki/service.js';
 import { pkiMetrics } from './engines/pki/metrics.js';
 import { DEFAULT_POLICY, DEFAULT_TEMPLATES } from './engines/pki/templates.js';
-import { Directory } from './engines/identity/directory.js';
+import { IdentityEngine } from './engines/identity/engine.js';
 
 export interface Runtime {
   config: Config;
@@ -53,6 +53,7 @@ export interface Runtime {
   kms: KmsService;
   pki: PkiService;
   acme: AcmeEngine;
+  identity: IdentityEngine;
   scheduler: KmsScheduler;
   checkpointer: Checkpointer;
   retention: AuditRetention;
@@ -152,6 +153,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         maxEncryptionsPerVersion: config.kms.max_encryptions_per_version,
         nonceBlock: config.kms.nonce_block,
         schedulerIntervalSeconds: config.kms.scheduler_interval_seconds,
+        tokenSigningAlgorithm: config.identity.tokens.algorithm === 'ES256' ? 'ECDSA-P256' : 'ED25519',
         policies: Object.fromEntries(
           Object.entries(config.kms.rotation_policies).map(([t, p]) => [t, { frequencyDays: p.frequency_days, overlapDays: p.overlap_days, approval: p.approval }]),
         ) as KmsConfig['policies'],
@@ -239,9 +241,19 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
             clock,
           })
         : undefined;
-    const directory = new Directory(clock);
+    const identity = new IdentityEngine({
+      storage,
+      ledger,
+      barrier: () => sealRef.barrier(),
+      kms,
+      tokenKeyName: TOKEN_SIGNING_KEY,
+      config: config.identity,
+      publicUrl: config.identity.public_url ?? publicBaseUrl(config),
+      redisUrl: config.redis_url,
+      clock,
+    });
     const app = await buildApp({
-      directory,
+      identity,
       auditLog,
       retention,
       approvals,
@@ -277,6 +289,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       kms,
       pki,
       acme,
+      identity,
       scheduler,
       checkpointer,
       retention,
@@ -302,6 +315,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         await checkpointer.stop();
         await retention.stop();
         await app.close();
+        await identity.close();
         await acme.close();
         await caKeys?.close();
         await sealRef.close();
@@ -346,15 +360,20 @@ async function ensureOwner(storage: Storage, ledger: AuditLedger, apiKeys: ApiKe
   return token;
 }
 
+/** https://<host>:<port> of the listener, with the machine's name for a wildcard address. */
+function publicBaseUrl(config: Config): string {
+  const { host, port } = splitAddr(config.addr);
+  const publicHost = !host || host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
+  return `https://${publicHost}:${port}`;
+}
+
 /**
  * The PKI engine as configured: the CA hierarchy over the KMS (and, with the pkcs11 seal, the token for a root whose
  * key lives in the HSM), the seed's template and least-privilege policy by default.
  */
 function createPki(config: Config, kms: KmsService, clock: () => Date, hsm: Pkcs11CaKeys | undefined): PkiService {
   const p = config.pki;
-  const { host, port } = splitAddr(config.addr);
-  const publicHost = !host || host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
-  const baseUrl = p.base_url ?? `https://${publicHost}:${port}`;
+  const baseUrl = p.base_url ?? publicBaseUrl(config);
   const cas = new CaHierarchy({ kms, hsm, clock, settings: { organization: p.organization, country: p.country, root: p.root, intermediate: p.intermediate, baseUrl: () => baseUrl } });
   return new PkiService({
     cas,

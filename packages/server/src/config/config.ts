@@ -4,6 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { PalisadeError } from '@palisade/core';
+import { IdentityConfigSchema } from '../engines/identity/config.js';
 
 /** Every setting, its type and its default. `palisade.yaml` uses these names; env vars override them. */
 export const ConfigSchema = Type.Object(
@@ -222,6 +223,7 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    identity: IdentityConfigSchema,
     shutdown_grace_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 25 }),
   },
   { additionalProperties: false },
@@ -234,6 +236,8 @@ const ENV: Record<string, { path: string[]; kind: 'string' | 'int' | 'bool' | 'l
   PALISADE_DATA_DIR: { path: ['data_dir'], kind: 'string' },
   PALISADE_DATABASE_URL: { path: ['database_url'], kind: 'string' },
   PALISADE_REDIS_URL: { path: ['redis_url'], kind: 'string' },
+  PALISADE_PUBLIC_URL: { path: ['identity', 'public_url'], kind: 'string' },
+  PALISADE_MFA_REQUIRED: { path: ['identity', 'mfa_required'], kind: 'bool' },
   PALISADE_LOG_LEVEL: { path: ['log_level'], kind: 'string' },
   PALISADE_BOOTSTRAP_TOKEN: { path: ['bootstrap_token'], kind: 'string' },
   PALISADE_SEAL: { path: ['seal', 'provider'], kind: 'string' },

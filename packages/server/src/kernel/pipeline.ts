@@ -9,7 +9,9 @@
  *   | sealed          | onRequest       | routes not marked allowSealed answer 503 PAL_SEAL_SEALED while sealed   |
  *   | client cert     | onRequest       | no Authorization header + a TLS client certificate -> its SPIFFE id    |
  *   |                 |                 | principal (401 with the reason otherwise; failures audited)            |
- *   | authentication  | onRequest       | bearer API key -> principal (401 otherwise; failures audited)          |
+ *   | authentication  | onRequest       | Authorization: Bearer <API key or access token (JWT)>, else the session |
+ *   |                 |                 | cookie (same-origin writes only), else the client certificate; 401     |
+ *   |                 |                 | otherwise (failures audited)                                            |
  *   | permission      | onRequest       | route's `engine:resource:action` (403 otherwise; denial audited)       |
  *   | body limit/type | content parser  | 10 MiB, JSON only (413 / 415 / 400)                                    |
  *   | validation      | schema (ajv)    | TypeBox schemas (400 PAL_VALIDATION_FAILED / PAL_BAD_BASE64)           |
@@ -39,6 +41,11 @@ declare module 'fastify' {
     permission?: string | null;
     /** Audit event type for this route; set on every state-changing route. */
     audit?: string;
+    /**
+     * The service audits this route itself, because a refusal must still commit its writes (throttle counters of a
+     * failed step-up) or because it writes only short-lived challenge state (WebAuthn options).
+     */
+    selfAudited?: boolean;
     /** Route works while sealed (health, readiness, metrics). */
     allowSealed?: boolean;
   }
@@ -67,6 +74,12 @@ export interface PipelineDeps {
   storage: Storage;
   ledger: AuditLedger;
   apiKeys: Pick<ApiKeyService, 'authenticate'>;
+  /** Sessions and access tokens (the identity engine). */
+  identity?: {
+    accessTokenPrincipal(token: string, req: FastifyRequest): Promise<Principal>;
+    sessionPrincipal(id: string, req: FastifyRequest): Promise<Principal>;
+    sessionCookie(req: FastifyRequest): string | null;
+  };
   /** mTLS client authentication; absent when the listener asks for no client certificate (and under inject()). */
   clientCertificates?: ClientCertificateAuthenticator;
   seal: () => Seal;
@@ -74,7 +87,7 @@ export interface PipelineDeps {
   isDraining: () => boolean;
 }
 
-const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
+const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/;
 
 function actorOf(req: FastifyRequest): AuditEventInput['actor'] {
   return { principal_id: req.principal?.principal_id ?? null, api_key_id: req.principal?.api_key_id ?? null, source_ip: req.ip };
@@ -103,16 +116,18 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
       return;
     }
     const header = req.headers.authorization;
-    // An Authorization header wins over a client certificate: the certificate is only looked at without one.
-    const certificates = header ? undefined : deps.clientCertificates;
+    // An Authorization header wins over a session cookie, which wins over a client certificate.
+    const session = header ? null : (deps.identity?.sessionCookie(req) ?? null);
+    const certificates = header || session ? undefined : deps.clientCertificates;
     const chain = certificates ? peerCertificateChain(req.raw.socket) : [];
-    if (!header && chain.length === 0) throw new PalisadeError('PAL_AUTH_REQUIRED');
+    if (!header && !session && chain.length === 0) throw new PalisadeError('PAL_AUTH_REQUIRED');
     try {
-      if (certificates && chain.length > 0) req.principal = await certificates.authenticate(chain);
+      if (session && deps.identity) req.principal = await deps.identity.sessionPrincipal(session, req);
+      else if (certificates && chain.length > 0) req.principal = await certificates.authenticate(chain);
       else {
         const m = BEARER.exec(header ?? '');
-        if (!m?.[1]) throw new PalisadeError('PAL_AUTH_INVALID', 'Authorization must be `Bearer <api key>`');
-        req.principal = await deps.apiKeys.authenticate(m[1]);
+        if (!m?.[1]) throw new PalisadeError('PAL_AUTH_INVALID', 'Authorization must be `Bearer <API key or access token>`');
+        req.principal = m[1].startsWith('pal_') || !deps.identity ? await deps.apiKeys.authenticate(m[1]) : await deps.identity.accessTokenPrincipal(m[1], req);
       }
     } catch (e) {
       const pe = toPalisadeError(e);
@@ -130,7 +145,7 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
     const type = route.config?.audit;
     if (!type) {
       const methods = ([] as string[]).concat(route.method);
-      if (route.config?.permission && methods.some((m) => m !== 'GET' && m !== 'HEAD')) {
+      if (route.config?.permission && !route.config.selfAudited && methods.some((m) => m !== 'GET' && m !== 'HEAD')) {
         throw new Error(`route ${methods.join(',')} ${route.url} needs config.audit: every authenticated non-GET request is audited`);
       }
       return;

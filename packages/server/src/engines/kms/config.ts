@@ -19,6 +19,8 @@ export interface KmsConfig {
   schedulerIntervalSeconds: number;
   /** The seed's key_rotation_policies, by key type. */
   policies: Record<KeyType, RotationPolicy>;
+  /** Algorithm of the identity engine's access-token key (EdDSA tokens: ED25519; ES256: ECDSA-P256). */
+  tokenSigningAlgorithm?: 'ED25519' | 'ECDSA-P256';
 }
 
 export const DEFAULT_KMS_CONFIG: KmsConfig = {

@@ -214,12 +214,13 @@ export class KmsService {
 
   /**
    * Create the system keys that do not exist yet (at every unseal; idempotent): the KEK of each classification, and
-   * the Ed25519 key that signs the audit log's checkpoints.
+   * the Ed25519 key that signs the audit log's checkpoints, and the identity engine's access-token key.
    */
   async ensureSystemKeys(ctx: OpContext): Promise<KeyMetadata[]> {
     const wanted: CreateKeyRequest[] = [
       ...CLASSIFICATIONS.map((classification) => ({ key_type: 'KEK' as const, algorithm: 'AES-256-GCM' as const, classification, name: kekName(classification), rotation_period_days: this.deps.config.policies.KEK.frequencyDays })),
       { key_type: 'signing', algorithm: 'ED25519', classification: 'internal', name: AUDIT_CHECKPOINT_KEY, rotation_period_days: this.deps.config.policies.signing.frequencyDays },
+      { key_type: 'signing', algorithm: this.deps.config.tokenSigningAlgorithm ?? 'ED25519', classification: 'internal', name: TOKEN_SIGNING_KEY, rotation_period_days: this.deps.config.policies.signing.frequencyDays },
     ];
     const created: KeyMetadata[] = [];
     for (const req of wanted) {
@@ -841,6 +842,7 @@ export class KmsService {
 export const SYSTEM_KEK_PREFIX = 'system/kek/';
 /** Signs the audit log's checkpoints (C2SP signed notes). */
 export const AUDIT_CHECKPOINT_KEY = 'system/audit/checkpoint';
+export const TOKEN_SIGNING_KEY = 'system/identity/token-signing';
 /** CA signing keys: never rotated by the scheduler (a CA is replaced, not re-keyed). */
 export const CA_KEY_PREFIX = 'system/pki/';
 const WRAPPING_KEY = 'kms.import_wrapping_key';

@@ -8,6 +8,12 @@ export interface Principal {
   principal_id: string;
   api_key_id: string | null;
   permissions: string[];
+  /** How the request authenticated (absent: an API key). */
+  method?: 'api_key' | 'session' | 'access_token' | 'client_certificate';
+  /** For a session: its id's hash (sign-out, step-up) and when a second factor was last verified in it. */
+  session?: { id_hash: Buffer; mfa_at: string | null; mfa_method: string | null };
+  /** For an access token: its jti and client. */
+  token?: { jti: string; client_id: string; exp: number };
 }
 
 const TOKEN_PREFIX = 'pal_';

@@ -6,7 +6,7 @@
 const TIERS: ReadonlyArray<{ role: string; adds: readonly string[] }> = [
   {
     role: 'viewer',
-    adds: ['auth:self:read', 'kms:keys:read', 'kms:keys:list', 'pki:ca:read', 'pki:certificates:read', 'identity:users:read', 'identity:services:read', 'identity:groups:read'],
+    adds: ['auth:self:*', 'kms:keys:read', 'kms:keys:list', 'pki:ca:read', 'pki:certificates:read', 'identity:users:read', 'identity:services:read', 'identity:groups:read'],
   },
   { role: 'agent', adds: ['kms:encrypt', 'kms:decrypt', 'kms:data-key', 'kms:hmac', 'kms:sign', 'kms:verify', 'pki:certificates:issue'] },
   { role: 'developer', adds: ['kms:keys:create', 'kms:keys:rotate', 'kms:keys:update', 'kms:rewrap', 'auth:api-keys:create', 'auth:api-keys:list'] },

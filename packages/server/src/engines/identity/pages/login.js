@@ -16,7 +16,8 @@ const status = (text) => say($('status'), text);
 function done(result) {
   if (!result || result.status !== 'authenticated') throw new Error('The server did not sign you in.');
   status('Signed in. Redirecting…');
-  location.assign(safeNext(DEFAULT_NEXT));
+  // Policy requires a second factor this account does not have yet: enrolment comes before anything else.
+  location.assign(result.mfa_enrollment_required ? DEFAULT_NEXT : safeNext(DEFAULT_NEXT));
 }
 
 /** Show one second-factor form, and links to the other methods the server offered. */

@@ -14,7 +14,36 @@ function toLogin() {
   location.assign(`/login?next=${encodeURIComponent(location.pathname)}`);
 }
 
-/** Run an action; a 401 (session expired or revoked meanwhile) goes back to sign-in, other errors are shown. */
+/** The action waiting for a step-up (a fresh TOTP code), run again once the code is accepted. */
+let pendingStepUp = null;
+
+function askStepUp(retry) {
+  pendingStepUp = retry;
+  $('stepup-form').hidden = false;
+  $('stepup-code').focus();
+}
+
+async function stepUp(ev) {
+  ev.preventDefault();
+  const code = $('stepup-code').value.replace(/\s+/g, '');
+  if (!code) {
+    error('Enter the code your app shows.');
+    return;
+  }
+  await act(ev.currentTarget, async () => {
+    await api('POST', '/v1/auth/step-up', { code });
+    $('stepup-code').value = '';
+    $('stepup-form').hidden = true;
+    const retry = pendingStepUp;
+    pendingStepUp = null;
+    if (retry) await retry();
+  });
+}
+
+/**
+ * Run an action. A 401 (session expired or revoked meanwhile) goes back to sign-in; a 403 asking for a fresh second
+ * factor (removing a factor) asks for a TOTP code and then runs the action again; other errors are shown.
+ */
 async function act(target, fn) {
   error('');
   status('');
@@ -23,6 +52,7 @@ async function act(target, fn) {
       await fn();
     } catch (e) {
       if (e instanceof ApiError && e.status === 401 && e.code !== 'PAL_AUTH_WEBAUTHN_FAILED' && e.code !== 'PAL_AUTH_MFA_INVALID') toLogin();
+      else if (e instanceof ApiError && e.code === 'PAL_AUTH_STEP_UP_REQUIRED') askStepUp(fn);
       else error(webauthnMessage(e));
     }
   });
@@ -178,6 +208,11 @@ async function logout(ev) {
 
 async function init() {
   $('logout-button').addEventListener('click', logout);
+  $('stepup-form').addEventListener('submit', stepUp);
+  $('stepup-cancel').addEventListener('click', () => {
+    pendingStepUp = null;
+    $('stepup-form').hidden = true;
+  });
   $('totp-start').addEventListener('click', startTotp);
   $('totp-form').addEventListener('submit', confirmTotp);
   $('codes-generate').addEventListener('click', generateCodes);
