@@ -14,7 +14,7 @@ const Code = Type.String({ minLength: 6, maxLength: 40 });
 const Json = Type.Unknown();
 
 /** The session cookie: host-only, HTTPS-only, invisible to scripts, never sent cross-site. */
-function setSessionCookie(reply: FastifyReply, id: string, expiresAt: string, now: Date): void {
+export function setSessionCookie(reply: FastifyReply, id: string, expiresAt: string, now: Date): void {
   const maxAge = Math.max(0, Math.floor((Date.parse(expiresAt) - now.getTime()) / 1000));
   void reply.header('set-cookie', `${SESSION_COOKIE}=${id}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`);
 }
