@@ -99,7 +99,7 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
       config: { permission: 'identity:users:update', audit: 'session.revoke' },
       handler: async (req) => {
         await directory.getUser(req.tx, req.params.id);
-        const sessions = await identity.sessions.deleteForUser(req.params.id);
+        const sessions = await identity.sessions.deleteForUser(req.params.id, req.tx);
         req.auditRecord.resource = { type: 'user', id: req.params.id };
         req.auditRecord.details = { sessions, reason: 'admin' };
         return { sessions };
@@ -183,7 +183,7 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
       config: { permission: 'identity:services:update', audit: 'auth.api_key.create' },
       handler: async (req, reply) => {
         const service = await directory.serviceRow(req.tx, req.params.id);
-        const held = (await identity.principals.get(service.id))?.permissions ?? [];
+        const held = (await identity.principals.get(service.id, req.tx))?.permissions ?? [];
         const permissions = req.body.permissions ?? held;
         const excess = permissions.filter((p) => !canDelegate(held, p) || !canDelegate(req.principal!.permissions, p));
         if (excess.length > 0) throw new PalisadeError('PAL_AUTH_GRANT_EXCEEDS', `neither you nor the service may grant ${excess.join(', ')}`, { extensions: { permissions: excess } });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseQuery } from 'node:querystring';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { PalisadeError } from '@palisade/core';
+import { toPalisadeError } from '../../http/problem.js';
 import type { IdentityEngine } from './engine.js';
 import { clientOf } from './engine.js';
 import type { Client } from './login.js';
@@ -119,16 +120,22 @@ export function federationRoutes(identity: IdentityEngine, clock: () => Date): F
 
   /** Record a refused attempt (before any account is known) in its own transaction, then throw. */
   async function deny(client: Client, kind: FederationKind, provider: string, e: unknown, extra: { issuer?: string; idp_initiated?: boolean } = {}): Promise<never> {
-    const pe = e instanceof PalisadeError ? e : new PalisadeError('PAL_AUTH_IDP_UNAVAILABLE', 'the federated sign-in failed', { cause: e, extensions: { reason: 'internal' } });
-    const outcome = pe.code === 'PAL_AUTH_IDP_UNAVAILABLE' ? 'failure' : 'denied';
+    const pe = toPalisadeError(e);
+    const outcome = pe.status >= 500 ? 'failure' : 'denied';
     await identity.deps.storage.transact((tx) => identity.deps.ledger.append(tx, loginEvent(client, kind, provider, { outcome, user: null, error: pe, ...extra })));
     throw pe;
   }
 
   /** Provision / update the account and start the session; the cookie and the redirect on success. */
   async function finish(reply: FastifyReply, client: Client, id: FederatedIdentity, policy: { role_mapping: Record<string, string[]>; default_roles: string[]; jit_provisioning: boolean }, next: string) {
-    const r = await completeFederatedSignIn(identity, client, id, policy);
-    if (!r.ok) throw r.error;
+    let r: Awaited<ReturnType<typeof completeFederatedSignIn>>;
+    try {
+      r = await completeFederatedSignIn(identity, client, id, policy);
+    } catch (e) {
+      // Rolled back (a username race, a database failure): recorded on its own.
+      return deny(client, id.kind, id.provider, e, { ...(id.issuer ? { issuer: id.issuer } : {}), ...(id.idp_initiated !== undefined ? { idp_initiated: id.idp_initiated } : {}) });
+    }
+    if (!r.ok) throw r.error; // committed with its audit event
     setSessionCookie(reply, r.session_id, r.expires_at, clock());
     void reply.header('cache-control', 'no-store');
     return reply.redirect(next, 302);

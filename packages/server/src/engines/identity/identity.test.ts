@@ -248,7 +248,7 @@ for (const c of cases) {
     it('deprovisioning a user ends their sessions and tokens at once', async () => {
       const u = await createUser('ivan', { roles: ['developer'] });
       const sid = sessionOf(await login('ivan'));
-      const tok = (await call('POST', '/v1/auth/token', { headers: browser(sid), json: { scope: 'kms:keys:read' } })).json;
+      const tok = (await call('POST', '/v1/auth/token', { headers: browser(sid), json: { scope: 'kms:keys:list' } })).json;
       expect((await call('GET', '/v1/keys', { headers: { authorization: `Bearer ${tok.access_token}` } })).status).toBe(200);
       const off = await call('PATCH', `/v1/users/${u.id}`, { headers: owner, json: { active: false } });
       expect(off.status, off.text).toBe(200);

@@ -194,11 +194,14 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
       const f = form(req);
       if (!f.token) throw new OAuthError('invalid_request', 'token is required');
       const who = await caller(req, f, 'oauth:tokens:revoke');
-      await committed(req, async (tx, events) => {
-        const r = await identity.tokens.revoke(tx, f.token!, who.client_id);
-        if (r) events.push({ type: 'token.revoke', actor: actor(req, who.client_id), outcome: 'success', resource: { type: 'token', id: r.jti ?? null }, details: { token_type: r.kind, reason: 'requested' } });
-        return null;
-      });
+      const target = await identity.tokens.identify(f.token, who.client_id);
+      if (target) {
+        await committed(req, async (tx, events) => {
+          await identity.tokens.revoke(tx, target);
+          events.push({ type: 'token.revoke', actor: actor(req, who.client_id), outcome: 'success', resource: { type: 'token', id: target.kind === 'access' ? target.jti : target.family_id }, details: { token_type: target.kind, reason: 'requested' } });
+          return null;
+        });
+      }
       return reply.code(200).send();
     });
 

@@ -1,4 +1,4 @@
-import type { Storage } from '../../storage/database.js';
+import type { Executor, Storage } from '../../storage/database.js';
 import type { Directory } from './directory.js';
 import { permissionsOf } from '../../kernel/auth/roles.js';
 
@@ -25,10 +25,11 @@ export class PrincipalStates {
     private readonly ttlMs = 1000,
   ) {}
 
-  async get(id: string): Promise<PrincipalState | null> {
+  /** `db`: the caller's transaction when there is one (on SQLite a read outside it would wait for it). */
+  async get(id: string, db: Executor = this.storage.db): Promise<PrincipalState | null> {
     const hit = this.#cache.get(id);
     if (hit && Date.now() - hit.at < this.ttlMs) return hit.state;
-    const state = await this.#load(id);
+    const state = await this.#load(id, db);
     if (this.#cache.size > 50_000) this.#cache.clear();
     this.#cache.set(id, { state, at: Date.now() });
     return state;
@@ -39,8 +40,7 @@ export class PrincipalStates {
     this.#cache.delete(id);
   }
 
-  async #load(id: string): Promise<PrincipalState | null> {
-    const db = this.storage.db;
+  async #load(id: string, db: Executor): Promise<PrincipalState | null> {
     if (id.startsWith('usr_')) {
       const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) return null;

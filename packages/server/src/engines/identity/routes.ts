@@ -90,7 +90,7 @@ export function identityAuthRoutes(identity: IdentityEngine, clock: () => Date):
       await directory.setPassword(req.tx, s.user_id, req.body.new_password);
       req.auditRecord.resource = { type: 'user', id: s.user_id };
       req.auditRecord.details = { reset: false };
-      await identity.sessions.deleteForUser(s.user_id);
+      await identity.sessions.deleteForUser(s.user_id, req.tx);
       clearSessionCookie(reply);
       void reply.code(204);
       return null;

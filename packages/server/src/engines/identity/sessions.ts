@@ -31,7 +31,7 @@ export interface SessionStore {
   /** Record activity (idle time-out restarts); `ttlSeconds` bounds the record's life. */
   touch(idHash: Buffer, lastSeenAt: string, ttlSeconds: number): Promise<void>;
   delete(idHash: Buffer): Promise<void>;
-  deleteForUser(userId: string): Promise<number>;
+  deleteForUser(userId: string, db?: Executor): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -79,8 +79,8 @@ export class DatabaseSessionStore implements SessionStore {
     await this.storage.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
   }
 
-  async deleteForUser(userId: string): Promise<number> {
-    const r = await this.storage.db.deleteFrom('sessions').where('user_id', '=', userId).executeTakeFirst();
+  async deleteForUser(userId: string, db: Executor = this.storage.db): Promise<number> {
+    const r = await db.deleteFrom('sessions').where('user_id', '=', userId).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 

@@ -29,6 +29,8 @@ export interface IssuedTokens {
   refresh_token?: string;
 }
 
+export type RevocationTarget = { kind: 'refresh'; family_id: string; principal_id: string } | { kind: 'access'; jti: string; exp: number; principal_id: string };
+
 const REFRESH_PREFIX = 'prt_';
 const KEY_RELOAD_MS = 5000;
 
@@ -216,7 +218,7 @@ export class TokenService {
     }
     if (row.expires_at <= now) return { ok: false, reason: 'expired', ...base };
     if (row.cnf && row.cnf !== certificateThumbprint) return { ok: false, reason: 'client_mismatch', ...base };
-    const state = await this.deps.principals.get(row.principal_id);
+    const state = await this.deps.principals.get(row.principal_id, db);
     if (!state?.active || row.created_at < state.valid_after) return { ok: false, reason: 'inactive', ...base };
     const claimed = await db.updateTable('oauth_refresh_tokens').set({ used_at: now }).where('id_hash', '=', row.id_hash).where('used_at', 'is', null).executeTakeFirst();
     if (Number(claimed.numUpdatedRows) !== 1) return { ok: false, reason: 'reused', ...base };
@@ -232,7 +234,7 @@ export class TokenService {
       const row = await db.selectFrom('oauth_refresh_tokens').selectAll().where('id_hash', '=', sha256(Buffer.from(token))).executeTakeFirst();
       const now = this.deps.clock().toISOString();
       if (!row || row.revoked_at || row.used_at || row.expires_at <= now) return { active: false };
-      const state = await this.deps.principals.get(row.principal_id);
+      const state = await this.deps.principals.get(row.principal_id, db);
       if (!state?.active || row.created_at < state.valid_after) return { active: false };
       return { active: true, token_type: 'refresh_token', sub: row.principal_id, client_id: row.client_id, scope: row.scope, exp: Math.floor(Date.parse(row.expires_at) / 1000), iat: Math.floor(Date.parse(row.created_at) / 1000), iss: this.deps.issuer(), ...(row.cnf ? { cnf: { 'x5t#S256': row.cnf } } : {}) };
     }
@@ -253,16 +255,14 @@ export class TokenService {
   }
 
   /**
-   * RFC 7009: revoke a refresh token (its family) or an access token (its jti, until it expires). Unknown and
-   * invalid tokens are not an error (§2.2). Returns what was revoked, for the audit event.
+   * RFC 7009, first half (outside any transaction: it may read keys and principals): what a token is, if it is one
+   * of ours that `clientId` (null: an administrator) may revoke. Unknown and invalid tokens are not an error (§2.2).
    */
-  async revoke(db: Executor, token: string, clientId: string | null): Promise<{ kind: 'refresh' | 'access'; principal_id: string; jti?: string } | null> {
-    const now = this.deps.clock().toISOString();
+  async identify(token: string, clientId: string | null): Promise<RevocationTarget | null> {
     if (token.startsWith(REFRESH_PREFIX)) {
-      const row = await db.selectFrom('oauth_refresh_tokens').select(['family_id', 'client_id', 'principal_id']).where('id_hash', '=', sha256(Buffer.from(token))).executeTakeFirst();
+      const row = await this.deps.storage.db.selectFrom('oauth_refresh_tokens').select(['family_id', 'client_id', 'principal_id']).where('id_hash', '=', sha256(Buffer.from(token))).executeTakeFirst();
       if (!row || (clientId !== null && row.client_id !== clientId)) return null;
-      await db.updateTable('oauth_refresh_tokens').set({ revoked_at: now }).where('family_id', '=', row.family_id).where('revoked_at', 'is', null).execute();
-      return { kind: 'refresh', principal_id: row.principal_id };
+      return { kind: 'refresh', family_id: row.family_id, principal_id: row.principal_id };
     }
     let claims: AccessClaims;
     try {
@@ -274,13 +274,22 @@ export class TokenService {
       return null;
     }
     if (clientId !== null && claims.client_id !== clientId) return null;
+    return { kind: 'access', jti: claims.jti, exp: claims.exp, principal_id: claims.sub };
+  }
+
+  /** RFC 7009, second half: a refresh token's whole family, or an access token's jti until it expires. */
+  async revoke(db: Executor, target: RevocationTarget): Promise<void> {
+    const now = this.deps.clock().toISOString();
+    if (target.kind === 'refresh') {
+      await db.updateTable('oauth_refresh_tokens').set({ revoked_at: now }).where('family_id', '=', target.family_id).where('revoked_at', 'is', null).execute();
+      return;
+    }
     await db
       .insertInto('oauth_revoked_tokens')
-      .values({ jti: claims.jti, expires_at: new Date(claims.exp * 1000).toISOString(), revoked_at: now })
+      .values({ jti: target.jti, expires_at: new Date(target.exp * 1000).toISOString(), revoked_at: now })
       .onConflict((oc) => oc.column('jti').doNothing())
       .execute();
     await db.deleteFrom('oauth_revoked_tokens').where('expires_at', '<', now).execute();
-    this.#revoked.add(claims.jti);
-    return { kind: 'access', principal_id: claims.sub, jti: claims.jti };
+    this.#revoked.add(target.jti);
   }
 }
