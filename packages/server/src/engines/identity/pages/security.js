@@ -69,7 +69,8 @@ function factorItem(f, remaining) {
   const meta = document.createElement('span');
   meta.className = 'meta';
   const extra = f.kind === 'recovery_codes' && typeof remaining === 'number' ? ` · ${remaining} left` : '';
-  meta.textContent = `${KIND[f.kind] || f.kind} · added ${when(f.created_at)} · last used ${when(f.last_used_at)}${extra}`;
+  const added = f.created_at ? ` · added ${when(f.created_at)}` : '';
+  meta.textContent = `${KIND[f.kind] || f.kind}${added} · last used ${when(f.last_used_at)}${extra}`;
   const remove = document.createElement('button');
   remove.type = 'button';
   remove.className = 'danger';
