@@ -60,6 +60,8 @@ declare module 'fastify' {
     audited<T>(type: string, fn: () => Promise<T>): Promise<T>;
     /** What the handler tells the audit event (resource, non-secret details). */
     auditRecord: Pick<AuditEventInput, 'resource' | 'details'> & {
+      /** Whose personal data the event carries (a user id): the fields the catalogue marks personal are encrypted under it. */
+      subject?: string;
       /** Further events (e.g. an automatic rotation) committed with the request's own. */
       extra: AuditEventInput[];
       /** Undo in-memory state that assumed the transaction would commit. */
@@ -180,6 +182,7 @@ async function runAudited<T>(deps: PipelineDeps, req: FastifyRequest, type: stri
     resource: req.auditRecord.resource ?? null,
     error_code: error_code ?? null,
     details: req.auditRecord.details ?? {},
+    ...(req.auditRecord.subject ? { subject: req.auditRecord.subject } : {}),
   });
   let result: T;
   try {

@@ -38,6 +38,7 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
         assertCanGrantRoles(req.principal!.permissions, roles);
         const user = await directory.createUser(req.tx, { ...req.body, roles, mfa_required: req.body.mfa_required ?? identity.deps.config.mfa_required });
         req.auditRecord.resource = { type: 'user', id: user.id };
+        req.auditRecord.subject = user.id;
         req.auditRecord.details = { username: user.username, ...(user.email ? { email: user.email } : {}), ...(user.display_name ? { display_name: user.display_name } : {}), roles: user.roles, source: 'local' };
         void reply.code(201);
         return user;
@@ -76,6 +77,7 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
         req.auditRecord.afterCommit.push(async () => void (await identity.sessions.deleteForUser(user.id)));
         identity.principals.forget(user.id);
         req.auditRecord.resource = { type: 'user', id: user.id };
+        req.auditRecord.subject = user.id;
         req.auditRecord.details = { username: user.username, erase_subject: false };
         void reply.code(204);
         return null;

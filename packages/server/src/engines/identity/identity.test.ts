@@ -61,6 +61,10 @@ for (const c of cases) {
       expect((await call('GET', '/v1/auth/session', { headers: browser(sid) })).status).toBe(401);
       expect((await events('session.create')).length).toBeGreaterThan(0);
       expect((await events('auth.logout')).length).toBe(1);
+      // Personal data (the username) is encrypted under the user's subject key, never in the event in clear.
+      const created = (await events('identity.user.create')).find((e) => e.resource?.id === u.id)!;
+      expect(created.details).not.toHaveProperty('username');
+      expect(created).toHaveProperty('personal');
     });
 
     it('a wrong password and an unknown user get the same answer, and both are audited with the real reason', async () => {

@@ -68,8 +68,11 @@ export class SignIn {
     });
   }
 
+  /** An event of this sign-in; its personal fields (the username typed, the User-Agent) are the user's, or the name's. */
   #event(client: Client, userId: string | null, e: Omit<AuditEventInput, 'actor' | 'request_id'>): AuditEventInput {
-    return { actor: { principal_id: userId, source_ip: client.ip }, request_id: client.request_id, ...e };
+    const name = typeof e.details?.username === 'string' ? usernameKey(e.details.username) : null;
+    const subject = userId ?? (name ? `username:${name}` : undefined);
+    return { actor: { principal_id: userId, source_ip: client.ip }, request_id: client.request_id, ...(subject ? { subject } : {}), ...e };
   }
 
   async #throttled(keys: ThrottleKey[]): Promise<void> {

@@ -87,6 +87,7 @@ export function userRoutes(app: FastifyInstance, directory: Directory, baseOf: (
     };
     const user = await directory.createUser(req.tx, { ...patchOf(f), username: f.username, active: f.active ?? true, roles: [], source: 'scim' });
     req.auditRecord.resource = { type: 'user', id: user.id };
+    req.auditRecord.subject = user.id;
     const body = await one(req, reply, user);
     void reply.code(201).header('location', `${baseOf(req)}/Users/${user.id}`);
     return body;
@@ -109,6 +110,7 @@ export function userRoutes(app: FastifyInstance, directory: Directory, baseOf: (
   app.delete('/Users/:id', { schema: { tags, summary: 'Delete a user' }, config: { permission: 'scim:users:write', audit: 'identity.user.delete' } }, async (req, reply) => {
     await current(req);
     const user = await directory.deleteUser(req.tx, id(req));
+    req.auditRecord.subject = user.id;
     req.auditRecord.details = { username: user.username, erase_subject: false };
     return noContent(reply);
   });

@@ -1,4 +1,4 @@
-import { PalisadeError, type AuditEvent } from '@palisade/core';
+import { AUDIT_EVENT_CATALOGUE, PalisadeError, type AuditEvent } from '@palisade/core';
 
 /** The audit event as stored (canonical JSON) and as served: its schema is `AuditEvent` in @palisade/core. */
 export type { AuditEvent, AuditActor, Outcome } from '@palisade/core';
@@ -22,4 +22,22 @@ export function isoTime(value: string, field: string): string {
 /** Event type patterns (retention classes, hold filters, export filters): an exact type, or a prefix ending in `*`. */
 export function typeMatches(pattern: string, type: string): boolean {
   return pattern.endsWith('*') ? type.startsWith(pattern.slice(0, -1)) : type === pattern;
+}
+
+/**
+ * An event with a `subject` but no `personal_fields`: the `details` fields its catalogue entry marks personal move
+ * to `personal_fields`, so that callers only name whose data it is and the ledger encrypts it under that subject.
+ */
+export function separatePersonal(input: AuditEventInput): AuditEventInput {
+  const personal = AUDIT_EVENT_CATALOGUE[input.type]?.personal ?? [];
+  if (input.subject === undefined || input.personal_fields || personal.length === 0 || !input.details) return input;
+  const details: Record<string, unknown> = { ...input.details };
+  const fields: Record<string, unknown> = {};
+  for (const f of personal) {
+    if (f in details) {
+      fields[f] = details[f];
+      delete details[f];
+    }
+  }
+  return Object.keys(fields).length === 0 ? input : { ...input, details, personal_fields: fields };
 }

@@ -1,7 +1,7 @@
 import { auditEventProblem, canonicalJson, CompactRange, constantTimeEqual, leafHash, PalisadeError, type AuditEventPage, type AuditQuery } from '@palisade/core';
 import type { Executor, Storage, Tx } from '../../storage/database.js';
 import type { Barrier } from '../seal/barrier.js';
-import { isoTime, type AuditEvent, type AuditEventInput } from './events.js';
+import { isoTime, separatePersonal, type AuditEvent, type AuditEventInput } from './events.js';
 import { SubjectKeys } from './subjects.js';
 import type { RetentionConfig } from './retention.js';
 import { STORED_LEVEL, TreeStore } from './tree-store.js';
@@ -72,7 +72,8 @@ export class AuditLedger {
       const events: AuditEvent[] = [];
       const rows: Array<{ idx: number; ts: string; type: string; data: string; leaf_hash: Buffer; tree_root: Buffer; mac: Buffer; purged_at: null; purge_mac: null }> = [];
       const nodes: Array<{ level: number; idx: number; hash: Buffer }> = [];
-      for (const [i, raw] of inputs.entries()) {
+      for (const [i, given] of inputs.entries()) {
+        const raw = separatePersonal(given);
         const problem = this.#check(raw);
         if (problem) throw new PalisadeError('PAL_AUDIT_WRITE_FAILED', `audit event rejected: ${problem}`);
         const index = start + i;
