@@ -138,7 +138,13 @@ export function federationRoutes(identity: IdentityEngine, clock: () => Date): F
     if (!r.ok) throw r.error; // committed with its audit event
     setSessionCookie(reply, r.session_id, r.expires_at, clock());
     void reply.header('cache-control', 'no-store');
-    return reply.redirect(next, 302);
+    // Not a 302: a redirect chain that began at the IdP is cross-site, and the browser would not send the new
+    // SameSite=Strict cookie on it. A page of our own that moves on is a same-site navigation, so the cookie goes.
+    const href = next.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    return reply
+      .code(200)
+      .type('text/html; charset=utf-8')
+      .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${href}"><title>Signed in</title></head><body><p>Signed in. <a href="${href}">Continue</a></p></body></html>`);
   }
 
   return async (app: FastifyInstance) => {
