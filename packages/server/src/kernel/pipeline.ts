@@ -90,6 +90,8 @@ export interface PipelineDeps {
 }
 
 const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/;
+/** A compact JWS (an access token); anything else is an API key (the owner's may have any shape). */
+export const JWT = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 function actorOf(req: FastifyRequest): AuditEventInput['actor'] {
   return { principal_id: req.principal?.principal_id ?? null, api_key_id: req.principal?.api_key_id ?? null, source_ip: req.ip };
@@ -129,7 +131,7 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
       else {
         const m = BEARER.exec(header ?? '');
         if (!m?.[1]) throw new PalisadeError('PAL_AUTH_INVALID', 'Authorization must be `Bearer <API key or access token>`');
-        req.principal = m[1].startsWith('pal_') || !deps.identity ? await deps.apiKeys.authenticate(m[1]) : await deps.identity.accessTokenPrincipal(m[1], req);
+        req.principal = deps.identity && JWT.test(m[1]) ? await deps.identity.accessTokenPrincipal(m[1], req) : await deps.apiKeys.authenticate(m[1]);
       }
     } catch (e) {
       const pe = toPalisadeError(e);

@@ -11,7 +11,12 @@ import 'reflect-metadata';
 import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import * as xmllint from '@authenio/samlify-node-xmllint';
-import samlify from 'samlify';
+import { createRequire } from 'node:module';
+
+// samlify's type declarations import @xmldom/xmldom's, which reference TypeScript's DOM lib and so switch it on for
+// the whole test program (DOM's BufferSource and BodyInit then refuse Node Buffers everywhere). Loaded untyped.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
+const samlify: any = createRequire(import.meta.url)('samlify');
 
 x509.cryptoProvider.set(webcrypto as never);
 

@@ -320,11 +320,20 @@ export class Directory {
     const before = await this.getGroup(db, id);
     const changed: string[] = [];
     const set: Partial<GroupTable> = {};
-    if (patch.display_name !== undefined && patch.display_name !== before.display_name) (set.display_name = patch.display_name), changed.push('display_name');
-    if (patch.external_id !== undefined && patch.external_id !== before.external_id) (set.external_id = patch.external_id), changed.push('external_id');
+    if (patch.display_name !== undefined && patch.display_name !== before.display_name) {
+      set.display_name = patch.display_name;
+      changed.push('display_name');
+    }
+    if (patch.external_id !== undefined && patch.external_id !== before.external_id) {
+      set.external_id = patch.external_id;
+      changed.push('external_id');
+    }
     if (patch.roles !== undefined) {
       const next = checkRoles(patch.roles);
-      if (JSON.stringify(next) !== JSON.stringify(before.roles)) (set.roles = JSON.stringify(next)), changed.push('roles');
+      if (JSON.stringify(next) !== JSON.stringify(before.roles)) {
+        set.roles = JSON.stringify(next);
+        changed.push('roles');
+      }
     }
     let members = new Set(patch.members ?? before.members);
     for (const m of patch.add ?? []) members.add(m);

@@ -75,7 +75,7 @@ for (const c of cases) {
       expect(wrong.json.code).toBe('PAL_AUTH_LOGIN_FAILED');
       expect(unknown.json.detail).toBe(wrong.json.detail);
       const denied = (await events('auth.login.password')).filter((e) => e.outcome === 'denied');
-      expect(denied.map((e) => e.details.reason)).toEqual(expect.arrayContaining(['bad_credentials', 'unknown_user']));
+      expect(denied.map((e) => e.details?.reason)).toEqual(expect.arrayContaining(['bad_credentials', 'unknown_user']));
     });
 
     it('TOTP: enrol with a QR code, confirm, then sign-in needs the code; a code is accepted once; recovery codes work once', async () => {
@@ -104,7 +104,7 @@ for (const c of cases) {
       const replay = await call('POST', '/v1/auth/login/totp', { json: { mfa_token: step2.json.mfa_token, code } });
       expect(replay.json.code).toBe('PAL_AUTH_MFA_INVALID');
       expect((await call('POST', '/v1/auth/login/totp', { json: { mfa_token: step1.json.mfa_token, code } })).json.code).toBe('PAL_AUTH_MFA_TOKEN_INVALID');
-      expect((await events('mfa.verify')).some((e) => e.outcome === 'denied' && e.details.reason === 'replayed')).toBe(true);
+      expect((await events('mfa.verify')).some((e) => e.outcome === 'denied' && e.details?.reason === 'replayed')).toBe(true);
 
       const rc = await call('POST', '/v1/auth/login/recovery-code', { json: { mfa_token: step2.json.mfa_token, code: codes[0]!.toUpperCase() } });
       expect(rc.status, rc.text).toBe(200);
@@ -152,12 +152,12 @@ for (const c of cases) {
       // The real user, from an address of their own, signs in.
       expect(await attempt('erin', '198.51.100.7', PASSWORD)).toBe('ok');
       const lockouts = await events('auth.lockout');
-      expect(lockouts.some((e) => e.details.rule === 'password_per_source')).toBe(true);
+      expect(lockouts.some((e) => e.details?.rule === 'password_per_source')).toBe(true);
       // Hammering one account from everywhere trips the account-wide password counter only: its TOTP is untouched.
       for (let i = 0; i < 60; i++) await attempt('frank', `192.0.2.${i}`);
       expect(await attempt('frank', '198.51.100.8', PASSWORD)).toBe('PAL_AUTH_THROTTLED');
       expect(await s.rt.identity.signIn['deps'].throttle.blockedFor(s.rt.storage.db, [{ rule: 'second_factor_per_account', factor: 'totp', subject: victims[1]!.id }])).toBe(0);
-      expect(lockouts.every((e) => e.details.factor === 'password')).toBe(true);
+      expect(lockouts.every((e) => e.details?.factor === 'password')).toBe(true);
     });
 
     it('client credentials: a service gets an EdDSA access token, uses it, introspects and revokes it', async () => {
@@ -188,7 +188,7 @@ for (const c of cases) {
       expect((await call('POST', '/v1/oauth/revoke', { headers: basic, form: { token: t.json.access_token } })).status).toBe(200);
       expect((await call('GET', '/v1/pki/cas', { headers: bearer })).json.code).toBe('PAL_AUTH_TOKEN_INVALID');
       expect((await call('POST', '/v1/oauth/introspect', { headers: basic, form: { token: t.json.access_token } })).json).toEqual({ active: false });
-      expect((await events('token.issue')).some((e) => e.details.grant_type === 'client_credentials')).toBe(true);
+      expect((await events('token.issue')).some((e) => e.details?.grant_type === 'client_credentials')).toBe(true);
       expect((await events('token.revoke')).length).toBeGreaterThan(0);
     });
 

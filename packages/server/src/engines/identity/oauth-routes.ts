@@ -7,6 +7,7 @@ import { peerCertificateChain } from '../../kernel/auth/client-certificates.js';
 import { hasPermission } from '../../kernel/auth/permissions.js';
 import type { AuditEventInput } from '../../kernel/audit/events.js';
 import { toPalisadeError } from '../../http/problem.js';
+import { JWT } from '../../kernel/pipeline.js';
 import { certificateThumbprint, type IdentityEngine } from './engine.js';
 
 /** An OAuth error response (RFC 6749 §5.2): `{error, error_description}`, 400 or 401. */
@@ -171,7 +172,7 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
     const caller = async (req: FastifyRequest, f: Form, permission: string): Promise<{ client_id: string | null }> => {
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
       if (bearer?.[1]) {
-        const p = bearer[1].startsWith('pal_') ? await apiKeys.authenticate(bearer[1]).catch(() => null) : await identity.accessTokenPrincipal(bearer[1], req).catch(() => null);
+        const p = JWT.test(bearer[1]) ? await identity.accessTokenPrincipal(bearer[1], req).catch(() => null) : await apiKeys.authenticate(bearer[1]).catch(() => null);
         if (!p) throw new OAuthError('invalid_client', 'the bearer credential is not valid');
         if (!hasPermission(p.permissions, permission)) throw new PalisadeError('PAL_FORBIDDEN', `this operation requires the permission ${permission}`);
         return { client_id: null };

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { PalisadeError } from '@palisade/core';
 import type { ErrorCode } from '@palisade/core';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
@@ -273,8 +273,8 @@ describe('validateIdToken', () => {
   const nonce = 'n-0S6_WzA2Mj';
   const now = new Date('2026-11-23T12:00:00Z');
   const t = Math.floor(now.getTime() / 1000);
-  let key: CryptoKey;
-  let publicKey: CryptoKey;
+  let key: webcrypto.CryptoKey;
+  let publicKey: webcrypto.CryptoKey;
   let jwk: JWK;
   let keys: ReturnType<typeof createLocalJWKSet>;
 
@@ -285,7 +285,7 @@ describe('validateIdToken', () => {
   });
 
   const claims = (over: JWTPayload = {}): JWTPayload => ({ iss: issuer, aud: client_id, sub: 'u1', nonce, iat: t - 5, exp: t + 300, ...over });
-  const sign = (payload: JWTPayload, signer: CryptoKey | Uint8Array = key, header: Record<string, unknown> = {}) =>
+  const sign = (payload: JWTPayload, signer: webcrypto.CryptoKey | Uint8Array = key, header: Record<string, unknown> = {}) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'k1', ...header } as { alg: string }).sign(signer);
   const check = (token: string, algorithms = ['RS256']) => validateIdToken(token, keys, { issuer, client_id, nonce, algorithms, now });
   const refused = (token: Promise<string> | string, reason: string, algorithms?: string[]) =>
