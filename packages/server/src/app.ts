@@ -37,6 +37,7 @@ import { identityAuthRoutes } from './engines/identity/routes.js';
 import { identityAdminRoutes } from './engines/identity/admin-routes.js';
 import { oauthRoutes } from './engines/identity/oauth-routes.js';
 import { federationRoutes } from './engines/identity/federation-routes.js';
+import { identityPages } from './engines/identity/pages.js';
 import { scimRoutes } from './engines/scim/routes.js';
 
 export interface AppDeps {
@@ -123,6 +124,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(scimRoutes({ directory: deps.identity.directory }), { prefix: '/scim/v2' });
   await app.register(identityAuthRoutes(deps.identity, deps.clock), { prefix: '/v1' });
   await app.register(federationRoutes(deps.identity, deps.clock), { prefix: '/v1' });
+  await app.register(identityPages());
   await app.register(identityAdminRoutes(deps.identity, deps.apiKeys, deps.clock), { prefix: '/v1' });
   await app.register(oauthRoutes({ identity: deps.identity, apiKeys: deps.apiKeys, clientCertificates: deps.clientCertificates }));
   await app.register(pkiRoutes({ pki: deps.pki, storage: deps.storage, ledger: deps.ledger }));
