@@ -13,7 +13,7 @@
 # Usage:  sudo scripts/install-services.sh
 set -euo pipefail
 
-PACKAGES=(postgresql redis-server softhsm2 opensc prometheus openssl curl jq certbot testssl.sh chromium)
+PACKAGES=(postgresql redis-server softhsm2 opensc prometheus openssl curl jq certbot testssl.sh chromium oathtool)
 
 log() { printf '[install-services] %s\n' "$*"; }
 
@@ -43,7 +43,7 @@ check_all() {
     missing+=("initdb/postgres")
   fi
   local bin
-  for bin in redis-server softhsm2-util pkcs11-tool promtool openssl curl jq certbot testssl chromium; do
+  for bin in redis-server softhsm2-util pkcs11-tool promtool openssl curl jq certbot testssl chromium oathtool; do
     command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
   done
 }
