@@ -382,7 +382,7 @@ export class SignIn {
     return result;
   }
 
-  async endSession(idHash: Buffer): Promise<void> {
-    await this.deps.sessions.delete(idHash);
+  async endSession(idHash: Buffer, db?: Executor): Promise<void> {
+    await this.deps.sessions.delete(idHash, db);
   }
 }

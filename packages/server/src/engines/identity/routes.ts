@@ -73,7 +73,7 @@ export function identityAuthRoutes(identity: IdentityEngine, clock: () => Date):
       const s = sessionOf(req);
       req.auditRecord.resource = { type: 'session', id: null };
       req.auditRecord.details = { session_ref: `hmac-sha256:${s.id_hash.toString('hex')}` };
-      await signIn.endSession(s.id_hash);
+      await signIn.endSession(s.id_hash, req.tx);
       clearSessionCookie(reply);
       void reply.code(204);
       return null;

@@ -30,7 +30,7 @@ export interface SessionStore {
   get(idHash: Buffer, db?: Executor): Promise<StoredSession | null>;
   /** Record activity (idle time-out restarts); `ttlSeconds` bounds the record's life. */
   touch(idHash: Buffer, lastSeenAt: string, ttlSeconds: number): Promise<void>;
-  delete(idHash: Buffer): Promise<void>;
+  delete(idHash: Buffer, db?: Executor): Promise<void>;
   deleteForUser(userId: string, db?: Executor): Promise<number>;
   close(): Promise<void>;
 }
@@ -75,8 +75,8 @@ export class DatabaseSessionStore implements SessionStore {
     await this.storage.db.updateTable('sessions').set({ last_seen_at: lastSeenAt, expires_at }).where('id_hash', '=', idHash).execute();
   }
 
-  async delete(idHash: Buffer): Promise<void> {
-    await this.storage.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+  async delete(idHash: Buffer, db: Executor = this.storage.db): Promise<void> {
+    await db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
   }
 
   async deleteForUser(userId: string, db: Executor = this.storage.db): Promise<number> {
