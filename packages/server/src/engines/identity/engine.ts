@@ -121,10 +121,12 @@ export class IdentityEngine {
     const s = await this.signIn.session(id);
     if (!s) throw new PalisadeError('PAL_AUTH_INVALID', 'the session is unknown, expired or ended');
     const state = await this.principals.get(s.data.user_id);
+    // Policy requires MFA and none is enrolled yet: the session can enrol a factor and nothing else.
+    const restricted = s.data.mfa_enrollment_required === true && !(await this.signIn.hasFactor(s.data.user_id));
     return {
       principal_id: s.data.user_id,
       api_key_id: null,
-      permissions: [...(state?.permissions ?? []), 'auth:self:*'],
+      permissions: restricted ? ['auth:self:*'] : [...(state?.permissions ?? []), 'auth:self:*'],
       method: 'session',
       session: { id_hash: s.id_hash, mfa_at: s.data.mfa_at, mfa_method: s.data.mfa_method },
     };

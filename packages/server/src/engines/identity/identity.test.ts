@@ -12,11 +12,10 @@ const PASSWORD = 'correct horse battery staple';
 const redisUrl = inject('redisUrl');
 if (!redisUrl) requireService('redis', 'Redis-backed sessions');
 
-// Every flow over HTTPS on SQLite and PostgreSQL; sessions in Redis on both (the database store is covered by the
-// PostgreSQL case without Redis below).
+// Every flow over HTTPS on SQLite and PostgreSQL, with sessions in Redis and in the database.
 const cases = dialects().flatMap((d) => [
   { ...d, sessions: 'redis' as const, available: d.available && redisUrl !== null },
-  ...(d.name === 'postgres' ? [{ ...d, sessions: 'database' as const }] : []),
+  { ...d, sessions: 'database' as const },
 ]);
 
 for (const c of cases) {
@@ -238,21 +237,28 @@ for (const c of cases) {
       const sid = sessionOf(await login('heidi'));
       const first = await call('POST', '/v1/auth/token', { headers: browser(sid), json: { scope: 'kms:keys:read' } });
       expect(first.status, first.text).toBe(200);
+      // The signed-in user's client is public: the refresh token is the credential, rotated on every use.
       const refresh = (token: string) => call('POST', '/v1/oauth/token', { form: { grant_type: 'refresh_token', refresh_token: token, client_id: 'palisade-session' } });
-      void refresh;
-      const rotate = (token: string) => s.rt.identity.tokens.refresh(s.rt.storage.db, token, 'palisade-session', null);
-      const second = await rotate(first.json.refresh_token);
-      expect(second.ok).toBe(true);
-      const reuse = await rotate(first.json.refresh_token);
-      expect(reuse).toMatchObject({ ok: false, reason: 'reused' });
-      const third = await rotate((second as { tokens: { refresh_token: string } }).tokens.refresh_token);
-      expect(third).toMatchObject({ ok: false, reason: 'revoked' });
+      const second = await refresh(first.json.refresh_token);
+      expect(second.status, second.text).toBe(200);
+      expect(second.json.refresh_token).not.toBe(first.json.refresh_token);
+      expect((await call('GET', '/v1/keys/none-such', { headers: { authorization: `Bearer ${second.json.access_token}` } })).status).toBe(404);
+      const reuse = await refresh(first.json.refresh_token);
+      expect([reuse.status, reuse.json.error]).toEqual([400, 'invalid_grant']);
+      const third = await refresh(second.json.refresh_token);
+      expect([third.status, third.json.error]).toEqual([400, 'invalid_grant']); // the family died with the reuse
+      expect((await events('token.revoke')).some((e) => e.details?.reason === 'refresh_token_reuse')).toBe(true);
+      // The public client has no other grant.
+      const cc = await call('POST', '/v1/oauth/token', { form: { grant_type: 'client_credentials', client_id: 'palisade-session' } });
+      expect(cc.json.error).toBe('unauthorized_client');
     });
 
     it('deprovisioning a user ends their sessions and tokens at once', async () => {
       const u = await createUser('ivan', { roles: ['developer'] });
       const sid = sessionOf(await login('ivan'));
       const tok = (await call('POST', '/v1/auth/token', { headers: browser(sid), json: { scope: 'kms:keys:list' } })).json;
+      const key = (await call('POST', '/v1/auth/api-keys', { headers: owner, json: { name: 'ivan', permissions: ['kms:keys:list'] } })).json;
+      await s.rt.storage.db.updateTable('api_keys').set({ principal_id: u.id }).where('id', '=', key.id).execute();
       expect((await call('GET', '/v1/keys', { headers: { authorization: `Bearer ${tok.access_token}` } })).status).toBe(200);
       const off = await call('PATCH', `/v1/users/${u.id}`, { headers: owner, json: { active: false } });
       expect(off.status, off.text).toBe(200);
@@ -261,6 +267,46 @@ for (const c of cases) {
       expect((await call('GET', '/v1/keys', { headers: { authorization: `Bearer ${tok.access_token}` } })).json.code).toBe('PAL_AUTH_TOKEN_INVALID');
       expect((await s.rt.identity.tokens.refresh(s.rt.storage.db, tok.refresh_token, 'palisade-session', null)).ok).toBe(false);
       expect((await login('ivan')).status).toBe(401);
+      await new Promise((r) => setTimeout(r, 1100)); // the API key cache holds a valid key for at most a second
+      expect((await call('GET', '/v1/keys', { headers: { authorization: `Bearer ${key.token}` } })).status).toBe(401);
+    });
+
+    it('MFA required and none enrolled: the session can enrol a factor and do nothing else until then', async () => {
+      await createUser('liam', { mfa_required: true });
+      const r = await login('liam');
+      expect(r.json).toMatchObject({ status: 'authenticated', mfa_enrollment_required: true });
+      const sid = sessionOf(r);
+      expect((await call('GET', '/v1/pki/cas', { headers: browser(sid) })).json.code).toBe('PAL_FORBIDDEN');
+      const enroll = (await call('POST', '/v1/auth/mfa/totp/enroll', { headers: browser(sid) })).json;
+      await call('POST', '/v1/auth/mfa/totp/verify', { headers: browser(sid), json: { factor_id: enroll.factor_id, code: totp(base32Decode(enroll.secret), s.clock.now().getTime()) } });
+      expect((await call('GET', '/v1/pki/cas', { headers: browser(sid) })).status).not.toBe(403);
+    });
+
+    it('sessions end after the idle time-out', async () => {
+      await createUser('mona');
+      const sid = sessionOf(await login('mona'));
+      expect((await call('GET', '/v1/auth/session', { headers: browser(sid) })).status).toBe(200);
+      s.clock.advanceDays(31 / 1440);
+      expect((await call('GET', '/v1/auth/session', { headers: browser(sid) })).status).toBe(401);
+    });
+
+    it('a service API key rotates with an overlap: both work until the old one expires; last use is recorded', async () => {
+      const svc = (await call('POST', '/v1/services', { headers: owner, json: { name: 'rotating' } })).json;
+      const k1 = (await call('POST', `/v1/services/${svc.id}/api-keys`, { headers: owner, json: { name: 'v1', permissions: ['pki:ca:read'] } })).json;
+      const use = (t: string) => call('GET', '/v1/pki/cas', { headers: { authorization: `Bearer ${t}` } });
+      expect((await use(k1.token)).status).toBe(200);
+      const k2 = await call('POST', `/v1/services/${svc.id}/api-keys`, { headers: owner, json: { name: 'v2', permissions: ['pki:ca:read'], replaces: k1.id, overlap_hours: 1 } });
+      expect(k2.status, k2.text).toBe(201);
+      expect((await use(k1.token)).status).toBe(200);
+      expect((await use(k2.json.token)).status).toBe(200);
+      s.clock.advanceDays(2 / 24);
+      await new Promise((r) => setTimeout(r, 1100)); // past the one-second cache of valid keys
+      expect((await use(k1.token)).status).toBe(401);
+      expect((await use(k2.json.token)).status).toBe(200);
+      const listed = (await call('GET', '/v1/auth/api-keys', { headers: owner })).json.api_keys.find((k: { id: string }) => k.id === k1.id);
+      expect(listed.last_used_at).not.toBeNull();
+      const wider = await call('POST', `/v1/services/${svc.id}/api-keys`, { headers: owner, json: { name: 'v3', permissions: ['kms:keys:destroy'] } });
+      expect(wider.json.code).toBe('PAL_AUTH_GRANT_EXCEEDS');
     });
 
     it('weak passwords are refused with the violations; nobody grants a role above their own', async () => {

@@ -311,6 +311,11 @@ export class SignIn {
     return s;
   }
 
+  /** Whether the user has an active second factor now (a session that had to enrol one is restricted until then). */
+  async hasFactor(userId: string): Promise<boolean> {
+    return (await this.#activeFactors(this.deps.storage.db, userId)).length > 0;
+  }
+
   /** A new session for a user whose sign-in is complete (federated sign-ins call this too). */
   async startSession(db: Executor, client: Client, user: UserTable, method: string, mfaMethod: string | null): Promise<SignInResult & { status: 'authenticated' }> {
     const now = this.deps.clock();
@@ -326,10 +331,11 @@ export class SignIn {
       ip: client.ip,
       user_agent: client.user_agent,
     };
+    const hasFactor = mfaMethod !== null || (await this.#activeFactors(db, user.id)).length > 0;
+    if (user.mfa_required === 1 && !hasFactor) data.mfa_enrollment_required = true;
     const id = newSessionId();
     await this.deps.sessions.put(sessionHash(id), data, now.toISOString(), this.#ttl(data, now), db);
-    const hasFactor = mfaMethod !== null || (await this.#activeFactors(db, user.id)).length > 0;
-    return { status: 'authenticated', user_id: user.id, session_id: id, expires_at, mfa_enrollment_required: user.mfa_required === 1 && !hasFactor };
+    return { status: 'authenticated', user_id: user.id, session_id: id, expires_at, mfa_enrollment_required: data.mfa_enrollment_required ?? false };
   }
 
   #ttl(data: SessionData, now: Date): number {

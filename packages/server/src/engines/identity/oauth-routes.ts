@@ -9,6 +9,7 @@ import type { AuditEventInput } from '../../kernel/audit/events.js';
 import { toPalisadeError } from '../../http/problem.js';
 import { JWT } from '../../kernel/pipeline.js';
 import { certificateThumbprint, type IdentityEngine } from './engine.js';
+import { SESSION_CLIENT } from './tokens.js';
 
 /** An OAuth error response (RFC 6749 §5.2): `{error, error_description}`, 400 or 401. */
 class OAuthError extends Error {
@@ -46,7 +47,7 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
   const storage = identity.deps.storage;
 
   /** Which service a request authenticates as, and whether by certificate. */
-  async function authenticateClient(req: FastifyRequest, f: Form): Promise<{ client_id: string; principal: Principal; cnf: string | null }> {
+  async function authenticateClient(req: FastifyRequest, f: Form, publicClient = false): Promise<{ client_id: string; principal: Principal | null; cnf: string | null }> {
     const basic = /^Basic ([A-Za-z0-9+/=]+)$/.exec(req.headers.authorization ?? '');
     let id: string | undefined;
     let secret: string | undefined;
@@ -62,6 +63,10 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
       secret = f.client_secret;
     } else id = f.client_id;
     if (!id) throw new OAuthError('invalid_client', 'client authentication is required');
+    if (id === SESSION_CLIENT && secret === undefined) {
+      if (!publicClient) throw new OAuthError('unauthorized_client', `${SESSION_CLIENT} is a public client: it may only refresh and revoke its own tokens`);
+      return { client_id: id, principal: null, cnf: null };
+    }
     const service = await storage.db.selectFrom('service_identities').selectAll().where('id', '=', id).executeTakeFirst();
     if (secret !== undefined) {
       let principal: Principal;
@@ -122,7 +127,7 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
       const f = form(req);
       let client: Awaited<ReturnType<typeof authenticateClient>>;
       try {
-        client = await authenticateClient(req, f);
+        client = await authenticateClient(req, f, f.grant_type === 'refresh_token');
       } catch (e) {
         if (e instanceof OAuthError) {
           await committed(req, async (_tx, events) => {
@@ -134,6 +139,7 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
       }
       void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
       if (f.grant_type === 'client_credentials') {
+        if (!client.principal) throw new OAuthError('unauthorized_client', 'a public client has no client_credentials grant');
         const state = await identity.principals.get(client.client_id);
         const held = state?.permissions ?? [];
         const keyScope = client.principal.api_key_id ? client.principal.permissions : held;
@@ -177,7 +183,7 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
         if (!hasPermission(p.permissions, permission)) throw new PalisadeError('PAL_FORBIDDEN', `this operation requires the permission ${permission}`);
         return { client_id: null };
       }
-      return { client_id: (await authenticateClient(req, f)).client_id };
+      return { client_id: (await authenticateClient(req, f, permission === 'oauth:tokens:revoke')).client_id };
     };
 
     app.post('/v1/oauth/introspect', { config: pub, schema: { tags: ['oauth'], summary: 'RFC 7662 token introspection (permission oauth:tokens:introspect, or the token\'s own client)' } }, async (req, reply) => {

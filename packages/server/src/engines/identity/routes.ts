@@ -7,6 +7,7 @@ import { clientOf, SESSION_COOKIE } from './engine.js';
 import type { SignInResult } from './login.js';
 import { verifyPassword } from './password-hash.js';
 import { canDelegate } from '../../kernel/auth/permissions.js';
+import { SESSION_CLIENT } from './tokens.js';
 
 const tags = ['identity'];
 const Str = (max = 256) => Type.String({ minLength: 1, maxLength: max });
@@ -151,10 +152,10 @@ export function identityAuthRoutes(identity: IdentityEngine, clock: () => Date):
       const wanted = req.body?.scope ? req.body.scope.split(' ').filter(Boolean) : held;
       const excess = wanted.filter((p) => !canDelegate(held, p));
       if (excess.length > 0) throw new PalisadeError('PAL_AUTH_GRANT_EXCEEDS', `you do not hold ${excess.join(', ')}`, { extensions: { permissions: excess } });
-      const access = await identity.tokens.issueAccess(req.tx, { sub: s.user_id, client_id: 'palisade-session', scope: wanted });
-      const refresh_token = await identity.tokens.issueRefresh(req.tx, { principal_id: s.user_id, client_id: 'palisade-session', scope: wanted });
+      const access = await identity.tokens.issueAccess(req.tx, { sub: s.user_id, client_id: SESSION_CLIENT, scope: wanted });
+      const refresh_token = await identity.tokens.issueRefresh(req.tx, { principal_id: s.user_id, client_id: SESSION_CLIENT, scope: wanted });
       req.auditRecord.resource = { type: 'token', id: access.claims.jti };
-      req.auditRecord.details = { grant_type: 'session', client_id: 'palisade-session', scopes: wanted, expires_at: new Date(access.claims.exp * 1000).toISOString() };
+      req.auditRecord.details = { grant_type: 'session', client_id: SESSION_CLIENT, scopes: wanted, expires_at: new Date(access.claims.exp * 1000).toISOString() };
       return { access_token: access.token, token_type: 'Bearer', expires_in: access.claims.exp - access.claims.iat, scope: wanted.join(' '), refresh_token };
     });
   };

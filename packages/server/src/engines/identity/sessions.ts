@@ -15,6 +15,8 @@ export interface SessionData {
   method: string;
   ip: string;
   user_agent: string | null;
+  /** Policy requires MFA and the user had no factor at sign-in: the session may only enrol one until they do. */
+  mfa_enrollment_required?: boolean;
 }
 
 export interface StoredSession {

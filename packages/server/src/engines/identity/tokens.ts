@@ -32,6 +32,11 @@ export interface IssuedTokens {
 export type RevocationTarget = { kind: 'refresh'; family_id: string; principal_id: string } | { kind: 'access'; jti: string; exp: number; principal_id: string };
 
 const REFRESH_PREFIX = 'prt_';
+/**
+ * The public client of signed-in users (CLI, SDK, dashboard): it has no secret, so it may only spend and revoke its
+ * own refresh tokens, which are then the credential (RFC 6749 §10.4: rotation with reuse detection).
+ */
+export const SESSION_CLIENT = 'palisade-session';
 const KEY_RELOAD_MS = 5000;
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
