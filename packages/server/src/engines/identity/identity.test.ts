@@ -5,6 +5,8 @@ import { SignJWT } from 'jose';
 import { requireService } from '@palisade/testkit';
 import { dialects, startServer, type TestServer } from '../../testing/harness.js';
 import { httpsRequest } from '../../testing/https-request.js';
+import { createRuntime } from '../../runtime.js';
+import { createLogger } from '../../logging.js';
 import { base32Decode, totp } from './totp.js';
 import { SESSION_COOKIE } from './engine.js';
 
@@ -320,3 +322,57 @@ for (const c of cases) {
     });
   });
 }
+
+// Two nodes on one PostgreSQL and one Redis: what one node revokes, the other refuses.
+const pgUrl = inject('pgUrl');
+describe.skipIf(!pgUrl || !redisUrl)('identity across two nodes (PostgreSQL, Redis)', () => {
+  it('a session ended or a user deprovisioned on one node is refused on the other within a second', async () => {
+    const a = await startServer('postgres', { mutate: (cfg) => void (cfg.redis_url = redisUrl!) });
+    const b = await createRuntime(a.rt.config, { log: createLogger('silent'), tls: true, clock: a.clock.now });
+    try {
+      await b.app.listen({ host: '127.0.0.1', port: 0 });
+      const addrB = `127.0.0.1:${(b.app.server.address() as { port: number }).port}`;
+      const onA = (method: string, path: string, opts: Parameters<typeof httpsRequest>[4] = {}) => httpsRequest(a.addr, a.ca, method, path, opts);
+      const onB = (method: string, path: string, opts: Parameters<typeof httpsRequest>[4] = {}) => httpsRequest(addrB, a.ca, method, path, opts);
+      const owner = { authorization: `Bearer ${a.token}` };
+      const user = (await onA('POST', '/v1/users', { headers: owner, json: { username: 'nora', password: PASSWORD, roles: ['developer'] } })).json;
+      const signIn = async () => {
+        const r = await onA('POST', '/v1/auth/login', { json: { username: 'nora', password: PASSWORD } });
+        return String(([] as string[]).concat(r.headers['set-cookie'] ?? [])[0]).split(';')[0]!.split('=')[1]!;
+      };
+      const browser = (sid: string) => ({ cookie: `${SESSION_COOKIE}=${sid}`, 'sec-fetch-site': 'same-origin' });
+
+      // A session made on A works on B; ended on B (sign-out), it is gone on A.
+      const sid = await signIn();
+      expect((await onB('GET', '/v1/auth/session', { headers: browser(sid) })).status).toBe(200);
+      expect((await onB('POST', '/v1/auth/logout', { headers: browser(sid) })).status).toBe(204);
+      expect((await onA('GET', '/v1/auth/session', { headers: browser(sid) })).status).toBe(401);
+
+      // An administrator on B ends the user's sessions: refused on A at once.
+      const sid2 = await signIn();
+      expect((await onB('POST', `/v1/users/${user.id}/sessions/revoke`, { headers: owner })).json.sessions).toBe(1);
+      expect((await onA('GET', '/v1/auth/session', { headers: browser(sid2) })).status).toBe(401);
+
+      // Deprovisioned on B: A refuses the session and the access token once its one-second principal cache turns over
+      // (polled, with a generous deadline rather than a timed assertion).
+      const sid3 = await signIn();
+      const tok = (await onA('POST', '/v1/auth/token', { headers: browser(sid3), json: { scope: 'kms:keys:list' } })).json.access_token as string;
+      expect((await onA('GET', '/v1/keys', { headers: { authorization: `Bearer ${tok}` } })).status).toBe(200);
+      expect((await onB('PATCH', `/v1/users/${user.id}`, { headers: owner, json: { active: false } })).status).toBe(200);
+      const started = Date.now();
+      let refusedAfter = -1;
+      while (Date.now() - started < 15_000) {
+        const [session, token] = await Promise.all([onA('GET', '/v1/auth/session', { headers: browser(sid3) }), onA('GET', '/v1/keys', { headers: { authorization: `Bearer ${tok}` } })]);
+        if (session.status === 401 && token.status === 401) {
+          refusedAfter = Date.now() - started;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(refusedAfter).toBeGreaterThanOrEqual(0);
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+});
