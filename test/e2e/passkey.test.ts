@@ -171,6 +171,18 @@ describe.skipIf(!chromium.available)('passkeys in headless Chromium', () => {
     expect(after[0]!.credentialId).toBe(stored[0]!.credentialId);
     expect(after[0]!.signCount).toBeGreaterThan(countAfterRegistration);
 
+    // 5. eleven minutes later, removing the passkey needs a fresh second factor: the page asks, the user steps up
+    //    with the passkey itself (no authenticator app), and the removal goes through
+    srv.clock.advanceDays(11 / 1440);
+    const remove = page.getByRole('button', { name: 'Remove virtual authenticator' });
+    await remove.click();
+    await remove.click();
+    await expect.poll(() => page.locator('#stepup-form').isVisible()).toBe(true);
+    await page.getByRole('button', { name: 'Use a passkey or security key instead' }).click();
+    await expect.poll(() => page.locator('#factor-list li[data-kind="webauthn"]').count(), { timeout: 15_000 }).toBe(0);
+    const stepUps = (await srv.client.audit.query({ type: 'mfa.verify', limit: 50 })).events.filter((e) => e.details?.step_up === true);
+    expect(stepUps.map((e) => [e.outcome, e.details?.method])).toEqual([['success', 'webauthn']]);
+
     expect(problems).toEqual([]);
   }, 90_000);
 });

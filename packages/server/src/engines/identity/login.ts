@@ -367,23 +367,58 @@ export class SignIn {
     return { id_hash: idHash, data: s.data };
   }
 
-  /** Step-up: a fresh second factor inside an existing session. */
-  async stepUp(client: Client, idHash: Buffer, userId: string, code: string): Promise<{ mfa_at: string }> {
-    const keys = secondFactorKeys('totp', userId);
+  /** WebAuthn options for a step-up: the signed-in user's own credentials. */
+  async stepUpWebauthnOptions(userId: string): Promise<{ challenge_id: string; options: unknown }> {
+    const allow = (await this.#activeFactors(this.deps.storage.db, userId)).filter((f) => f.kind === 'webauthn').map(storedCredential);
+    if (allow.length === 0) throw new PalisadeError('PAL_AUTH_MFA_NOT_ENROLLED', 'this user has no security key or passkey');
+    const { options, challenge } = await this.deps.webauthn().authenticationOptions(allow);
+    const challenge_id = await this.deps.storage.transact((tx) => this.deps.challenges.create(tx, 'webauthn_login', userId, { challenge, step_up: true }, WEBAUTHN_CHALLENGE_SECONDS));
+    return { challenge_id, options };
+  }
+
+  /**
+   * Step-up: a fresh second factor inside an existing session, a TOTP code or a WebAuthn assertion of the user's
+   * own credential. Failures count against that factor's throttle like a sign-in's.
+   */
+  async stepUp(client: Client, idHash: Buffer, userId: string, proof: { code: string } | { challenge_id: string; response: unknown }): Promise<{ mfa_at: string }> {
+    const method = 'code' in proof ? 'totp' : 'webauthn';
+    const keys = secondFactorKeys(method, userId);
     await this.#throttled(keys);
+    let check: (tx: Executor) => Promise<{ factor_id: string } | 'invalid_code' | 'replayed'>;
+    if ('code' in proof) {
+      check = async (tx) => {
+        const r = await this.verifyTotpCode(tx, userId, proof.code);
+        return r === null || r === 'replayed' ? (r ?? 'invalid_code') : { factor_id: r.id };
+      };
+    } else {
+      // Verified before the transaction: the challenge is spent and the assertion checked against the user's key.
+      const c = await this.deps.challenges.take<{ challenge: string }>(this.deps.storage.db, 'webauthn_login', proof.challenge_id);
+      const verifier = this.deps.webauthn();
+      let verified: { factor: MfaFactorTable; newCounter: number } | null = null;
+      if (c?.user_id === userId) {
+        const factor = await this.deps.storage.db.selectFrom('mfa_factors').selectAll().where('credential_id', '=', verifier.credentialIdOf(proof.response)).where('user_id', '=', userId).where('active', '=', 1).executeTakeFirst();
+        if (factor) verified = await verifier.verifyAuthentication(proof.response, c.data.challenge, storedCredential(factor)).then((r) => ({ factor, newCounter: r.newCounter }), () => null);
+      }
+      check = async (tx) => {
+        if (!verified) return 'invalid_code';
+        await tx.updateTable('mfa_factors').set({ counter: verified.newCounter, last_used_at: this.deps.clock().toISOString() }).where('id', '=', verified.factor.id).execute();
+        return { factor_id: verified.factor.id };
+      };
+    }
     const result = await this.#commit(async (tx, events) => {
-      const r = await this.verifyTotpCode(tx, userId, code);
-      if (r === null || r === 'replayed') return r ?? 'invalid_code';
+      const r = await check(tx);
+      if (typeof r === 'string') return r;
       const s = await this.deps.sessions.get(idHash, tx);
       if (!s) throw new PalisadeError('PAL_AUTH_SESSION_REQUIRED');
       const now = this.deps.clock();
-      const data = { ...s.data, mfa_at: now.toISOString(), mfa_method: 'totp' };
+      const data = { ...s.data, mfa_at: now.toISOString(), mfa_method: method };
       await this.deps.sessions.put(idHash, data, now.toISOString(), this.#ttl(data, now), tx);
-      events.push(this.#event(client, userId, { type: 'mfa.verify', outcome: 'success', resource: { type: 'mfa_factor', id: r.id }, details: { method: 'totp', step_up: true } }));
+      events.push(this.#event(client, userId, { type: 'mfa.verify', outcome: 'success', resource: { type: 'mfa_factor', id: r.factor_id }, details: { method, step_up: true } }));
       return { mfa_at: data.mfa_at };
     });
     if (typeof result === 'string') {
-      return this.#fail(client, userId, keys, { type: 'mfa.verify', outcome: 'denied', resource: { type: 'user', id: userId }, error_code: 'PAL_AUTH_MFA_INVALID', details: { method: 'totp', reason: result } }, new PalisadeError('PAL_AUTH_MFA_INVALID'));
+      const error = method === 'totp' ? new PalisadeError('PAL_AUTH_MFA_INVALID') : new PalisadeError('PAL_AUTH_WEBAUTHN_FAILED');
+      return this.#fail(client, userId, keys, { type: 'mfa.verify', outcome: 'denied', resource: { type: 'user', id: userId }, error_code: error.code, details: { method, step_up: true, reason: result } }, error);
     }
     return result;
   }

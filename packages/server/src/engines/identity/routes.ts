@@ -79,10 +79,24 @@ export function identityAuthRoutes(identity: IdentityEngine, clock: () => Date):
       void reply.code(204);
       return null;
     });
-    app.post('/auth/step-up', { schema: { tags, summary: 'Verify a TOTP code again for sensitive operations', body: Type.Object({ code: Code }, { additionalProperties: false }) }, config: { permission: 'auth:self:read', selfAudited: true } }, async (req) => {
-      const s = sessionOf(req);
-      return signIn.stepUp(clientOf(req), s.id_hash, s.user_id, req.body.code);
-    });
+    app.post(
+      '/auth/step-up',
+      {
+        schema: {
+          tags,
+          summary: 'Verify a second factor again for sensitive operations: a TOTP code, or a WebAuthn assertion to options from /auth/step-up/webauthn/options',
+          body: Type.Union([Type.Object({ code: Code }, { additionalProperties: false }), Type.Object({ challenge_id: Str(200), response: Json }, { additionalProperties: false })]),
+        },
+        config: { permission: 'auth:self:read', selfAudited: true },
+      },
+      async (req) => {
+        const s = sessionOf(req);
+        return signIn.stepUp(clientOf(req), s.id_hash, s.user_id, req.body);
+      },
+    );
+    app.post('/auth/step-up/webauthn/options', { schema: { tags, summary: 'WebAuthn options to step up with your passkey or security key' }, config: { permission: 'auth:self:read', selfAudited: true } }, async (req) =>
+      signIn.stepUpWebauthnOptions(sessionOf(req).user_id),
+    );
     app.post('/auth/password', { schema: { tags, summary: 'Change your password (ends your other sessions)', body: Type.Object({ current_password: Type.String({ minLength: 1, maxLength: 1024 }), new_password: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false }) }, config: { permission: 'auth:self:write', audit: 'auth.password.change' } }, async (req, reply) => {
       const s = sessionOf(req);
       const row = await directory.userRow(req.tx, s.user_id);

@@ -2,7 +2,7 @@
 // The account security page (/account/security): who is signed in, their second factors (list, remove), enrolment
 // of a passkey / security key and of an authenticator app (TOTP), recovery codes (shown once), and sign-out.
 // Everything goes through the JSON API with the session cookie; without a session the page sends the user to /login.
-import { ApiError, api, busy, creationOptions, registrationJSON, say, webauthnAvailable, webauthnMessage } from './common.js';
+import { ApiError, api, assertionJSON, busy, creationOptions, registrationJSON, requestOptions, say, webauthnAvailable, webauthnMessage } from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const KIND = { totp: 'Authenticator app', webauthn: 'Passkey / security key', recovery_codes: 'Recovery codes' };
@@ -33,6 +33,19 @@ async function stepUp(ev) {
   await act(ev.currentTarget, async () => {
     await api('POST', '/v1/auth/step-up', { code });
     $('stepup-code').value = '';
+    $('stepup-form').hidden = true;
+    const retry = pendingStepUp;
+    pendingStepUp = null;
+    if (retry) await retry();
+  });
+}
+
+/** Step up with a passkey or security key (for users without an authenticator app). */
+async function stepUpWithKey(ev) {
+  await act(ev.currentTarget, async () => {
+    const start = await api('POST', '/v1/auth/step-up/webauthn/options', {});
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(start.options) });
+    await api('POST', '/v1/auth/step-up', { challenge_id: start.challenge_id, response: assertionJSON(cred) });
     $('stepup-form').hidden = true;
     const retry = pendingStepUp;
     pendingStepUp = null;
@@ -210,6 +223,8 @@ async function logout(ev) {
 async function init() {
   $('logout-button').addEventListener('click', logout);
   $('stepup-form').addEventListener('submit', stepUp);
+  $('stepup-key').addEventListener('click', stepUpWithKey);
+  $('stepup-key').hidden = !webauthnAvailable();
   $('stepup-cancel').addEventListener('click', () => {
     pendingStepUp = null;
     $('stepup-form').hidden = true;
