@@ -376,3 +376,35 @@ describe.skipIf(!pgUrl || !redisUrl)('identity across two nodes (PostgreSQL, Red
     }
   });
 });
+
+describe('access-token keys: ES256 and rotation', () => {
+  it('ES256 tokens (P-256 in the KMS); after the key rotates, old tokens still verify and the JWKS lists both versions', async () => {
+    const s = await startServer('sqlite', { mutate: (cfg) => void (cfg.identity.tokens.algorithm = 'ES256') });
+    try {
+      const call = (method: string, path: string, opts: Parameters<typeof httpsRequest>[4] = {}) => httpsRequest(s.addr, s.ca, method, path, opts);
+      const owner = { authorization: `Bearer ${s.token}` };
+      const svc = (await call('POST', '/v1/services', { headers: owner, json: { name: 'es256' } })).json;
+      const key = (await call('POST', `/v1/services/${svc.id}/api-keys`, { headers: owner, json: { name: 'k' } })).json;
+      const basic = { authorization: `Basic ${Buffer.from(`${svc.id}:${key.token}`).toString('base64')}` };
+      const grant = async () => (await call('POST', '/v1/oauth/token', { headers: basic, form: { grant_type: 'client_credentials', scope: 'pki:ca:read' } })).json.access_token as string;
+      const header = (t: string) => JSON.parse(Buffer.from(t.split('.')[0]!, 'base64url').toString()) as { alg: string; kid: string };
+      const before = await grant();
+      expect(header(before).alg).toBe('ES256');
+      expect(Buffer.from(before.split('.')[2]!, 'base64url')).toHaveLength(64); // JOSE r || s, not DER
+      const jwks1 = (await call('GET', '/.well-known/jwks.json')).json.keys;
+      expect(jwks1).toEqual([expect.objectContaining({ kty: 'EC', crv: 'P-256', alg: 'ES256' })]);
+
+      const row = await s.rt.storage.db.selectFrom('kms_keys').select('key_id').where('name', '=', 'system/identity/token-signing').executeTakeFirstOrThrow();
+      await s.rt.storage.transact((tx) => s.rt.kms.rotate({ db: tx }, row.key_id, 'manual'));
+      const after = await grant();
+      expect(header(after).kid).not.toBe(header(before).kid);
+      const use = (t: string) => call('GET', '/v1/pki/cas', { headers: { authorization: `Bearer ${t}` } });
+      expect((await use(before)).status).toBe(200);
+      expect((await use(after)).status).toBe(200);
+      const kids = (await call('GET', '/.well-known/jwks.json')).json.keys.map((k: { kid: string }) => k.kid);
+      expect(kids).toEqual(expect.arrayContaining([header(before).kid, header(after).kid]));
+    } finally {
+      await s.close();
+    }
+  });
+});

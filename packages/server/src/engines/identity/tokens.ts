@@ -37,7 +37,8 @@ const REFRESH_PREFIX = 'prt_';
  * own refresh tokens, which are then the credential (RFC 6749 §10.4: rotation with reuse detection).
  */
 export const SESSION_CLIENT = 'palisade-session';
-const KEY_RELOAD_MS = 5000;
+/** An unknown kid reloads the public keys at most this often (a version another node just rotated to). */
+const KEY_RELOAD_MS = 1000;
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
@@ -99,6 +100,7 @@ export class TokenService {
     };
     // The signature comes first so the header can name the key version that made it.
     const version = await this.#currentKid(db);
+    if (!this.#keys.has(version)) this.#keysLoadedAt = 0; // a new version: verify with it from the first token
     const header = { alg: this.#alg, typ: 'at+jwt', kid: version };
     const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = await this.deps.kms.systemSign(db, this.deps.keyName, Buffer.from(signingInput));
