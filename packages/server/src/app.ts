@@ -105,6 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       accessTokenPrincipal: (token, req) => deps.identity.accessTokenPrincipal(token, req),
       sessionPrincipal: (id, req) => deps.identity.sessionPrincipal(id, req),
       sessionCookie: (req) => cookie(req, SESSION_COOKIE),
+      certificatePrincipal: (p) => deps.identity.certificatePrincipal(p),
     },
     ...(deps.clientCertificates ? { clientCertificates: deps.clientCertificates } : {}),
     seal: () => deps.seal,

@@ -81,6 +81,8 @@ export interface PipelineDeps {
     accessTokenPrincipal(token: string, req: FastifyRequest): Promise<Principal>;
     sessionPrincipal(id: string, req: FastifyRequest): Promise<Principal>;
     sessionCookie(req: FastifyRequest): string | null;
+    /** A certificate's SPIFFE principal as the service identity registered with that id, if any. */
+    certificatePrincipal(p: Principal): Promise<Principal>;
   };
   /** mTLS client authentication; absent when the listener asks for no client certificate (and under inject()). */
   clientCertificates?: ClientCertificateAuthenticator;
@@ -127,7 +129,10 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
     if (!header && !session && chain.length === 0) throw new PalisadeError('PAL_AUTH_REQUIRED');
     try {
       if (session && deps.identity) req.principal = await deps.identity.sessionPrincipal(session, req);
-      else if (certificates && chain.length > 0) req.principal = await certificates.authenticate(chain);
+      else if (certificates && chain.length > 0) {
+        const p = await certificates.authenticate(chain);
+        req.principal = deps.identity ? await deps.identity.certificatePrincipal(p) : p;
+      }
       else {
         const m = BEARER.exec(header ?? '');
         if (!m?.[1]) throw new PalisadeError('PAL_AUTH_INVALID', 'Authorization must be `Bearer <API key or access token>`');

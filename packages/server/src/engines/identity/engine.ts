@@ -132,6 +132,18 @@ export class IdentityEngine {
     };
   }
 
+  /**
+   * A client certificate's principal (its SPIFFE id, with the permissions `tls.client_auth.identities` gives it) as
+   * the service identity registered with that SPIFFE id, when there is an active one: the service's roles add to it.
+   */
+  async certificatePrincipal(p: Principal): Promise<Principal> {
+    const svc = await this.deps.storage.db.selectFrom('service_identities').select(['id', 'active']).where('spiffe_id', '=', p.principal_id).executeTakeFirst();
+    if (!svc) return { ...p, method: 'client_certificate' };
+    const state = await this.principals.get(svc.id);
+    if (!state?.active) throw new PalisadeError('PAL_AUTH_INVALID', 'the service identity of this certificate is disabled');
+    return { principal_id: svc.id, api_key_id: null, permissions: [...new Set([...p.permissions, ...state.permissions])], method: 'client_certificate' };
+  }
+
   /** Step-up: throw unless this session verified a second factor within the configured minutes. */
   requireFreshMfa(principal: Principal): void {
     if (principal.method !== 'session' || !principal.session) throw new PalisadeError('PAL_AUTH_SESSION_REQUIRED');
