@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
+import { X509Certificate } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { PalisadeError } from '@palisade/core';
 import type { Logger } from 'pino';
@@ -231,11 +232,18 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     });
     let exports: AuditExports | undefined;
     const tlsListener = listener;
+    let pkiIntermediates: Promise<X509Certificate[]> | undefined;
+    pki.onCaChange(async () => void (pkiIntermediates = undefined));
     const clientCertificates =
       tlsListener && config.tls.client_auth.mode !== 'off'
         ? new X509ClientAuthenticator({
             trust: () => tlsListener.trustRoots,
             revocation: { revokedSerials: () => pki.revokedSerials(storage.db) },
+            intermediates: () =>
+              (pkiIntermediates ??= loadIntermediates(storage).catch((e: unknown) => {
+                pkiIntermediates = undefined; // the next handshake tries again
+                throw e;
+              })),
             identities: config.tls.client_auth.identities,
             revocationCheckSeconds: config.tls.client_auth.revocation_check_seconds,
             clock,
@@ -358,6 +366,12 @@ async function ensureOwner(storage: Storage, ledger: AuditLedger, apiKeys: ApiKe
   if (config.bootstrap_token) return null;
   await writeFile(join(config.data_dir, 'bootstrap-token'), token + '\n', { mode: 0o600 });
   return token;
+}
+
+/** The PKI's intermediates (active and retired), for client-certificate paths a resumed TLS session reports leaf-only. */
+async function loadIntermediates(storage: Storage): Promise<X509Certificate[]> {
+  const rows = await storage.db.selectFrom('pki_cas').select('certificate').where('kind', '=', 'intermediate').where('status', 'in', ['active', 'retired']).execute();
+  return rows.flatMap((r) => (r.certificate ? [new X509Certificate(r.certificate)] : []));
 }
 
 /** https://<host>:<port> of the listener, with the machine's name for a wildcard address. */

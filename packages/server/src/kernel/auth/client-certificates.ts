@@ -77,6 +77,11 @@ export interface X509ClientAuthenticatorOptions {
   /** The current trust roots (the listener's). A new array means new roots: the cache is dropped. */
   trust: () => readonly X509Certificate[];
   revocation: RevocationSource;
+  /**
+   * CA certificates that may complete a path when the client does not send them. A resumed TLS session reports
+   * only the leaf, so without these a client of an intermediate is refused on every reconnect.
+   */
+  intermediates?: () => Promise<readonly X509Certificate[]>;
   /** SPIFFE id glob → permissions; a principal holds the union of every matching entry. */
   identities: Record<string, string[]>;
   /** The revoked set is re-read at most this often: a revocation takes effect within this bound. */
@@ -113,7 +118,7 @@ export class X509ClientAuthenticator implements ClientCertificateAuthenticator {
     const cacheKey = key.digest('base64');
     let verified = this.#verified.get(cacheKey);
     if (!verified) {
-      verified = this.#verify(chain, roots);
+      verified = this.#verify(chain, roots, (await this.opts.intermediates?.()) ?? []);
       if (this.#verified.size >= CACHE_LIMIT) this.#verified.clear();
       this.#verified.set(cacheKey, verified);
     }
@@ -127,7 +132,7 @@ export class X509ClientAuthenticator implements ClientCertificateAuthenticator {
     return verified.principal;
   }
 
-  #verify(chain: Buffer[], roots: readonly X509Certificate[]): Verified {
+  #verify(chain: Buffer[], roots: readonly X509Certificate[], known: readonly X509Certificate[]): Verified {
     let certs: X509Certificate[];
     try {
       certs = chain.slice(0, MAX_CHAIN).map((der) => new X509Certificate(der));
@@ -139,7 +144,7 @@ export class X509ClientAuthenticator implements ClientCertificateAuthenticator {
     let root = roots.find((r) => issuedBy(leaf, r));
     while (!root) {
       const cur = path[path.length - 1]!;
-      const next = certs.find((c) => !path.includes(c) && c.ca && issuedBy(cur, c));
+      const next = [...certs, ...known].find((c) => !path.includes(c) && c.ca && issuedBy(cur, c));
       if (!next) throw refuse('untrusted_issuer');
       path.push(next);
       root = roots.find((r) => issuedBy(next, r));
