@@ -270,6 +270,17 @@ for (const d of dialects()) {
       }
     });
 
+    it('without a token, the certificate of a registered service authenticates as that service, with its roles', async () => {
+      const asService = await call('GET', '/v1/auth/whoami', asCert(runner));
+      expect(asService.status, asService.text).toBe(200);
+      expect(asService.json.principal_id).toBe(runnerId);
+      expect((await call('GET', '/v1/pki/cas', asCert(runner))).status).toBe(200); // the agent role's pki:ca:read
+      // A certificate of no registered service keeps its SPIFFE id and only the configured permissions.
+      const plain = await call('GET', '/v1/auth/whoami', asCert(other));
+      expect(plain.json.principal_id).toBe('spiffe://palisade.internal/ns/agents/sa/other');
+      expect((await call('GET', '/v1/pki/cas', asCert(other))).status).toBe(403);
+    });
+
     it('introspection reports cnf for a bound token, to the client (by certificate or secret) and to an administrator', async () => {
       const token = (await tlsGrant(runnerId, asCert(runner))).json.access_token as string;
       const expected = { active: true, token_type: 'Bearer', sub: runnerId, client_id: runnerId, scope: 'pki:ca:read', cnf: { 'x5t#S256': thumbprint(runner.certificate_pem) } };
