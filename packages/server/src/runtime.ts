@@ -258,6 +258,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       config: config.identity,
       publicUrl: config.identity.public_url ?? publicBaseUrl(config),
       redisUrl: config.redis_url,
+      clientCertificates: () => clientCertificates,
       clock,
     });
     const app = await buildApp({

@@ -6,7 +6,7 @@ import type { AuditLedger } from '../../kernel/audit/ledger.js';
 import type { Barrier } from '../../kernel/seal/barrier.js';
 import type { Principal } from '../../kernel/auth/api-keys.js';
 import { hasPermission } from '../../kernel/auth/permissions.js';
-import { peerCertificateChain } from '../../kernel/auth/client-certificates.js';
+import { peerCertificateChain, type ClientCertificateAuthenticator } from '../../kernel/auth/client-certificates.js';
 import type { IdentityConfig } from './config.js';
 import { Directory } from './directory.js';
 import { Challenges } from './challenges.js';
@@ -66,6 +66,8 @@ export class IdentityEngine {
       config: IdentityConfig;
       publicUrl: string;
       redisUrl?: string | undefined;
+      /** The listener's client-certificate check: a bound token's certificate must still be valid and unrevoked. */
+      clientCertificates?: () => ClientCertificateAuthenticator | undefined;
       clock: () => Date;
     },
   ) {
@@ -96,6 +98,13 @@ export class IdentityEngine {
   /** A bearer access token (JWT) as a principal: its scope, narrowed to what the principal still holds. */
   async accessTokenPrincipal(token: string, req: FastifyRequest): Promise<Principal> {
     const claims = await this.tokens.verifyAccess(token, { certificateThumbprint: certificateThumbprint(req) });
+    const checker = this.deps.clientCertificates?.();
+    if (claims.cnf && checker) {
+      // The thumbprint matched; the certificate must also still be good (a revoked one ends its bound tokens).
+      await checker.authenticate(peerCertificateChain(req.raw.socket)).catch(() => {
+        throw new PalisadeError('PAL_AUTH_TOKEN_INVALID', 'the certificate this token is bound to is no longer valid');
+      });
+    }
     const state = await this.principals.get(claims.sub);
     const scope = claims.scope.split(' ').filter(Boolean);
     return {

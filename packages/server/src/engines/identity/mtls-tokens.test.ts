@@ -225,12 +225,13 @@ for (const d of dialects()) {
       expect(denied.every((e) => e.details?.error === 'invalid_client')).toBe(true);
     });
 
-    it('a revoked certificate no longer authenticates the client at the token endpoint', async () => {
+    it('a revoked certificate no longer authenticates the client at the token endpoint, and its bound token ends', async () => {
       const second = await issue('runner'); // a second certificate with the same SPIFFE id, revoked below
       expect(new X509Certificate(second.certificate_pem).subjectAltName).toContain(`URI:${RUNNER}`);
       const before = await tlsGrant(runnerId, asCert(second));
       expect(before.status, before.text).toBe(200);
       expect(payload(before.json.access_token as string).cnf).toEqual({ 'x5t#S256': thumbprint(second.certificate_pem) });
+      expect((await listCas(before.json.access_token as string, asCert(second))).status).toBe(200);
 
       const revoked = await call('POST', `/v1/pki/certificates/${second.serial}/revoke`, { headers: owner, json: { reason: 'keyCompromise' } });
       expect(revoked.status, revoked.text).toBe(200);
@@ -239,6 +240,9 @@ for (const d of dialects()) {
 
       const after = await tlsGrant(runnerId, asCert(second));
       expect([after.status, after.json.error]).toEqual([401, 'invalid_client']);
+      // The token bound to it ends with it, though it has not expired.
+      const bound = await listCas(before.json.access_token as string, asCert(second));
+      expect([bound.status, bound.json.code]).toEqual([401, 'PAL_AUTH_TOKEN_INVALID']);
       expect(after.json.error_description).toMatch(/refused/);
       // The other, unrevoked certificate of the same service still works.
       expect((await tlsGrant(runnerId, asCert(runner))).status).toBe(200);
@@ -247,10 +251,8 @@ for (const d of dialects()) {
     it('a connection that resumes a TLS session keeps the certificate: the bound token and tls_client_auth both work on it', async () => {
       // One client agent without keep-alive: each request is a new connection that resumes the agent's cached TLS
       // session (as curl, Go and most HTTP clients do). Node gives the server only the leaf on a resumed session, not
-      // the intermediate the client sent in the full handshake. KNOWN BUG (fails until fixed in the server):
-      // peerCertificateChain() then returns [leaf], X509ClientAuthenticator#verify() finds no path to the root and
-      // refuses `untrusted_issuer`, so tls_client_auth answers invalid_client (and plain mTLS auth a 401) on every
-      // resumed connection. The bound token still works there: its check needs only the leaf's thumbprint.
+      // the intermediate the client sent in the full handshake: the authenticator completes the path with the PKI's
+      // own intermediates, or every reconnect would be refused `untrusted_issuer`.
       const agent = new Agent({ keepAlive: false });
       try {
         const seen: string[] = [];
