@@ -3,6 +3,7 @@ import { KmsClient } from './kms.js';
 import { SysClient } from './sys.js';
 import { ApprovalsClient } from './approvals.js';
 import { PkiClient } from './pki.js';
+import { IdentityClient } from './identity.js';
 import { Transport, type ClientOptions } from './transport.js';
 import type { ApiKeyInfo, ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
 
@@ -11,6 +12,25 @@ export { AuditClient } from './audit.js';
 export { SysClient } from './sys.js';
 export { ApprovalsClient, isApproval } from './approvals.js';
 export { PkiClient } from './pki.js';
+export {
+  IdentityClient,
+  type User,
+  type UserList,
+  type CreateUserRequest,
+  type UpdateUserRequest,
+  type ListUsersQuery,
+  type ServiceIdentity,
+  type ServiceList,
+  type CreateServiceRequest,
+  type UpdateServiceRequest,
+  type CreateServiceApiKeyRequest,
+  type Group,
+  type OAuthClientCredentials,
+  type TokenResponse,
+  type IntrospectionResponse,
+  type Jwks,
+  type DiscoveryDocument,
+} from './identity.js';
 export { Transport, PalisadeApiError, type ClientOptions } from './transport.js';
 export { spkiPin } from './pins.js';
 
@@ -22,6 +42,7 @@ export class PalisadeClient {
   readonly sys: SysClient;
   readonly approvals: ApprovalsClient;
   readonly pki: PkiClient;
+  readonly identity: IdentityClient;
 
   constructor(opts: ClientOptions) {
     this.transport = new Transport(opts);
@@ -30,6 +51,7 @@ export class PalisadeClient {
     this.sys = new SysClient(this.transport);
     this.approvals = new ApprovalsClient(this.transport);
     this.pki = new PkiClient(this.transport);
+    this.identity = new IdentityClient(this.transport);
   }
 
   whoami(): Promise<WhoAmI> {

@@ -78,6 +78,18 @@ export class Transport {
     return (text.length > 0 && /json/.test(res.contentType) ? JSON.parse(text) : text) as T;
   }
 
+  /**
+   * POST an `application/x-www-form-urlencoded` body (the OAuth endpoints); `headers` may replace the bearer token,
+   * e.g. with Basic client credentials. OAuth error answers (`{error, error_description}`) become PalisadeApiError too.
+   */
+  async sendForm<T>(path: string, fields: Record<string, string | undefined>, headers: Record<string, string> = {}): Promise<T> {
+    const entries = Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined);
+    const res = await this.raw('POST', path, Buffer.from(new URLSearchParams(entries).toString()), { 'content-type': 'application/x-www-form-urlencoded', ...headers });
+    if (res.status >= 400) throw problemOf(res);
+    const text = res.body.toString('utf8');
+    return (text.length > 0 && /json/.test(res.contentType) ? JSON.parse(text) : text) as T;
+  }
+
   async raw(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>): Promise<{ status: number; contentType: string; body: Buffer }> {
     return readAll(await this.#open(method, path, body, { accept: 'application/json', ...headers }));
   }
@@ -134,6 +146,9 @@ function problemOf(res: { status: number; contentType: string; body: Buffer }): 
       parsed = null;
     }
   }
+  // OAuth endpoints answer in RFC 6749 §5.2's format: its error code (invalid_client, invalid_scope, ...) is the code.
+  const oauth = typeof parsed === 'object' && parsed !== null && !('code' in parsed) && typeof (parsed as { error?: unknown }).error === 'string' ? (parsed as { error: string; error_description?: string }) : null;
+  if (oauth) parsed = { code: oauth.error, title: 'OAuth error', status: res.status, detail: oauth.error_description ?? oauth.error, type: 'about:blank' };
   const problem = (typeof parsed === 'object' && parsed !== null ? parsed : { code: 'PAL_HTTP', title: 'HTTP error', status: res.status, detail: text, type: 'about:blank' }) as ProblemDetails;
   return new PalisadeApiError(res.status, problem);
 }

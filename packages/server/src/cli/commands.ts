@@ -9,6 +9,8 @@ import { operatorCommands } from './operator.js';
 import { backupCommands } from './backup.js';
 import { witnessCommands } from './witness.js';
 import { pkiCommands } from './pki.js';
+import { usersCommands } from './users.js';
+import { servicesCommands } from './services.js';
 
 const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
@@ -182,6 +184,8 @@ export function buildCli(): Command {
 
   auditCommands(program);
   pkiCommands(program);
+  usersCommands(program);
+  servicesCommands(program);
   operatorCommands(program);
   backupCommands(program);
   witnessCommands(program);
