@@ -1,29 +1,9 @@
-import type { CreatedApiKey } from '@palisade/core';
+import type { CreatedApiKey, Group, ServiceIdentity, User } from '@palisade/core';
+export type { Group, ServiceIdentity, User } from '@palisade/core';
 import { withQuery, type Transport } from './transport.js';
 
-// The identity engine's routes define their schemas in the server (engines/identity/admin-routes.ts, oauth-routes.ts);
-// these are the shapes they answer with.
-
-/** A person. `active: false` is a deprovisioned user: no sign-in, no sessions, tokens or API keys. */
-export interface User {
-  id: string;
-  org_id: string;
-  username: string;
-  email: string | null;
-  display_name: string | null;
-  given_name: string | null;
-  family_name: string | null;
-  active: boolean;
-  roles: string[];
-  external_id: string | null;
-  /** `local`, or where it was provisioned from (`scim`, an OIDC or SAML provider). */
-  source: string;
-  mfa_required: boolean;
-  has_password: boolean;
-  created_at: string;
-  updated_at: string;
-  version: number;
-}
+// The principals' shapes are in @palisade/core (shared with the server); the request shapes below follow the server's
+// route schemas (engines/identity/admin-routes.ts, oauth-routes.ts).
 
 export interface CreateUserRequest {
   username: string;
@@ -56,20 +36,6 @@ export interface UserList {
   users: User[];
 }
 
-/** An agent or service. */
-export interface ServiceIdentity {
-  id: string;
-  org_id: string;
-  name: string;
-  description: string | null;
-  roles: string[];
-  /** The SPIFFE id of its client certificate (mTLS and `tls_client_auth`), if it has one. */
-  spiffe_id: string | null;
-  active: boolean;
-  created_at: string;
-  updated_at: string;
-}
-
 export interface CreateServiceRequest {
   /** `^[a-z0-9][a-z0-9._-]{0,62}$` */
   name: string;
@@ -98,19 +64,6 @@ export interface CreateServiceApiKeyRequest {
   /** Rotation: the id of the key this one replaces; that key keeps working for `overlap_hours` (default 24). */
   replaces?: string;
   overlap_hours?: number;
-}
-
-/** A group (groups come from SCIM); its roles go to its members. */
-export interface Group {
-  id: string;
-  org_id: string;
-  display_name: string;
-  external_id: string | null;
-  roles: string[];
-  members: string[];
-  created_at: string;
-  updated_at: string;
-  version: number;
 }
 
 /** OAuth client credentials: the service id and one of its API keys. */

@@ -5,3 +5,4 @@ export * from './audit.js';
 export * from './sys.js';
 export * from './approvals.js';
 export * from './pki.js';
+export * from './identity.js';

@@ -12,7 +12,8 @@ const security = [{ bearer: [] }];
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const Roles = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32 });
 const Name = Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\x00-\\x1f]+$' });
-const OptStr = (max: number) => Type.Optional(Type.Union([Type.String({ maxLength: max }), Type.Null()]));
+// Null first: with coerceTypes, a string branch tried first would turn null into "" and never clear the field.
+const OptStr = (max: number) => Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: max })]));
 const HOUR_MS = 3_600_000;
 
 /** Administration of users, service identities and the roles of groups (groups themselves come from SCIM). */

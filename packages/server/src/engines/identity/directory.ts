@@ -1,4 +1,6 @@
-import { PalisadeError, randomId } from '@palisade/core';
+import { PalisadeError, randomId, type Group, type ServiceIdentity, type User } from '@palisade/core';
+
+export type { Group, ServiceIdentity, User };
 import type { Executor } from '../../storage/database.js';
 import type { GroupTable, ServiceIdentityTable, UserTable } from '../../storage/schema.js';
 import { isRole, permissionsOf, ROLES } from '../../kernel/auth/roles.js';
@@ -6,25 +8,6 @@ import { hashPassword } from './password-hash.js';
 import { checkPassword } from './password-policy.js';
 
 export const DEFAULT_ORG = 'default';
-
-export interface User {
-  id: string;
-  org_id: string;
-  username: string;
-  email: string | null;
-  display_name: string | null;
-  given_name: string | null;
-  family_name: string | null;
-  active: boolean;
-  roles: string[];
-  external_id: string | null;
-  source: string;
-  mfa_required: boolean;
-  has_password: boolean;
-  created_at: string;
-  updated_at: string;
-  version: number;
-}
 
 export interface NewUser {
   username: string;
@@ -43,30 +26,6 @@ export interface NewUser {
 }
 
 export type UserPatch = Partial<Pick<NewUser, 'username' | 'email' | 'display_name' | 'given_name' | 'family_name' | 'active' | 'roles' | 'external_id' | 'mfa_required'>>;
-
-export interface Group {
-  id: string;
-  org_id: string;
-  display_name: string;
-  external_id: string | null;
-  roles: string[];
-  members: string[];
-  created_at: string;
-  updated_at: string;
-  version: number;
-}
-
-export interface ServiceIdentity {
-  id: string;
-  org_id: string;
-  name: string;
-  description: string | null;
-  roles: string[];
-  spiffe_id: string | null;
-  active: boolean;
-  created_at: string;
-  updated_at: string;
-}
 
 /** One account per name whatever its case or Unicode form (`Alice`, `alice`, `ａｌｉｃｅ`). */
 export function usernameKey(username: string): string {

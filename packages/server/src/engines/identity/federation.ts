@@ -120,7 +120,7 @@ function refused(reason: string, message: string): PalisadeError {
  */
 export async function completeFederatedSignIn(identity: IdentityEngine, client: Client, id: FederatedIdentity, policy: ProvisioningPolicy): Promise<FederatedSignIn> {
   const { directory, signIn } = identity;
-  const { storage, ledger, barrier } = identity.deps;
+  const { storage, ledger } = identity.deps;
   const source = `${id.kind}:${id.provider}`;
   const roles = mappedRoles(policy, id.groups);
   const email = id.email ? id.email.slice(0, 254) : null;
@@ -166,17 +166,7 @@ export async function completeFederatedSignIn(identity: IdentityEngine, client: 
         }
       }
       events.push(login('success', user));
-      const s = await signIn.startSession(tx, client, user, source, null);
-      events.push(
-        auditEvent(client, user.id, {
-          type: 'session.create',
-          outcome: 'success',
-          resource: { type: 'session', id: null },
-          details: { session_ref: barrier().auditHmac(s.session_id), expires_at: s.expires_at, mfa: false, method: source },
-          subject: user.id,
-          personal_fields: personal({ user_agent: client.user_agent?.slice(0, 256) }),
-        }),
-      );
+      const s = await signIn.openSession(tx, events, client, user, source, null);
       return { ok: true, user, session_id: s.session_id, expires_at: s.expires_at, created, roles };
     })();
     for (const e of events) await ledger.append(tx, e);

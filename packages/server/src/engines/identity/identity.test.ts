@@ -315,7 +315,9 @@ for (const c of cases) {
       const weak = await call('POST', '/v1/users', { headers: owner, json: { username: 'judy', password: 'password1234' } });
       expect(weak.status).toBe(422);
       expect(weak.json).toMatchObject({ code: 'PAL_AUTH_PASSWORD_POLICY', violations: ['common'] });
-      await createUser('kim', { roles: ['operator'] });
+      const withMail = await createUser('kim', { roles: ['operator'], email: 'kim@example.test' });
+      const cleared = await call('PATCH', `/v1/users/${withMail.id}`, { headers: owner, json: { email: null } });
+      expect(cleared.json.email).toBeNull(); // null clears (not coerced to "")
       const sid = sessionOf(await login('kim'));
       const up = await call('POST', '/v1/services', { headers: browser(sid), json: { name: 'escalate', roles: ['owner'] } });
       expect(up.json.code).toBe('PAL_AUTH_GRANT_EXCEEDS');

@@ -140,7 +140,7 @@ export class SignIn {
         return { status: 'mfa_required', mfa_token, methods: all };
       }
       events.push(this.#event(client, user.id, { type: 'auth.login.password', outcome: 'success', resource: { type: 'user', id: user.id }, details: { username, mfa_required: false } }));
-      return this.#startSession(tx, events, client, user, 'password', null);
+      return this.openSession(tx, events, client, user, 'password', null);
     });
   }
 
@@ -223,7 +223,7 @@ export class SignIn {
       if (!(await this.deps.challenges.consume(tx, 'mfa', mfaToken))) return 'token' as const;
       await this.deps.throttle.succeed(tx, keys);
       events.push(this.#event(client, user.id, { type: 'mfa.verify', outcome: 'success', resource: { type: 'mfa_factor', id: r.factor_id }, details: { method: auditMethod } }));
-      return this.#startSession(tx, events, client, user, 'password', auditMethod);
+      return this.openSession(tx, events, client, user, 'password', auditMethod);
     });
     if (outcome === 'token') throw new PalisadeError('PAL_AUTH_MFA_TOKEN_INVALID');
     if (typeof outcome === 'string') {
@@ -292,20 +292,23 @@ export class SignIn {
       await tx.updateTable('mfa_factors').set({ counter: newCounter, last_used_at: this.deps.clock().toISOString() }).where('id', '=', factor.id).execute();
       await this.deps.throttle.succeed(tx, secondFactorKeys('webauthn', user.id));
       events.push(this.#event(client, user.id, { type: 'auth.login.passkey', outcome: 'success', resource: { type: 'user', id: user.id }, details: { factor_id: factor.id } }));
-      return this.#startSession(tx, events, client, user, 'passkey', 'webauthn');
+      return this.openSession(tx, events, client, user, 'passkey', 'webauthn');
     });
   }
 
   // ------------------------------------------------------------------------------------------------ sessions
-  /** Issue a session (the caller's transaction also commits its audit event). */
-  async #startSession(tx: Executor, events: AuditEventInput[], client: Client, user: UserTable, method: string, mfaMethod: string | null): Promise<SignInResult> {
+  /**
+   * Issue a session and its `session.create` event (committed by the caller's transaction). The event's session_ref
+   * is the audit HMAC of the id's hash, as sign-out records it, so the two can be matched.
+   */
+  async openSession(tx: Executor, events: AuditEventInput[], client: Client, user: UserTable, method: string, mfaMethod: string | null): Promise<SignInResult & { status: 'authenticated' }> {
     const s = await this.startSession(tx, client, user, method, mfaMethod);
     events.push(
       this.#event(client, user.id, {
         type: 'session.create',
         outcome: 'success',
         resource: { type: 'session', id: null },
-        details: { session_ref: this.deps.barrier().auditHmac(s.session_id), expires_at: s.expires_at, mfa: mfaMethod !== null, method, ...(client.user_agent ? { user_agent: client.user_agent.slice(0, 256) } : {}) },
+        details: { session_ref: this.deps.barrier().auditHmac(sessionHash(s.session_id)), expires_at: s.expires_at, mfa: mfaMethod !== null, method, ...(client.user_agent ? { user_agent: client.user_agent.slice(0, 256) } : {}) },
       }),
     );
     return s;
@@ -316,7 +319,7 @@ export class SignIn {
     return (await this.#activeFactors(this.deps.storage.db, userId)).length > 0;
   }
 
-  /** A new session for a user whose sign-in is complete (federated sign-ins call this too). */
+  /** A new session for a user whose sign-in is complete. */
   async startSession(db: Executor, client: Client, user: UserTable, method: string, mfaMethod: string | null): Promise<SignInResult & { status: 'authenticated' }> {
     const now = this.deps.clock();
     const cfg = this.deps.config.session;

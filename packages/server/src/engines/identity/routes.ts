@@ -73,7 +73,7 @@ export function identityAuthRoutes(identity: IdentityEngine, clock: () => Date):
     app.post('/auth/logout', { schema: { tags, summary: 'End this session' }, config: { permission: 'auth:self:read', audit: 'auth.logout' } }, async (req, reply) => {
       const s = sessionOf(req);
       req.auditRecord.resource = { type: 'session', id: null };
-      req.auditRecord.details = { session_ref: `hmac-sha256:${s.id_hash.toString('hex')}` };
+      req.auditRecord.details = { session_ref: identity.deps.barrier().auditHmac(s.id_hash) };
       await signIn.endSession(s.id_hash, req.tx);
       clearSessionCookie(reply);
       void reply.code(204);
