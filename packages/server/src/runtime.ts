@@ -256,7 +256,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       kms,
       tokenKeyName: TOKEN_SIGNING_KEY,
       config: config.identity,
-      publicUrl: config.identity.public_url ?? publicBaseUrl(config),
+      publicUrl: config.identity.public_url ?? identityUrl(config),
       redisUrl: config.redis_url,
       clientCertificates: () => clientCertificates,
       clock,
@@ -380,6 +380,15 @@ function publicBaseUrl(config: Config): string {
   const { host, port } = splitAddr(config.addr);
   const publicHost = !host || host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
   return `https://${publicHost}:${port}`;
+}
+
+/**
+ * The URL users reach when `identity.public_url` is unset: the listener's, with `localhost` for a loopback address
+ * (a WebAuthn RP id cannot be an IP address, and browsers treat https://localhost as the same machine).
+ */
+function identityUrl(config: Config): string {
+  const { host, port } = splitAddr(config.addr);
+  return host === '127.0.0.1' || host === '::1' || host === '[::1]' ? `https://localhost:${port}` : publicBaseUrl(config);
 }
 
 /**
