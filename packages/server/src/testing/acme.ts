@@ -290,7 +290,8 @@ export async function acmeFixture(dialect: DialectName): Promise<AcmeFixture> {
         const authz = (await c.post(url, '')).json as { challenges: Array<{ type: string; url: string; token: string }> };
         const ch = authz.challenges.find((x) => x.type === 'http-01')!;
         tokens.set(ch.token, c.keyAuthorization(ch.token));
-        expect((await c.post(ch.url, {})).json.status).toBe('processing');
+        // The validator runs in the background: on a fast path it may already be done when the answer is written.
+        expect(['processing', 'valid']).toContain((await c.post(ch.url, {})).json.status);
       }
       await s.rt.acme.validator.idle();
       expect((await c.post(order.headers.location!, '')).json.status).toBe('ready');
