@@ -17,6 +17,7 @@ export const ERROR_CATALOGUE = {
   PAL_BODY_TOO_LARGE: { status: 413, title: 'Request body too large', description: 'The body exceeds the configured limit (10 MiB by default).' },
   PAL_NOT_FOUND: { status: 404, title: 'Not found', description: 'No route matches this method and path.' },
   PAL_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', description: 'The route exists but not for this method.' },
+  PAL_PRECONDITION_FAILED: { status: 412, title: 'Precondition failed', description: '`If-Match` names another version of the resource than its current one: read it again and retry.' },
   PAL_INTERNAL: { status: 500, title: 'Internal error', description: 'An unexpected error; the server log has the details under the request id.' },
   PAL_UNAVAILABLE: { status: 503, title: 'Service unavailable', description: 'A dependency (storage, seal, audit) is not ready; `/readyz` says which.' },
   PAL_SHUTTING_DOWN: { status: 503, title: 'Shutting down', description: 'The server is draining and accepts no new requests.' },

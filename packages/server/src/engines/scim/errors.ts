@@ -23,12 +23,9 @@ export function scimError(scimType: ScimType, detail: string): PalisadeError {
   return new PalisadeError('PAL_VALIDATION_FAILED', detail, { extensions: { scimType } });
 }
 
-/**
- * `If-Match` named another version: RFC 7644 §3.14 answers 412. The catalogue has no 412 code yet, so this is a
- * validation failure that carries the status the edge should answer with (`scim_status`); see the report to the lead.
- */
+/** `If-Match` named another version: RFC 7644 §3.14 answers 412. */
 export function preconditionFailed(detail: string): PalisadeError {
-  return new PalisadeError('PAL_VALIDATION_FAILED', detail, { extensions: { scim_status: 412 } });
+  return new PalisadeError('PAL_PRECONDITION_FAILED', detail);
 }
 
 /** Catalogue codes whose SCIM form has a `scimType` of its own. */
@@ -43,9 +40,9 @@ const TYPES: Partial<Record<ErrorCode, ScimType>> = {
 /** Any error thrown while serving a SCIM request, as its status and SCIM error document. */
 export function toScimError(err: unknown): { pe: PalisadeError; body: ScimErrorDocument } {
   const pe = toPalisadeError(err);
-  const ext = pe.extensions as { scimType?: ScimType; scim_status?: number };
-  const status = ext.scim_status ?? pe.status;
-  const scimType = status === 412 ? undefined : (ext.scimType ?? TYPES[pe.code]);
+  const ext = pe.extensions as { scimType?: ScimType };
+  const status = pe.status;
+  const scimType = ext.scimType ?? TYPES[pe.code];
   // Catalogue messages are written for callers; an unexpected error's cause stays in the log (PAL_INTERNAL's title).
   return { pe, body: { schemas: [SCIM_ERROR_SCHEMA], status: String(status), ...(scimType ? { scimType } : {}), detail: pe.message } };
 }
