@@ -1,5 +1,5 @@
-import type { CreatedApiKey, Group, ServiceIdentity, User } from '@palisade/core';
-export type { Group, ServiceIdentity, User } from '@palisade/core';
+import type { CreatedApiKey, Group, Organization, ServiceIdentity, User } from '@palisade/core';
+export type { Group, Organization, ServiceIdentity, User } from '@palisade/core';
 import { withQuery, type Transport } from './transport.js';
 
 // The principals' shapes are in @palisade/core (shared with the server); the request shapes below follow the server's
@@ -14,6 +14,8 @@ export interface CreateUserRequest {
   /** Default `['viewer']`; nobody grants a role carrying permissions they do not hold. */
   roles?: string[];
   mfa_required?: boolean;
+  /** The organisation (default `default`). */
+  org_id?: string;
 }
 
 export interface UpdateUserRequest {
@@ -26,6 +28,7 @@ export interface UpdateUserRequest {
 }
 
 export interface ListUsersQuery {
+  org_id?: string;
   offset?: number;
   limit?: number;
   username?: string;
@@ -43,6 +46,7 @@ export interface CreateServiceRequest {
   /** Default `['agent']`. */
   roles?: string[];
   spiffe_id?: string;
+  org_id?: string;
 }
 
 export interface UpdateServiceRequest {
@@ -131,6 +135,14 @@ export class IdentityClient {
   constructor(private readonly t: Transport) {}
 
   // ------------------------------------------------------------------------------------------------ users
+  createOrganization(req: { name: string; display_name?: string | null }): Promise<Organization> {
+    return this.t.send('POST', '/v1/orgs', req);
+  }
+
+  listOrganizations(): Promise<{ organizations: Organization[] }> {
+    return this.t.send('GET', '/v1/orgs');
+  }
+
   createUser(req: CreateUserRequest): Promise<User> {
     return this.t.send('POST', '/v1/users', req);
   }

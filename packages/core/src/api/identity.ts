@@ -47,3 +47,11 @@ export interface Group {
   updated_at: string;
   version: number;
 }
+
+/** An organisation: users and service identities belong to one (`default` until others are created). */
+export interface Organization {
+  id: string;
+  name: string;
+  display_name: string | null;
+  created_at: string;
+}

@@ -232,6 +232,14 @@ const DEFS: Record<string, Def> = {
   },
 
   // ---------------------------------------------------------------- identity
+  'identity.org.create': {
+    category: 'identity',
+    description: 'An organisation was created.',
+    outcomes: ROUTE,
+    resource: 'organization',
+    fields: { name: str('its name') },
+    example: { name: 'research' },
+  },
   'identity.user.create': {
     category: 'identity',
     description: 'A user account was created (by an administrator, SCIM provisioning, or the first federated sign-in).',

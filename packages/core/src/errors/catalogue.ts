@@ -28,6 +28,8 @@ export const ERROR_CATALOGUE = {
   PAL_AUTH_GRANT_EXCEEDS: { status: 403, title: 'Cannot grant more than you hold', description: 'A new API key may only carry permissions its creator holds.' },
   PAL_AUTH_API_KEY_NOT_FOUND: { status: 404, title: 'API key not found', description: 'No API key with this id.' },
   // identity: users, services, sign-in, MFA, sessions, tokens, federation
+  PAL_IDENTITY_ORG_NOT_FOUND: { status: 404, title: 'Organisation not found', description: 'No organisation has this id.' },
+  PAL_IDENTITY_ORG_EXISTS: { status: 409, title: 'Organisation exists', description: 'Another organisation already has this name.' },
   PAL_IDENTITY_USER_NOT_FOUND: { status: 404, title: 'User not found', description: 'No user has this id.' },
   PAL_IDENTITY_USER_EXISTS: { status: 409, title: 'User exists', description: 'Another user already has this username (or external id).' },
   PAL_IDENTITY_SERVICE_NOT_FOUND: { status: 404, title: 'Service identity not found', description: 'No service identity has this id.' },

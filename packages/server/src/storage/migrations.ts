@@ -451,6 +451,19 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.createIndex('oauth_revoked_tokens_at').on('oauth_revoked_tokens').column('revoked_at').execute();
       },
     },
+    '0011_organizations': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('organizations')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('display_name', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        // Every principal so far belongs to the organisation every installation starts with.
+        await sql`insert into organizations (id, name, display_name, created_at) values ('default', 'default', 'Default organisation', ${new Date().toISOString()})`.execute(db);
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -258,6 +258,13 @@ export interface AcmeCertificateTable {
   created_at: string;
 }
 
+export interface OrganizationTable {
+  id: string;
+  name: string;
+  display_name: string | null;
+  created_at: string;
+}
+
 export interface UserTable {
   id: string;
   org_id: string;
@@ -398,6 +405,7 @@ export interface Database {
   pki_cas: PkiCaTable;
   pki_certificates: PkiCertificateTable;
   settings: SettingTable;
+  organizations: OrganizationTable;
   users: UserTable;
   service_identities: ServiceIdentityTable;
   groups: GroupTable;

@@ -22,6 +22,21 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
     const app = plain.withTypeProvider<TypeBoxTypeProvider>();
     const { directory } = identity;
 
+    // -------------------------------------------------------------------------------------- organisations
+    app.post('/orgs', {
+      schema: { tags, security, summary: 'Create an organisation', body: Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), display_name: OptStr(128) }, { additionalProperties: false }) },
+      config: { permission: 'identity:orgs:create', audit: 'identity.org.create' },
+      handler: async (req, reply) => {
+        const org = await directory.createOrganization(req.tx, req.body);
+        req.auditRecord.resource = { type: 'organization', id: org.id };
+        req.auditRecord.details = { name: org.name };
+        void reply.code(201);
+        return org;
+      },
+    });
+    app.get('/orgs', { schema: { tags, security, summary: 'List organisations' }, config: { permission: 'identity:orgs:read' }, handler: async (req) => ({ organizations: await directory.listOrganizations(req.tx) }) });
+    app.get('/orgs/:id', { schema: { tags, security, summary: 'An organisation', params: Id }, config: { permission: 'identity:orgs:read' }, handler: async (req) => directory.getOrganization(req.tx, req.params.id) });
+
     // ---------------------------------------------------------------------------------------------- users
     app.post('/users', {
       schema: {
@@ -29,7 +44,15 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
         security,
         summary: 'Create a user',
         body: Type.Object(
-          { username: Name, password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })), email: OptStr(254), display_name: OptStr(128), roles: Type.Optional(Roles), mfa_required: Type.Optional(Type.Boolean()) },
+          {
+            username: Name,
+            password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+            email: OptStr(254),
+            display_name: OptStr(128),
+            roles: Type.Optional(Roles),
+            mfa_required: Type.Optional(Type.Boolean()),
+            org_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+          },
           { additionalProperties: false },
         ),
       },
@@ -46,7 +69,7 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
       },
     });
     app.get('/users', {
-      schema: { tags, security, summary: 'List users', querystring: Type.Object({ offset: Type.Optional(Type.Integer({ minimum: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), username: Type.Optional(Type.String({ maxLength: 128 })) }) },
+      schema: { tags, security, summary: 'List users', querystring: Type.Object({ offset: Type.Optional(Type.Integer({ minimum: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), username: Type.Optional(Type.String({ maxLength: 128 })), org_id: Type.Optional(Type.String({ maxLength: 64 })) }) },
       config: { permission: 'identity:users:read' },
       handler: async (req) => directory.listUsers(req.tx, req.query),
     });
@@ -127,7 +150,16 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
         tags,
         security,
         summary: 'Create a service identity (an agent or service)',
-        body: Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }), description: OptStr(512), roles: Type.Optional(Roles), spiffe_id: Type.Optional(Type.String({ pattern: '^spiffe://[^/]+/.+', maxLength: 2048 })) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }),
+            description: OptStr(512),
+            roles: Type.Optional(Roles),
+            spiffe_id: Type.Optional(Type.String({ pattern: '^spiffe://[^/]+/.+', maxLength: 2048 })),
+            org_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+          },
+          { additionalProperties: false },
+        ),
       },
       config: { permission: 'identity:services:create', audit: 'identity.service.create' },
       handler: async (req, reply) => {

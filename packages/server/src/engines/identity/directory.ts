@@ -1,6 +1,6 @@
-import { PalisadeError, randomId, type Group, type ServiceIdentity, type User } from '@palisade/core';
+import { PalisadeError, randomId, type Group, type Organization, type ServiceIdentity, type User } from '@palisade/core';
 
-export type { Group, ServiceIdentity, User };
+export type { Group, Organization, ServiceIdentity, User };
 import type { Executor } from '../../storage/database.js';
 import type { GroupTable, ServiceIdentityTable, UserTable } from '../../storage/schema.js';
 import { isRole, permissionsOf, ROLES } from '../../kernel/auth/roles.js';
@@ -67,7 +67,7 @@ function toService(row: ServiceIdentityTable): ServiceIdentity {
   return { id: row.id, org_id: row.org_id, name: row.name, description: row.description, roles: roles(row.roles), spiffe_id: row.spiffe_id, active: row.active === 1, created_at: row.created_at, updated_at: row.updated_at };
 }
 
-async function unique<T>(what: () => Promise<T>, code: 'PAL_IDENTITY_USER_EXISTS' | 'PAL_IDENTITY_GROUP_EXISTS' | 'PAL_IDENTITY_SERVICE_EXISTS'): Promise<T> {
+async function unique<T>(what: () => Promise<T>, code: 'PAL_IDENTITY_USER_EXISTS' | 'PAL_IDENTITY_GROUP_EXISTS' | 'PAL_IDENTITY_SERVICE_EXISTS' | 'PAL_IDENTITY_ORG_EXISTS'): Promise<T> {
   try {
     return await what();
   } catch (e) {
@@ -86,9 +86,27 @@ export class Directory {
     private readonly passwordMinLength = 12,
   ) {}
 
+  // -------------------------------------------------------------------------------------------- organisations
+  async createOrganization(db: Executor, input: { name: string; display_name?: string | null }): Promise<Organization> {
+    const row = { id: randomId('org'), name: input.name, display_name: input.display_name ?? null, created_at: this.clock().toISOString() };
+    await unique(() => db.insertInto('organizations').values(row).execute(), 'PAL_IDENTITY_ORG_EXISTS');
+    return row;
+  }
+
+  async listOrganizations(db: Executor): Promise<Organization[]> {
+    return db.selectFrom('organizations').selectAll().orderBy('created_at').orderBy('id').execute();
+  }
+
+  async getOrganization(db: Executor, id: string): Promise<Organization> {
+    const row = await db.selectFrom('organizations').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new PalisadeError('PAL_IDENTITY_ORG_NOT_FOUND');
+    return row;
+  }
+
   // ------------------------------------------------------------------------------------------------ users
   async createUser(db: Executor, input: NewUser): Promise<User> {
     const now = this.clock().toISOString();
+    if (input.org_id !== undefined) await this.getOrganization(db, input.org_id);
     const username = input.username.normalize('NFKC');
     let password_hash: string | null = null;
     if (input.password !== undefined) {
@@ -144,8 +162,9 @@ export class Directory {
   }
 
   /** Users in creation order; the equality filters are the indexed ones SCIM clients use to find an account. */
-  async listUsers(db: Executor, q: { offset?: number; limit?: number; username?: string; external_id?: string; email?: string } = {}): Promise<{ total: number; users: User[] }> {
+  async listUsers(db: Executor, q: { offset?: number; limit?: number; username?: string; external_id?: string; email?: string; org_id?: string } = {}): Promise<{ total: number; users: User[] }> {
     let base = db.selectFrom('users');
+    if (q.org_id !== undefined) base = base.where('org_id', '=', q.org_id);
     if (q.username !== undefined) base = base.where('username_key', '=', usernameKey(q.username));
     if (q.external_id !== undefined) base = base.where('external_id', '=', q.external_id);
     if (q.email !== undefined) base = base.where('email', '=', q.email);
@@ -330,11 +349,12 @@ export class Directory {
   }
 
   // ------------------------------------------------------------------------------------- service identities
-  async createService(db: Executor, input: { name: string; description?: string | null; roles?: string[]; spiffe_id?: string | null }): Promise<ServiceIdentity> {
+  async createService(db: Executor, input: { name: string; description?: string | null; roles?: string[]; spiffe_id?: string | null; org_id?: string | undefined }): Promise<ServiceIdentity> {
     const now = this.clock().toISOString();
+    if (input.org_id !== undefined) await this.getOrganization(db, input.org_id);
     const row: ServiceIdentityTable = {
       id: randomId('svc'),
-      org_id: DEFAULT_ORG,
+      org_id: input.org_id ?? DEFAULT_ORG,
       name: input.name,
       description: input.description ?? null,
       roles: JSON.stringify(checkRoles(input.roles ?? ['agent'])),

@@ -311,6 +311,22 @@ for (const c of cases) {
       expect(wider.json.code).toBe('PAL_AUTH_GRANT_EXCEEDS');
     });
 
+    it('organisations: users and services belong to one; an unknown one is refused', async () => {
+      const org = await call('POST', '/v1/orgs', { headers: owner, json: { name: 'research', display_name: 'Research' } });
+      expect(org.status, org.text).toBe(201);
+      expect((await call('POST', '/v1/orgs', { headers: owner, json: { name: 'research' } })).json.code).toBe('PAL_IDENTITY_ORG_EXISTS');
+      const u = await createUser('olga', { org_id: org.json.id });
+      expect((await call('GET', `/v1/users/${u.id}`, { headers: owner })).json.org_id).toBe(org.json.id);
+      const inOrg = (await call('GET', `/v1/users?org_id=${org.json.id}`, { headers: owner })).json;
+      expect(inOrg.users.map((x: { username: string }) => x.username)).toEqual(['olga']);
+      const svc = await call('POST', '/v1/services', { headers: owner, json: { name: 'research-agent', org_id: org.json.id } });
+      expect(svc.json.org_id).toBe(org.json.id);
+      expect((await call('POST', '/v1/users', { headers: owner, json: { username: 'nobody', org_id: 'org_missing' } })).json.code).toBe('PAL_IDENTITY_ORG_NOT_FOUND');
+      const orgs = (await call('GET', '/v1/orgs', { headers: owner })).json.organizations.map((o: { name: string }) => o.name);
+      expect(orgs.sort()).toEqual(['default', 'research']);
+      expect((await events('identity.org.create')).map((e) => e.outcome).sort()).toEqual(['failure', 'success']); // the duplicate is recorded too
+    });
+
     it('weak passwords are refused with the violations; nobody grants a role above their own', async () => {
       const weak = await call('POST', '/v1/users', { headers: owner, json: { username: 'judy', password: 'password1234' } });
       expect(weak.status).toBe(422);
