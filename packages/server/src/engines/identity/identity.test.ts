@@ -292,6 +292,19 @@ for (const c of cases) {
       expect((await call('GET', '/v1/auth/session', { headers: browser(sid) })).status).toBe(401);
     });
 
+
+    it('sessions end at the absolute time-out however active they are', async () => {
+      await createUser('pia');
+      const sid = sessionOf(await login('pia'));
+      // Used every 25 minutes (inside the 30-minute idle window) for 11 h 40 min: still alive.
+      for (let i = 0; i < 28; i++) {
+        s.clock.advanceDays(25 / 1440);
+        expect((await call('GET', '/v1/auth/session', { headers: browser(sid) })).status).toBe(200);
+      }
+      s.clock.advanceDays(25 / 1440); // 12 h 5 min after sign-in
+      expect((await call('GET', '/v1/auth/session', { headers: browser(sid) })).status).toBe(401);
+    });
+
     it('a service API key rotates with an overlap: both work until the old one expires; last use is recorded', async () => {
       const svc = (await call('POST', '/v1/services', { headers: owner, json: { name: 'rotating' } })).json;
       const k1 = (await call('POST', `/v1/services/${svc.id}/api-keys`, { headers: owner, json: { name: 'v1', permissions: ['pki:ca:read'] } })).json;
