@@ -460,8 +460,6 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .addColumn('display_name', 'text')
           .addColumn('created_at', 'text', (c) => c.notNull())
           .execute();
-        // Every principal so far belongs to the organisation every installation starts with.
-        await sql`insert into organizations (id, name, display_name, created_at) values ('default', 'default', 'Default organisation', ${new Date().toISOString()})`.execute(db);
       },
     },
   };

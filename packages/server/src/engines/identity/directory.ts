@@ -87,17 +87,23 @@ export class Directory {
   ) {}
 
   // -------------------------------------------------------------------------------------------- organisations
+  // The organisation every installation starts with is implicit (no row): a fresh database stays empty, which is
+  // what a backup restore checks before it writes.
+  static readonly DEFAULT: Organization = { id: DEFAULT_ORG, name: DEFAULT_ORG, display_name: 'Default organisation', created_at: '1970-01-01T00:00:00.000Z' };
+
   async createOrganization(db: Executor, input: { name: string; display_name?: string | null }): Promise<Organization> {
+    if (input.name === DEFAULT_ORG) throw new PalisadeError('PAL_IDENTITY_ORG_EXISTS');
     const row = { id: randomId('org'), name: input.name, display_name: input.display_name ?? null, created_at: this.clock().toISOString() };
     await unique(() => db.insertInto('organizations').values(row).execute(), 'PAL_IDENTITY_ORG_EXISTS');
     return row;
   }
 
   async listOrganizations(db: Executor): Promise<Organization[]> {
-    return db.selectFrom('organizations').selectAll().orderBy('created_at').orderBy('id').execute();
+    return [Directory.DEFAULT, ...(await db.selectFrom('organizations').selectAll().orderBy('created_at').orderBy('id').execute())];
   }
 
   async getOrganization(db: Executor, id: string): Promise<Organization> {
+    if (id === DEFAULT_ORG) return Directory.DEFAULT;
     const row = await db.selectFrom('organizations').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new PalisadeError('PAL_IDENTITY_ORG_NOT_FOUND');
     return row;
