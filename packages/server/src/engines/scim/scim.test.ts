@@ -341,6 +341,16 @@ describe.each(dialects())('SCIM 2.0 ($name)', ({ name, available }) => {
       expect((await scim('GET', '/Groups', undefined, { token: reader })).json).toMatchObject({ status: '403' });
     });
 
+    it('local accounts (the owner\'s kind) are read-only to SCIM: a compromised IdP credential cannot disable or delete them', async () => {
+      const local = await s.client.identity.createUser({ username: 'local-admin', password: 'correct horse battery staple', roles: ['security-admin'] });
+      const patch = await scim('PATCH', `/Users/${local.id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] });
+      expect(patch.status).toBe(403);
+      expect(patch.json).toMatchObject({ schemas: [ERROR], status: '403' });
+      expect((await scim('DELETE', `/Users/${local.id}`)).status).toBe(403);
+      expect((await userRow(local.id))!.active).toBe(1);
+      expect((await scim('GET', `/Users/${local.id}`)).status).toBe(200); // IdPs may still see it to match accounts
+    });
+
     it('accepts application/json bodies too and answers application/scim+json', async () => {
       const r = await scim('POST', '/Users', JSON.stringify({ schemas: [USER], userName: 'plain-json@example.com' }), { headers: { 'content-type': 'application/json' } });
       expect(r.status).toBe(201);

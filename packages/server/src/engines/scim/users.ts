@@ -4,6 +4,7 @@
  * same transaction as its audit event) and delete. Users created here have `source: 'scim'`, no roles of their
  * own and no password: they sign in through the federated IdP and get roles from groups.
  */
+import { PalisadeError } from '@palisade/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Directory, User, UserPatch } from '../identity/directory.js';
 import { checkIfMatch, noContent, setEtag } from './conditional.js';
@@ -55,6 +56,9 @@ export function userRoutes(app: FastifyInstance, directory: Directory, baseOf: (
     req.auditRecord.resource = { type: 'user', id: id(req) };
     await lockRow(req.tx, 'users', id(req));
     const user = await directory.getUser(req.tx, id(req));
+    // An IdP manages the accounts it (or a federated sign-in) provisioned; local accounts, the owner's among them,
+    // are changed only through /v1/users, so a compromised SCIM credential cannot disable or delete them.
+    if (user.source === 'local') throw new PalisadeError('PAL_FORBIDDEN', 'this is a local account: change it through /v1/users, not SCIM');
     checkIfMatch(req, user.version);
     return user;
   };
