@@ -108,6 +108,9 @@ describe('palisade services', () => {
     const k3 = json<{ id: string; token: string }>(await cli(['services', 'api-key', svc.id, '--name', 'oauth-3', '--replaces', k2.id, '--overlap-hours', '0']));
     expect(await grant(svc.id, k2.token)).toBe(401);
     expect(await grant(svc.id, k3.token)).toBe(200);
+    expect(json<Array<{ id: string }>>(await cli(['services', 'api-keys', 'agent-runner'])).map((k) => k.id)).toEqual([k1.id, k2.id, k3.id]);
+    expect(json(await cli(['services', 'revoke-key', 'agent-runner', k3.id]))).toMatchObject({ id: k3.id, revoked_at: expect.any(String) });
+    expect(await grant(svc.id, k3.token)).toBe(401);
 
     expect(json(await cli(['services', 'disable', svc.id]))).toMatchObject({ active: false });
     expect(ok(await cli(['services', 'list']))).toContain(`${svc.id}\tagent-runner\tdisabled\t`);

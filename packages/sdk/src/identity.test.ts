@@ -79,6 +79,9 @@ describe('SDK: identity (users, services, groups, OAuth) against a real server',
     expect((await c.identity.setGroupRoles(group.id, [])).roles).toEqual([]);
     expect(await codeOf(c.identity.setGroupRoles(group.id, ['no-such-role']))).toMatchObject({ code: 'PAL_IDENTITY_UNKNOWN_ROLE' });
     expect(await codeOf(c.identity.setGroupRoles('grp_missing', ['viewer']))).toEqual({ status: 404, code: 'PAL_IDENTITY_GROUP_NOT_FOUND' });
+    const ops = await c.identity.createGroup({ display_name: 'Operations', roles: ['operator'], members: [carol.id] });
+    expect(ops).toMatchObject({ display_name: 'Operations', roles: ['operator'], members: [carol.id] });
+    expect((await c.identity.listGroups()).groups.map((g) => g.display_name).sort()).toEqual(['Engineering', 'Operations']);
   });
 
   it('services: create, list, get, update, API keys as OAuth client secrets; client credentials, introspection, revocation', async () => {
@@ -160,5 +163,12 @@ describe('SDK: identity (users, services, groups, OAuth) against a real server',
     // a key of another principal cannot be "replaced"
     const stranger = await c.identity.createService({ name: 'stranger' });
     expect(await codeOf(c.identity.createServiceApiKey(stranger.id, { name: 'x', replaces: fresh.id }))).toMatchObject({ code: 'PAL_AUTH_API_KEY_NOT_FOUND' });
+  });
+
+  it('a service\'s API keys: listed without their tokens, revoked one by one', async () => {
+    const svc = await c.identity.createService({ name: 'listed' });
+    const key = await c.identity.createServiceApiKey(svc.id, { name: 'k1' });
+    expect((await c.identity.listServiceApiKeys(svc.id)).api_keys.map((k) => k.id)).toEqual([key.id]);
+    expect((await c.identity.revokeServiceApiKey(svc.id, key.id)).revoked_at).not.toBeNull();
   });
 });

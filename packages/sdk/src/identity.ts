@@ -1,4 +1,4 @@
-import type { CreatedApiKey, Group, Organization, ServiceIdentity, User } from '@palisade/core';
+import type { ApiKeyInfo, CreatedApiKey, Group, Organization, ServiceIdentity, User } from '@palisade/core';
 export type { Group, Organization, ServiceIdentity, User } from '@palisade/core';
 import { withQuery, type Transport } from './transport.js';
 
@@ -192,6 +192,22 @@ export class IdentityClient {
 
   // ------------------------------------------------------------------------------------------------ groups
   /** The roles a group's members get (the group itself comes from SCIM). */
+  listServiceApiKeys(id: string): Promise<{ api_keys: ApiKeyInfo[] }> {
+    return this.t.send('GET', `/v1/services/${seg(id)}/api-keys`);
+  }
+
+  revokeServiceApiKey(id: string, keyId: string): Promise<ApiKeyInfo> {
+    return this.t.send('DELETE', `/v1/services/${seg(id)}/api-keys/${seg(keyId)}`);
+  }
+
+  createGroup(req: { display_name: string; roles?: string[]; members?: string[] }): Promise<Group> {
+    return this.t.send('POST', '/v1/groups', req);
+  }
+
+  listGroups(q: { offset?: number; limit?: number } = {}): Promise<{ total: number; groups: Group[] }> {
+    return this.t.send('GET', withQuery('/v1/groups', q));
+  }
+
   setGroupRoles(groupId: string, roles: string[]): Promise<Group> {
     return this.t.send('PUT', `/v1/groups/${seg(groupId)}/roles`, { roles });
   }

@@ -95,4 +95,18 @@ export function servicesCommands(program: Command): void {
       out(key);
       process.stderr.write(`store the token now, it is not shown again; OAuth: client_id ${key.principal_id}, client_secret the token\n`);
     });
+
+  services
+    .command('api-keys <service>')
+    .description("the service's API keys (never their tokens)")
+    .action(async (ref: string) => {
+      out(await withClient(async (c) => (await c.identity.listServiceApiKeys((await resolveService(c, ref)).id)).api_keys));
+    });
+
+  services
+    .command('revoke-key <service> <key_id>')
+    .description('revoke one API key of the service')
+    .action(async (ref: string, keyId: string) => {
+      out(await withClient(async (c) => c.identity.revokeServiceApiKey((await resolveService(c, ref)).id, keyId)));
+    });
 }

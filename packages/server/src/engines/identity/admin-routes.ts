@@ -131,6 +131,29 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
         return { sessions };
       },
     });
+    app.post('/groups', {
+      schema: {
+        tags,
+        security,
+        summary: 'Create a group (IdPs create theirs through SCIM); its roles go to its members',
+        body: Type.Object({ display_name: Type.String({ minLength: 1, maxLength: 256 }), roles: Type.Optional(Roles), members: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 1000 })) }, { additionalProperties: false }),
+      },
+      config: { permission: 'identity:groups:create', audit: 'identity.group.create' },
+      handler: async (req, reply) => {
+        assertCanGrantRoles(req.principal!.permissions, req.body.roles ?? []);
+        const group = await directory.createGroup(req.tx, req.body);
+        for (const m of group.members) identity.principals.forget(m);
+        req.auditRecord.resource = { type: 'group', id: group.id };
+        req.auditRecord.details = { display_name: group.display_name, roles: group.roles, members: group.members.length };
+        void reply.code(201);
+        return group;
+      },
+    });
+    app.get('/groups', {
+      schema: { tags, security, summary: 'List groups', querystring: Type.Object({ offset: Type.Optional(Type.Integer({ minimum: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }) },
+      config: { permission: 'identity:groups:read' },
+      handler: async (req) => directory.listGroups(req.tx, req.query),
+    });
     app.put('/groups/:id/roles', {
       schema: { tags, security, summary: 'Roles the members of a group get', params: Id, body: Type.Object({ roles: Roles }, { additionalProperties: false }) },
       config: { permission: 'identity:groups:update', audit: 'identity.group.update' },
@@ -196,6 +219,24 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
         req.auditRecord.details = { name: service.name };
         void reply.code(204);
         return null;
+      },
+    });
+    app.get('/services/:id/api-keys', {
+      schema: { tags, security, summary: 'The API keys of a service identity (never their tokens)', params: Id },
+      config: { permission: 'identity:services:read' },
+      handler: async (req) => {
+        await directory.serviceRow(req.tx, req.params.id);
+        return { api_keys: (await apiKeys.list(req.tx)).filter((k) => k.principal_id === req.params.id) };
+      },
+    });
+    app.delete('/services/:id/api-keys/:key_id', {
+      schema: { tags, security, summary: 'Revoke an API key of a service identity', params: Type.Object({ id: Type.String({ maxLength: 64 }), key_id: Type.String({ maxLength: 64 }) }) },
+      config: { permission: 'identity:services:update', audit: 'auth.api_key.revoke' },
+      handler: async (req) => {
+        const key = (await apiKeys.list(req.tx)).find((k) => k.id === req.params.key_id && k.principal_id === req.params.id);
+        if (!key) throw new PalisadeError('PAL_AUTH_API_KEY_NOT_FOUND');
+        req.auditRecord.resource = { type: 'api_key', id: key.id };
+        return apiKeys.revoke(req.tx, key.id);
       },
     });
     app.post('/services/:id/api-keys', {

@@ -340,6 +340,25 @@ for (const c of cases) {
       expect((await events('identity.org.create')).map((e) => e.outcome).sort()).toEqual(['failure', 'success']); // the duplicate is recorded too
     });
 
+    it('groups made by an administrator give their roles to members; a service\'s API keys are listed and revoked per service', async () => {
+      const u = await createUser('quinn');
+      const sid = sessionOf(await login('quinn'));
+      const newKey = () => call('POST', '/v1/keys', { headers: browser(sid), json: { key_type: 'DEK', algorithm: 'AES-256-GCM', classification: 'internal' } });
+      expect((await newKey()).status).toBe(403); // a viewer cannot create keys
+      const g = await call('POST', '/v1/groups', { headers: owner, json: { display_name: 'key-admins', roles: ['developer'], members: [u.id] } });
+      expect(g.status, g.text).toBe(201);
+      expect((await newKey()).status).toBe(201); // the group's developer role
+      expect((await call('GET', '/v1/groups', { headers: owner })).json.groups.map((x: { display_name: string }) => x.display_name)).toContain('key-admins');
+
+      const svc = (await call('POST', '/v1/services', { headers: owner, json: { name: 'keyed' } })).json;
+      const k = (await call('POST', `/v1/services/${svc.id}/api-keys`, { headers: owner, json: { name: 'one' } })).json;
+      const listed = (await call('GET', `/v1/services/${svc.id}/api-keys`, { headers: owner })).json.api_keys;
+      expect(listed.map((x: { id: string }) => x.id)).toEqual([k.id]);
+      expect(JSON.stringify(listed)).not.toContain(k.token);
+      expect((await call('DELETE', `/v1/services/${svc.id}/api-keys/${k.id}`, { headers: owner })).json.revoked_at).not.toBeNull();
+      expect((await call('DELETE', `/v1/services/${svc.id}/api-keys/ak_missing`, { headers: owner })).json.code).toBe('PAL_AUTH_API_KEY_NOT_FOUND');
+    });
+
     it('weak passwords are refused with the violations; nobody grants a role above their own', async () => {
       const weak = await call('POST', '/v1/users', { headers: owner, json: { username: 'judy', password: 'password1234' } });
       expect(weak.status).toBe(422);
