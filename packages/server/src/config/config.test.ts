@@ -51,5 +51,16 @@ describe('configuration', () => {
     expect(message({ PALISADE_DATABASE_URL: 'mysql://x' })).toMatch(/database_url \(PALISADE_DATABASE_URL\)/);
     expect(message({ PALISADE_BOOTSTRAP_TOKEN: 'short' })).toMatch(/bootstrap_token/);
     expect(message({ PALISADE_CONFIG: join(dir, 'missing.yaml') })).toMatch(/cannot read/);
+    // A typo in an identity provider's role mapping fails at start-up instead of granting nothing.
+    const okta = (roles: string) => yaml(`identity:\n  oidc:\n    okta:\n      issuer: https://example.okta.com\n      client_id: palisade\n      role_mapping: { admins: [${roles}] }\n`);
+    expect(message(okta('securityadmin'))).toMatch(/invalid setting identity\.oidc\.okta\.role_mapping\.admins\.0/);
+    // Defaults are filled inside each provider (TypeBox does not descend into records by itself).
+    expect(loadConfig(okta('security-admin') as NodeJS.ProcessEnv, dir).identity.oidc.okta).toMatchObject({
+      role_mapping: { admins: ['security-admin'] },
+      scopes: ['openid', 'email', 'profile'],
+      groups_claim: 'groups',
+      jit_provisioning: true,
+      allow_insecure_http: false,
+    });
   });
 });

@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { PalisadeError } from '@palisade/core';
-import { IdentityConfigSchema } from '../engines/identity/config.js';
+import { fillProviderDefaults, IdentityConfigSchema } from '../engines/identity/config.js';
 
 /** Every setting, its type and its default. `palisade.yaml` uses these names; env vars override them. */
 export const ConfigSchema = Type.Object(
@@ -313,6 +313,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     setPath(raw, spec.path, value);
   }
   const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw)) as Record<string, unknown>;
+  fillProviderDefaults(withDefaults);
   const first = Value.Errors(ConfigSchema, withDefaults).First();
   if (first) {
     const setting = first.path.replace(/^\//, '').replace(/\//g, '.') || '(root)';

@@ -1,10 +1,15 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ROLES } from '../../kernel/auth/roles.js';
 
 const int = (minimum: number, maximum: number, def: number, description: string) => Type.Integer({ minimum, maximum, default: def, description });
 const obj = <T extends Parameters<typeof Type.Object>[0]>(props: T, description?: string) => Type.Object(props, { default: {}, additionalProperties: false, ...(description ? { description } : {}) });
 
 const Throttle = (threshold: number, description: string) =>
   obj({ threshold: int(1, 100_000, threshold, 'failures within window_minutes before back-off starts'), window_minutes: int(1, 24 * 60, 15, 'failures older than this are forgotten') }, description);
+
+/** A built-in role name: a typo in a mapping fails at start-up instead of silently granting nothing. */
+const Role = Type.Union(ROLES.map((r) => Type.Literal(r)), { description: `one of ${ROLES.join(', ')}` });
 
 const OidcProvider = Type.Object(
   {
@@ -13,8 +18,8 @@ const OidcProvider = Type.Object(
     client_secret: Type.Optional(Type.String({ minLength: 1, description: 'confidential client (client_secret_basic); a public client uses PKCE only' })),
     scopes: Type.Array(Type.String(), { default: ['openid', 'email', 'profile'] }),
     groups_claim: Type.String({ default: 'groups' }),
-    role_mapping: Type.Record(Type.String(), Type.Array(Type.String()), { default: {}, description: 'IdP group -> Palisade roles; users get the union on every sign-in' }),
-    default_roles: Type.Array(Type.String(), { default: [], description: 'roles every user of this provider gets' }),
+    role_mapping: Type.Record(Type.String(), Type.Array(Role), { default: {}, description: 'IdP group -> Palisade roles; users get the union on every sign-in' }),
+    default_roles: Type.Array(Role, { default: [], description: 'roles every user of this provider gets' }),
     jit_provisioning: Type.Boolean({ default: true, description: 'create the account on first sign-in' }),
     allow_insecure_http: Type.Boolean({ default: false, description: 'allow an http:// issuer (tests on loopback only)' }),
   },
@@ -31,8 +36,8 @@ const SamlProvider = Type.Object(
     allow_idp_initiated: Type.Boolean({ default: false }),
     groups_attribute: Type.String({ default: 'groups' }),
     email_attribute: Type.Optional(Type.String()),
-    role_mapping: Type.Record(Type.String(), Type.Array(Type.String()), { default: {} }),
-    default_roles: Type.Array(Type.String(), { default: [] }),
+    role_mapping: Type.Record(Type.String(), Type.Array(Role), { default: {} }),
+    default_roles: Type.Array(Role, { default: [] }),
     jit_provisioning: Type.Boolean({ default: true }),
   },
   { additionalProperties: false },
@@ -67,3 +72,18 @@ export const IdentityConfigSchema = obj({
   saml: Type.Record(Type.String({ pattern: '^[a-z0-9-]{1,32}$' }), SamlProvider, { default: {}, description: 'SAML 2.0 identity providers by name' }),
 });
 export type IdentityConfig = Static<typeof IdentityConfigSchema>;
+
+/**
+ * TypeBox fills defaults in objects but not inside the values of a record: the providers (`identity.oidc.<name>`,
+ * `identity.saml.<name>`) get theirs here, before the whole configuration is validated.
+ */
+export function fillProviderDefaults(raw: Record<string, unknown>): void {
+  const identity = raw.identity as Record<string, unknown> | undefined;
+  for (const [key, schema] of [['oidc', OidcProvider], ['saml', SamlProvider]] as const) {
+    const providers = identity?.[key];
+    if (typeof providers !== 'object' || providers === null || Array.isArray(providers)) continue;
+    for (const [name, p] of Object.entries(providers)) {
+      if (typeof p === 'object' && p !== null && !Array.isArray(p)) (providers as Record<string, unknown>)[name] = Value.Default(schema, p);
+    }
+  }
+}
