@@ -112,7 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics: httpMetrics(deps.registry),
     isDraining: deps.isDraining ?? (() => false),
   });
-  systemRoutes(app, { storage: deps.storage, seal: () => deps.seal, ledger: deps.ledger, registry: deps.registry, metricsPublic: deps.metricsPublic });
+  systemRoutes(app, { storage: deps.storage, sessions: deps.identity.sessions, seal: () => deps.seal, ledger: deps.ledger, registry: deps.registry, metricsPublic: deps.metricsPublic });
   await app.register(kmsRoutes(deps.kms, deps.kmsMetrics), { prefix: '/v1' });
   await app.register(authRoutes(deps.apiKeys, deps.clock), { prefix: '/v1' });
   await app.register(auditRoutes({ ledger: deps.ledger, log: deps.auditLog, retention: deps.retention, barrier: () => deps.seal.barrier(), clock: deps.clock }), { prefix: '/v1' });

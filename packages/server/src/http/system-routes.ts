@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { SessionStore } from '../engines/identity/sessions.js';
 import type { Storage } from '../storage/database.js';
 import type { SealManager } from '../kernel/seal/manager.js';
 import type { AuditLedger } from '../kernel/audit/ledger.js';
 
 export interface SystemDeps {
   storage: Storage;
+  /** The session store, checked by /readyz when it is Redis. */
+  sessions?: Pick<SessionStore, 'kind' | 'ping'>;
   seal: () => Pick<SealManager, 'state' | 'checkRoot'>;
   ledger: AuditLedger;
   registry: Registry;
@@ -33,6 +36,7 @@ export function systemRoutes(app: FastifyInstance, deps: SystemDeps): void {
     if (seal.state !== 'unsealed') checks.seal = seal.state === 'sealed' ? 'sealed: run `palisade operator unseal`' : 'uninitialized: run `palisade operator init`';
     else await attempt('seal', () => seal.checkRoot());
     if (seal.state === 'unsealed') await attempt('audit', () => deps.ledger.checkWritable());
+    if (deps.sessions?.kind === 'redis') await attempt('sessions', () => deps.sessions!.ping());
     else checks.audit = 'unavailable while sealed';
     const ready = Object.values(checks).every((v) => v === 'ok');
     void reply.code(ready ? 200 : 503);

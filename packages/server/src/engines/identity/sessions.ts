@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { randomBytes, sha256 } from '@palisade/core';
+import { PalisadeError, randomBytes, sha256 } from '@palisade/core';
 import type { Executor, Storage } from '../../storage/database.js';
 
 /** What a session knows about its sign-in. */
@@ -34,6 +34,8 @@ export interface SessionStore {
   touch(idHash: Buffer, lastSeenAt: string, ttlSeconds: number): Promise<void>;
   delete(idHash: Buffer, db?: Executor): Promise<void>;
   deleteForUser(userId: string, db?: Executor): Promise<number>;
+  /** For /readyz: throws when the store cannot be reached. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -86,6 +88,8 @@ export class DatabaseSessionStore implements SessionStore {
     return Number(r.numDeletedRows);
   }
 
+  async ping(): Promise<void> {} // the database is /readyz's storage check
+
   async close(): Promise<void> {}
 }
 
@@ -98,7 +102,20 @@ export class RedisSessionStore implements SessionStore {
   readonly #redis: Redis;
   constructor(url: string, prefix = 'palisade:') {
     this.#redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true, keyPrefix: prefix });
-    this.#redis.on('error', () => {}); // surfaced as failed commands (401/503 on the request), not as a crash
+    this.#redis.on('error', () => {}); // surfaced as failed commands (503 on the request), not as a crash
+  }
+
+  /** A Redis failure is the server's, not the client's: 503 PAL_UNAVAILABLE, never a 500 or a 401. */
+  async #do<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw new PalisadeError('PAL_UNAVAILABLE', 'the session store (Redis) is unavailable', { cause: e });
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#do(() => this.#redis.ping());
   }
 
   #key(idHash: Buffer): string {
@@ -107,38 +124,42 @@ export class RedisSessionStore implements SessionStore {
 
   async put(idHash: Buffer, data: SessionData, lastSeenAt: string, ttlSeconds: number): Promise<void> {
     const key = this.#key(idHash);
-    await this.#redis
-      .multi()
-      .set(key, JSON.stringify({ data, last_seen_at: lastSeenAt }), 'EX', ttlSeconds)
-      .sadd(`user-sessions:${data.user_id}`, key)
-      .expire(`user-sessions:${data.user_id}`, Math.max(ttlSeconds, 86_400 * 31))
-      .exec();
+    await this.#do(() =>
+      this.#redis
+        .multi()
+        .set(key, JSON.stringify({ data, last_seen_at: lastSeenAt }), 'EX', ttlSeconds)
+        .sadd(`user-sessions:${data.user_id}`, key)
+        .expire(`user-sessions:${data.user_id}`, Math.max(ttlSeconds, 86_400 * 31))
+        .exec(),
+    );
   }
 
   async get(idHash: Buffer): Promise<StoredSession | null> {
-    const raw = await this.#redis.get(this.#key(idHash));
+    const raw = await this.#do(() => this.#redis.get(this.#key(idHash)));
     return raw ? (JSON.parse(raw) as StoredSession) : null;
   }
 
   async touch(idHash: Buffer, lastSeenAt: string, ttlSeconds: number): Promise<void> {
     const key = this.#key(idHash);
-    const raw = await this.#redis.get(key);
+    const raw = await this.#do(() => this.#redis.get(key));
     if (!raw) return;
     const s = JSON.parse(raw) as StoredSession;
-    await this.#redis.set(key, JSON.stringify({ ...s, last_seen_at: lastSeenAt }), 'EX', ttlSeconds, 'XX');
+    await this.#do(() => this.#redis.set(key, JSON.stringify({ ...s, last_seen_at: lastSeenAt }), 'EX', ttlSeconds, 'XX'));
   }
 
   async delete(idHash: Buffer): Promise<void> {
-    await this.#redis.del(this.#key(idHash));
+    await this.#do(() => this.#redis.del(this.#key(idHash)));
   }
 
   async deleteForUser(userId: string): Promise<number> {
     const set = `user-sessions:${userId}`;
-    const keys = await this.#redis.smembers(set);
-    if (keys.length === 0) return 0;
-    const n = await this.#redis.del(...keys);
-    await this.#redis.del(set);
-    return n;
+    return this.#do(async () => {
+      const keys = await this.#redis.smembers(set);
+      if (keys.length === 0) return 0;
+      const n = await this.#redis.del(...keys);
+      await this.#redis.del(set);
+      return n;
+    });
   }
 
   async close(): Promise<void> {
