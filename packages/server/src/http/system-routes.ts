@@ -36,8 +36,8 @@ export function systemRoutes(app: FastifyInstance, deps: SystemDeps): void {
     if (seal.state !== 'unsealed') checks.seal = seal.state === 'sealed' ? 'sealed: run `palisade operator unseal`' : 'uninitialized: run `palisade operator init`';
     else await attempt('seal', () => seal.checkRoot());
     if (seal.state === 'unsealed') await attempt('audit', () => deps.ledger.checkWritable());
-    if (deps.sessions?.kind === 'redis') await attempt('sessions', () => deps.sessions!.ping());
     else checks.audit = 'unavailable while sealed';
+    if (deps.sessions?.kind === 'redis') await attempt('sessions', () => deps.sessions!.ping());
     const ready = Object.values(checks).every((v) => v === 'ok');
     void reply.code(ready ? 200 : 503);
     return { status: ready ? 'ready' : 'not_ready', checks };
