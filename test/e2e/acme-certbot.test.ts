@@ -80,8 +80,8 @@ describe.skipIf(!certbot)('certbot against the ACME server', () => {
       `${env.s.base}/acme/directory`,
       '--eab-kid',
       eab.key_id,
-      '--eab-hmac-key',
-      eab.hmac_key,
+      // One argument with `=`: a base64url key may start with '-', which argparse would take for an option.
+      `--eab-hmac-key=${eab.hmac_key}`,
       '--agree-tos',
       '--register-unsafely-without-email',
       '-d',
