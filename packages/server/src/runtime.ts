@@ -240,7 +240,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
             trust: () => tlsListener.trustRoots,
             revocation: { revokedSerials: () => pki.revokedSerials(storage.db) },
             intermediates: () =>
-              (pkiIntermediates ??= loadIntermediates(storage).catch((e: unknown) => {
+              (pkiIntermediates ??= pki.intermediateCertificates(storage.db).catch((e: unknown) => {
                 pkiIntermediates = undefined; // the next handshake tries again
                 throw e;
               })),
@@ -367,12 +367,6 @@ async function ensureOwner(storage: Storage, ledger: AuditLedger, apiKeys: ApiKe
   if (config.bootstrap_token) return null;
   await writeFile(join(config.data_dir, 'bootstrap-token'), token + '\n', { mode: 0o600 });
   return token;
-}
-
-/** The PKI's intermediates (active and retired), for client-certificate paths a resumed TLS session reports leaf-only. */
-async function loadIntermediates(storage: Storage): Promise<X509Certificate[]> {
-  const rows = await storage.db.selectFrom('pki_cas').select('certificate').where('kind', '=', 'intermediate').where('status', 'in', ['active', 'retired']).execute();
-  return rows.flatMap((r) => (r.certificate ? [new X509Certificate(r.certificate)] : []));
 }
 
 /** https://<host>:<port> of the listener, with the machine's name for a wildcard address. */

@@ -653,11 +653,17 @@ export class KmsService {
   }
 
   /** The public keys of every live version of a system signing key, oldest first (verifiers pin them all). */
-  async systemPublicKeys(db: Executor, name: string): Promise<Array<{ key_version: number; public_key_pem: string }>> {
+  async systemPublicKeys(db: Executor, name: string): Promise<Array<{ key_id: string; key_version: number; public_key_pem: string }>> {
     const key = await db.selectFrom('kms_keys').select('key_id').where('name', '=', name).executeTakeFirst();
     if (!key) return [];
     const versions = await db.selectFrom('kms_key_versions').select(['version', 'public_key']).where('key_id', '=', key.key_id).where('public_key', 'is not', null).orderBy('version').execute();
-    return versions.map((v) => ({ key_version: v.version, public_key_pem: publicKeyFrom(v.public_key!).export({ type: 'spki', format: 'pem' }).toString() }));
+    return versions.map((v) => ({ key_id: key.key_id, key_version: v.version, public_key_pem: publicKeyFrom(v.public_key!).export({ type: 'spki', format: 'pem' }).toString() }));
+  }
+
+  /** The version a system signing key signs with now (null before the key exists). */
+  async systemKeyVersion(db: Executor, name: string): Promise<{ key_id: string; key_version: number } | null> {
+    const key = await db.selectFrom('kms_keys').select(['key_id', 'current_version']).where('name', '=', name).executeTakeFirst();
+    return key ? { key_id: key.key_id, key_version: key.current_version } : null;
   }
 
   async verify(db: Executor, keyId: string, message: Buffer, signature: Buffer, keyVersion?: number): Promise<{ valid: boolean; key_version: number }> {

@@ -3,7 +3,7 @@
  * Palisade's own listener; revocation with RFC 5280 reasons, the CRL of each CA and the status OCSP answers.
  * Every issued certificate is an audit event in the transaction that stores it.
  */
-import { createHash, createPublicKey, generateKeyPair as generateKeyPairCb, type KeyPairKeyObjectResult } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, generateKeyPair as generateKeyPairCb, type KeyPairKeyObjectResult } from 'node:crypto';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import { PalisadeError, type PKI_LEAF_KEY_ALGORITHMS } from '@palisade/core';
@@ -362,6 +362,12 @@ export class PkiService {
   async revokedSerials(db: Executor): Promise<Set<string>> {
     const rows = await db.selectFrom('pki_certificates').select('serial').where('status', '=', 'revoked').where('not_after', '>', this.deps.clock().toISOString()).execute();
     return new Set(rows.map((r) => r.serial));
+  }
+
+  /** The intermediates' certificates (active and retired), for client-certificate paths a resumed TLS session reports leaf-only. */
+  async intermediateCertificates(db: Executor): Promise<X509Certificate[]> {
+    const rows = await db.selectFrom('pki_cas').select('certificate').where('kind', '=', 'intermediate').where('status', 'in', ['active', 'retired']).execute();
+    return rows.flatMap((r) => (r.certificate ? [new X509Certificate(r.certificate)] : []));
   }
 
   // ------------------------------------------------------------------------------------------------ queries
