@@ -34,14 +34,25 @@ export function opContext(req: FastifyRequest, opts: { primary?: boolean } = {})
 }
 
 /**
+ * Writes and the audit events they produce, in one transaction or not at all: `fn` pushes events as it goes, and
+ * they are appended before the commit. For work that is not a route's own audited handler (jobs, sign-in steps that
+ * must commit a failure's counters and event before answering with it).
+ */
+export async function transactWithEvents<T>(storage: Storage, ledger: Pick<AuditLedger, 'append'>, fn: (tx: Executor, events: AuditEventInput[]) => Promise<T>): Promise<T> {
+  return storage.transact(async (tx) => {
+    const events: AuditEventInput[] = [];
+    const out = await fn(tx, events);
+    for (const e of events) await ledger.append(tx, e);
+    return out;
+  });
+}
+
+/**
  * Run a service operation outside any request (a job, a public endpoint that refreshes a cache): its writes and the
  * audit events it emits, with `principal` as the actor, commit in one transaction, or neither does.
  */
 export async function runAsSystem<T>(storage: Storage, ledger: Pick<AuditLedger, 'append'>, principal: string, fn: (ctx: OpContext) => Promise<T>, requestId?: string): Promise<T> {
-  return storage.transact(async (tx) => {
-    const events: Array<Parameters<NonNullable<OpContext['emit']>>[0]> = [];
-    const out = await fn({ db: tx, emit: (e) => void events.push(e) });
-    for (const e of events) await ledger.append(tx, { actor: { principal_id: principal }, ...(requestId ? { request_id: requestId } : {}), ...e });
-    return out;
-  });
+  return transactWithEvents(storage, ledger, (tx, events) =>
+    fn({ db: tx, emit: (e) => void events.push({ actor: { principal_id: principal }, ...(requestId ? { request_id: requestId } : {}), ...e }) }),
+  );
 }

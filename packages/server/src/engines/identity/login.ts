@@ -5,6 +5,7 @@ import type { AuditEventInput } from '../../kernel/audit/events.js';
 import type { Barrier } from '../../kernel/seal/barrier.js';
 import type { MfaFactorTable, UserTable } from '../../storage/schema.js';
 import type { IdentityConfig } from './config.js';
+import { transactWithEvents } from '../../kernel/op-context.js';
 import type { Directory } from './directory.js';
 import type { Challenges } from './challenges.js';
 import type { PrincipalStates } from './principals.js';
@@ -59,13 +60,8 @@ export class SignIn {
   ) {}
 
   /** Commit `events` (and the writes in `fn`) in one transaction, then return or throw what `fn` decided. */
-  async #commit<T>(fn: (tx: Executor, events: AuditEventInput[]) => Promise<T>): Promise<T> {
-    return this.deps.storage.transact(async (tx) => {
-      const events: AuditEventInput[] = [];
-      const out = await fn(tx, events);
-      for (const e of events) await this.deps.ledger.append(tx, e);
-      return out;
-    });
+  #commit<T>(fn: (tx: Executor, events: AuditEventInput[]) => Promise<T>): Promise<T> {
+    return transactWithEvents(this.deps.storage, this.deps.ledger, fn);
   }
 
   /** An event of this sign-in; its personal fields (the username typed, the User-Agent) are the user's, or the name's. */

@@ -8,6 +8,7 @@ import { hasPermission } from '../../kernel/auth/permissions.js';
 import type { AuditEventInput } from '../../kernel/audit/events.js';
 import { toPalisadeError } from '../../http/problem.js';
 import { JWT } from '../../kernel/pipeline.js';
+import { transactWithEvents } from '../../kernel/op-context.js';
 import { certificateThumbprint, type IdentityEngine } from './engine.js';
 import { SESSION_CLIENT } from './tokens.js';
 
@@ -95,10 +96,9 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
 
   /** Commit `events` and the writes of `fn` together; errors are decided inside and thrown after the commit. */
   async function committed<T>(req: FastifyRequest, fn: (tx: typeof storage.db, events: AuditEventInput[]) => Promise<T | OAuthError>): Promise<T> {
-    const out = await storage.transact(async (tx) => {
-      const events: AuditEventInput[] = [];
+    const out = await transactWithEvents(storage, ledger, async (tx, events) => {
       const r = await fn(tx, events);
-      for (const e of events) await ledger.append(tx, { request_id: req.id, ...e });
+      for (const e of events) e.request_id ??= req.id;
       return r;
     });
     if (out instanceof OAuthError) throw out;
