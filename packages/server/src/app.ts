@@ -32,6 +32,8 @@ import { pkiRoutes } from './engines/pki/routes.js';
 import type { PkiService } from './engines/pki/service.js';
 import type { ApprovalService } from './kernel/approvals/approvals.js';
 import type { IdentityEngine } from './engines/identity/engine.js';
+import type { AuthzEngine } from './engines/authz/engine.js';
+import { authzRoutes } from './engines/authz/routes.js';
 import { cookie, SESSION_COOKIE } from './engines/identity/engine.js';
 import { identityAuthRoutes } from './engines/identity/routes.js';
 import { identityAdminRoutes } from './engines/identity/admin-routes.js';
@@ -51,6 +53,7 @@ export interface AppDeps {
   pki: PkiService;
   approvals: ApprovalService;
   identity: IdentityEngine;
+  authz: AuthzEngine;
   kmsMetrics: KmsMetrics;
   registry: Registry;
   log: Logger;
@@ -107,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       sessionCookie: (req) => cookie(req, SESSION_COOKIE),
       certificatePrincipal: (p) => deps.identity.certificatePrincipal(p),
     },
+    authz: deps.authz,
     ...(deps.clientCertificates ? { clientCertificates: deps.clientCertificates } : {}),
     seal: () => deps.seal,
     metrics: httpMetrics(deps.registry),
@@ -118,6 +122,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes({ ledger: deps.ledger, log: deps.auditLog, retention: deps.retention, barrier: () => deps.seal.barrier(), clock: deps.clock }), { prefix: '/v1' });
   await app.register(sysRoutes(deps.seal, deps.ledger, deps.approvals), { prefix: '/v1' });
   await app.register(approvalRoutes(deps.approvals), { prefix: '/v1' });
+  await app.register(authzRoutes(deps.authz, deps.approvals, deps.clock), { prefix: '/v1' });
   if (deps.acme) {
     await app.register(acmeRoutes(deps.acme), { prefix: '/acme' });
     await app.register(eabRoutes(deps.acme.eab), { prefix: '/v1' });

@@ -43,6 +43,8 @@ import { PkiService } from './engines/pki/service.js';
 import { pkiMetrics } from './engines/pki/metrics.js';
 import { DEFAULT_POLICY, DEFAULT_TEMPLATES } from './engines/pki/templates.js';
 import { IdentityEngine } from './engines/identity/engine.js';
+import { AuthzEngine } from './engines/authz/engine.js';
+import { AuthGeneration } from './kernel/auth/generation.js';
 
 export interface Runtime {
   config: Config;
@@ -55,6 +57,7 @@ export interface Runtime {
   pki: PkiService;
   acme: AcmeEngine;
   identity: IdentityEngine;
+  authz: AuthzEngine;
   scheduler: KmsScheduler;
   checkpointer: Checkpointer;
   retention: AuditRetention;
@@ -92,6 +95,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
 
   const storage = await openStorage({ url: config.database_url ?? join(config.data_dir, 'palisade.db'), sqliteSynchronous: config.storage.sqlite_synchronous });
   let seal: SealManager | null = null;
+  const generation = new AuthGeneration(storage, { pollMs: config.authz.generation_poll_ms, onError: (e) => log.warn({ err: e }, 'authorization change notifications: connection lost, polling') });
   try {
     let tls: ServerTls | null = null;
     let listener: ListenerTls | null = null;
@@ -125,7 +129,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     seal = sealRef;
     const ledger = new AuditLedger(storage, () => sealRef.barrier(), { clock });
     auditMetrics(registry, ledger);
-    const apiKeys = new ApiKeyService(storage, clock);
+    await generation.start();
+    const apiKeys = new ApiKeyService(storage, clock, generation);
     let generatedToken: string | null = null;
     const owner = async () => {
       const token = await ensureOwner(storage, ledger, apiKeys, config, clock);
@@ -259,10 +264,22 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       publicUrl: config.identity.public_url ?? identityUrl(config),
       redisUrl: config.redis_url,
       clientCertificates: () => clientCertificates,
+      generation,
       clock,
+    });
+    const authz = new AuthzEngine({
+      storage,
+      generation,
+      approvals,
+      clock,
+      subjects: async (id, db) => {
+        const s = await identity.principals.get(id, db);
+        return s?.active ? { org_id: s.org_id, roles: s.roles, groups: s.groups } : null;
+      },
     });
     const app = await buildApp({
       identity,
+      authz,
       auditLog,
       retention,
       approvals,
@@ -299,6 +316,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       pki,
       acme,
       identity,
+      authz,
       scheduler,
       checkpointer,
       retention,
@@ -325,6 +343,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         await retention.stop();
         await app.close();
         await identity.close();
+        await generation.stop();
         await acme.close();
         await caKeys?.close();
         await sealRef.close();
@@ -333,6 +352,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
     };
   } catch (e) {
     await seal?.close();
+    await generation.stop();
     await storage.close();
     throw e;
   }

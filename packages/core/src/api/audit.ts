@@ -25,6 +25,16 @@ export const AuditEvent = Type.Object({
   resource: Type.Optional(Nullable(Type.Object({ type: Type.String(), id: Type.Optional(Nullable(Type.String())) }))),
   error_code: Type.Optional(Nullable(Type.String())),
   details: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'non-secret details; secrets appear only as HMACs' })),
+  authz: Type.Optional(
+    Type.Object(
+      {
+        decision: Type.Union([Type.Literal('allow'), Type.Literal('deny'), Type.Literal('approval_required')]),
+        reason: Type.String({ description: 'what decided, in one sentence' }),
+        by: Type.Array(Type.String(), { description: 'the roles, bindings, rules and approvals that decided (role:developer, binding:bnd_…, rule:<id>)' }),
+      },
+      { description: "the request's authorization decision (requests through the pipeline)" },
+    ),
+  ),
   personal: Type.Optional(
     Type.Object(
       {

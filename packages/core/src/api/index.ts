@@ -6,3 +6,4 @@ export * from './sys.js';
 export * from './approvals.js';
 export * from './pki.js';
 export * from './identity.js';
+export * from './authz.js';

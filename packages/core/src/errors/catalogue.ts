@@ -57,6 +57,16 @@ export const ERROR_CATALOGUE = {
   // audit
   PAL_APPROVAL_NOT_FOUND: { status: 404, title: 'Approval request not found', description: 'No approval request with this id.' },
   PAL_APPROVAL_NOT_PENDING: { status: 409, title: 'Approval request already decided', description: 'The request was approved, rejected or has expired; `status` says which.' },
+  PAL_APPROVAL_REQUIRED: { status: 403, title: 'Approval required', description: 'A policy rule requires a different principal to approve this operation. An approval request was filed (`approval_id`); once approved, repeat the request with the header `Palisade-Approval: <approval_id>`; it works once.' },
+  PAL_APPROVAL_INVALID: { status: 403, title: 'Approval not usable', description: 'The `Palisade-Approval` header names an approval that is not for this principal, operation and resource, is not approved, expired, or was used already.' },
+  // authorization: roles, bindings, policies
+  PAL_AUTHZ_POLICY_INVALID: { status: 400, title: 'Policy invalid', description: 'The policy document does not parse or validate; `errors` lists each problem with its line, column and path. Nothing was stored.' },
+  PAL_AUTHZ_POLICY_NOT_FOUND: { status: 404, title: 'Policy version not found', description: 'No policy version with this number.' },
+  PAL_AUTHZ_ROLE_NOT_FOUND: { status: 404, title: 'Role not found', description: 'No built-in or custom role with this name.' },
+  PAL_AUTHZ_ROLE_EXISTS: { status: 409, title: 'Role exists', description: 'A built-in or custom role already has this name.' },
+  PAL_AUTHZ_ROLE_BUILTIN: { status: 409, title: 'Built-in role', description: 'The six built-in tiers cannot be changed or deleted; create a custom role instead.' },
+  PAL_AUTHZ_ROLE_IN_USE: { status: 409, title: 'Role in use', description: 'The role is bound; delete its bindings first.' },
+  PAL_AUTHZ_BINDING_NOT_FOUND: { status: 404, title: 'Binding not found', description: 'No role binding or grant with this id.' },
   PAL_APPROVAL_SELF: { status: 403, title: 'Cannot approve your own request', description: 'Multi-person approval: a different principal must approve or reject.' },
   PAL_AUDIT_EVENT_NOT_FOUND: { status: 404, title: 'Audit event not found', description: 'The log has no entry with this index (yet).' },
   PAL_AUDIT_EVENT_PURGED: { status: 410, title: 'Audit event purged', description: "Retention removed this entry's payload; its leaf hash stays in the tree, so proofs still verify." },

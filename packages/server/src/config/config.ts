@@ -224,6 +224,17 @@ export const ConfigSchema = Type.Object(
       { default: {}, additionalProperties: false },
     ),
     identity: IdentityConfigSchema,
+    authz: Type.Object(
+      {
+        generation_poll_ms: Type.Integer({
+          minimum: 50,
+          maximum: 60_000,
+          default: 1000,
+          description: 'how often each node reads the authorization generation, the backstop should a change notification (PostgreSQL NOTIFY) be lost',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     shutdown_grace_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 25 }),
   },
   { additionalProperties: false },

@@ -12,7 +12,10 @@
  *   | authentication  | onRequest       | Authorization: Bearer <API key or access token (JWT)>, else the session |
  *   |                 |                 | cookie (same-origin writes only), else the client certificate; 401     |
  *   |                 |                 | otherwise (failures audited)                                            |
- *   | permission      | onRequest       | route's `engine:resource:action` (403 otherwise; denial audited)       |
+ *   | authorization   | onRequest       | the authorization engine decides the route's `engine:resource:action`  |
+ *   |                 |                 | on its resource (config.resource) in the request's context: 403 with   |
+ *   |                 |                 | the reason (audited), or 403 PAL_APPROVAL_REQUIRED with the approval   |
+ *   |                 |                 | request filed; a `Palisade-Approval` header uses an approval once      |
  *   | body limit/type | content parser  | 10 MiB, JSON only (413 / 415 / 400)                                    |
  *   | validation      | schema (ajv)    | TypeBox schemas (400 PAL_VALIDATION_FAILED / PAL_BAD_BASE64)           |
  *   | audit + handler | onRoute wrapper | one transaction: handler's writes + its audit event; fail closed       |
@@ -23,7 +26,9 @@
  * work sealed (unseal, status, metrics) are logged instead.
  *   | metrics         | onResponse      | http_requests_total, http_request_duration_seconds                     |
  */
-import { PalisadeError } from '@palisade/core';
+import { PalisadeError, type Approval } from '@palisade/core';
+import type { Decision, ResourceAttrs } from '../engines/authz/decide.js';
+import type { RequestFacts } from '../engines/authz/engine.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { AuditLedger } from './audit/ledger.js';
 import type { AuditEventInput } from './audit/events.js';
@@ -48,9 +53,16 @@ declare module 'fastify' {
     selfAudited?: boolean;
     /** Route works while sealed (health, readiness, metrics). */
     allowSealed?: boolean;
+    /**
+     * The resource the request acts on, with what policies match on (name, classification, organisation,
+     * project); null when it does not exist (the handler answers 404). Default: the route itself.
+     */
+    resource?: (req: FastifyRequest) => Promise<ResourceAttrs | null>;
   }
   interface FastifyRequest {
     principal: Principal | null;
+    /** The authorization decision (authenticated routes). */
+    authz: Decision | null;
     /** The executor for this request: the audit transaction on audited routes, the database otherwise. */
     tx: Executor;
     /**
@@ -68,6 +80,8 @@ declare module 'fastify' {
       onRollback: Array<() => void>;
       /** Run once the transaction (and so the audit event) has committed. */
       afterCommit: Array<() => Promise<void>>;
+      /** Run in the transaction after the handler, before its event is appended (using an approval once). */
+      beforeCommit: Array<(tx: Executor) => Promise<void>>;
     };
   }
 }
@@ -84,6 +98,12 @@ export interface PipelineDeps {
     /** A certificate's SPIFFE principal as the service identity registered with that id, if any. */
     certificatePrincipal(p: Principal): Promise<Principal>;
   };
+  /** The authorization engine; without it (unit tests of the pipeline) a route's permission is checked alone. */
+  authz?: {
+    authorize(facts: RequestFacts, action: string, resource: ResourceAttrs): Promise<Decision>;
+    requestPermit(db: Executor, principal_id: string, action: string, resource: ResourceAttrs, d: Decision): Promise<{ approval: Approval; created: boolean }>;
+    consumePermit(db: Executor, approvalId: string, requestId: string): Promise<boolean>;
+  };
   /** mTLS client authentication; absent when the listener asks for no client certificate (and under inject()). */
   clientCertificates?: ClientCertificateAuthenticator;
   seal: () => Seal;
@@ -99,15 +119,36 @@ function actorOf(req: FastifyRequest): AuditEventInput['actor'] {
   return { principal_id: req.principal?.principal_id ?? null, api_key_id: req.principal?.api_key_id ?? null, source_ip: req.ip };
 }
 
+const APPROVAL_HEADER = 'palisade-approval';
+const APPROVAL_ID = /^apr_[A-Za-z0-9]{1,60}$/;
+
+function authzOf(d: Decision | null): Pick<AuditEventInput, 'authz'> {
+  return d ? { authz: { decision: d.decision, reason: d.reason, by: d.by } } : {};
+}
+
+/** The route's decision: the authorization engine's, or (without one) the principal's permissions alone. */
+async function decide(deps: PipelineDeps, req: FastifyRequest, permission: string, resource: ResourceAttrs): Promise<Decision> {
+  const principal = req.principal!;
+  if (!deps.authz) {
+    const ok = hasPermission(principal.permissions, permission);
+    return { decision: ok ? 'allow' : 'deny', reason: ok ? `the credential carries ${permission}` : `no role, binding or rule grants ${permission}`, by: [] };
+  }
+  const header = req.headers[APPROVAL_HEADER];
+  if (header !== undefined && (typeof header !== 'string' || !APPROVAL_ID.test(header))) throw new PalisadeError('PAL_APPROVAL_INVALID', `${APPROVAL_HEADER} must be one approval id (apr_…)`);
+  return deps.authz.authorize({ principal, source_ip: req.ip, approval_id: header ?? null }, permission, resource);
+}
+
 export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void {
   app.decorateRequest('principal', null);
+  app.decorateRequest('authz', null);
   app.decorateRequest('tx', null as unknown as Executor);
   app.decorateRequest('auditRecord', null as unknown as FastifyRequest['auditRecord']);
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
     req.tx = deps.storage.db;
-    req.auditRecord = { resource: null, details: {}, extra: [], onRollback: [], afterCommit: [] };
+    req.auditRecord = { resource: null, details: {}, extra: [], onRollback: [], afterCommit: [], beforeCommit: [] };
+    req.authz = null;
     const config = req.routeOptions.config;
     if (deps.isDraining()) throw new PalisadeError('PAL_SHUTTING_DOWN');
     const permission = config.permission;
@@ -144,9 +185,36 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
       await auditOrFail(deps, req, { type: 'auth.failed', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: pe.code, details });
       throw pe;
     }
-    if (!hasPermission(req.principal.permissions, permission)) {
-      await auditOrFail(deps, req, { type: 'authz.denied', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code: 'PAL_FORBIDDEN', resource: { type: 'route', id: req.routeOptions.url ?? null } });
-      throw new PalisadeError('PAL_FORBIDDEN', `this operation requires the permission ${permission}`, { extensions: { permission } });
+    const resource = (config.resource ? await config.resource(req) : null) ?? { type: 'route', id: req.routeOptions.url ?? null };
+    const d = await decide(deps, req, permission, resource);
+    req.authz = d;
+    const denied = (error_code: string): AuditEventInput => ({ type: 'authz.denied', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code, resource: { type: resource.type, id: resource.id ?? resource.name ?? req.routeOptions.url ?? null }, ...authzOf(d) });
+    if (d.decision === 'deny') {
+      await auditOrFail(deps, req, denied('PAL_FORBIDDEN'));
+      throw new PalisadeError('PAL_FORBIDDEN', `${permission} is not allowed: ${d.reason}`, { extensions: { permission, reason: d.reason } });
+    }
+    if (d.decision === 'approval_required') {
+      const authz = deps.authz!;
+      const approval = await deps.storage.transact(async (tx) => {
+        const { approval: a, created } = await authz.requestPermit(tx, req.principal!.principal_id, permission, resource, d);
+        await deps.ledger.append(tx, denied('PAL_APPROVAL_REQUIRED'));
+        if (created) await deps.ledger.append(tx, { type: 'approval.request', actor: actorOf(req), outcome: 'success', request_id: req.id, action: permission, resource: { type: 'approval', id: a.id }, error_code: null, details: { action: a.action, target: a.resource } });
+        return a;
+      });
+      throw new PalisadeError('PAL_APPROVAL_REQUIRED', `${d.reason}; approval request ${approval.id} was filed: repeat the request with ${APPROVAL_HEADER}: ${approval.id} once it is approved`, { extensions: { approval_id: approval.id, expires_at: approval.expires_at, reason: d.reason } });
+    }
+    const permit = d.by.find((b) => b.startsWith('approval:'))?.slice('approval:'.length);
+    if (permit) {
+      const authz = deps.authz!;
+      const use = async (tx: Executor) => {
+        if (!(await authz.consumePermit(tx, permit, req.id))) throw new PalisadeError('PAL_APPROVAL_INVALID', `approval ${permit} was used already`);
+      };
+      if (config.audit) req.auditRecord.beforeCommit.push(use);
+      else
+        await deps.storage.transact(async (tx) => {
+          await use(tx);
+          await deps.ledger.append(tx, { type: 'approval.use', actor: actorOf(req), outcome: 'success', request_id: req.id, action: permission, resource: { type: 'approval', id: permit }, error_code: null, details: {}, ...authzOf(d) });
+        });
     }
   });
 
@@ -189,6 +257,7 @@ async function runAudited<T>(deps: PipelineDeps, req: FastifyRequest, type: stri
     resource: req.auditRecord.resource ?? null,
     error_code: error_code ?? null,
     details: req.auditRecord.details ?? {},
+    ...authzOf(req.authz),
     ...(req.auditRecord.subject ? { subject: req.auditRecord.subject } : {}),
   });
   let result: T;
@@ -196,6 +265,7 @@ async function runAudited<T>(deps: PipelineDeps, req: FastifyRequest, type: stri
     result = await deps.storage.transact(async (tx) => {
       req.tx = tx;
       const out = await fn();
+      for (const step of req.auditRecord.beforeCommit) await step(tx);
       await deps.ledger.append(tx, event('success'));
       for (const extra of req.auditRecord.extra) await deps.ledger.append(tx, extra);
       return out;

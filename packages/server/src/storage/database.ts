@@ -23,6 +23,11 @@ export interface Storage {
    */
   transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   ping(): Promise<void>;
+  /**
+   * PostgreSQL: call `fn` for every NOTIFY on `channel` (sent with pg_notify in a transaction, delivered when it
+   * commits) on a connection of its own; returns the function that stops listening. SQLite: null (one process).
+   */
+  listen(channel: string, fn: () => void, onError: (e: Error) => void): Promise<(() => Promise<void>) | null>;
   close(): Promise<void>;
 }
 
@@ -80,6 +85,19 @@ export async function openStorage(opts: StorageOptions): Promise<Storage> {
     })(),
     async ping() {
       await sql`select 1`.execute(db);
+    },
+    async listen(channel, fn, onError) {
+      if (!isPg) return null;
+      const client = new pg.Client({ connectionString: opts.url });
+      client.on('error', onError);
+      client.on('notification', (m) => {
+        if (m.channel === channel) fn();
+      });
+      await client.connect();
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      return async () => {
+        await client.end().catch(() => undefined);
+      };
     },
     async close() {
       await db.destroy();

@@ -462,6 +462,46 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0012_authz': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('authz_roles')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('description', 'text')
+          .addColumn('permissions', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('authz_bindings')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('scope', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('reason', 'text')
+          .addColumn('approval_id', 'text')
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('authz_bindings_subject').on('authz_bindings').column('subject').execute();
+        await db.schema.createIndex('authz_bindings_role').on('authz_bindings').column('role').execute();
+        await db.schema
+          .createTable('authz_policies')
+          .addColumn('version', 'integer', (c) => c.primaryKey())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('sha256', 'text', (c) => c.notNull())
+          .addColumn('rules', 'integer', (c) => c.notNull())
+          .addColumn('comment', 'text')
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        // Bumped in the transaction of every change to roles, bindings, policies or a principal's roles; every node
+        // drops its cached decisions when it moves (PostgreSQL NOTIFY at commit, and a poll as a backstop).
+        await db.schema.createTable('auth_generation').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('generation', 'bigint', (c) => c.notNull()).execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -381,7 +381,42 @@ export interface OauthRevokedTokenTable {
   revoked_at: string;
 }
 
+export interface AuthzRoleTable {
+  name: string;
+  description: string | null;
+  permissions: string; // JSON
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AuthzBindingTable {
+  id: string;
+  subject: string;
+  role: string;
+  scope: string;
+  expires_at: string | null;
+  reason: string | null;
+  approval_id: string | null;
+  created_by: string;
+  created_at: string;
+}
+
+export interface AuthzPolicyTable {
+  version: number;
+  source: string;
+  sha256: string;
+  rules: number;
+  comment: string | null;
+  created_by: string;
+  created_at: string;
+}
+
 export interface Database {
+  authz_roles: AuthzRoleTable;
+  authz_bindings: AuthzBindingTable;
+  authz_policies: AuthzPolicyTable;
+  auth_generation: { id: number; generation: number };
   acme_nonces: AcmeNonceTable;
   acme_eab_keys: AcmeEabKeyTable;
   acme_accounts: AcmeAccountTable;

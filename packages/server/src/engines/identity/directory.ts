@@ -84,6 +84,8 @@ export class Directory {
   constructor(
     private readonly clock: () => Date,
     private readonly passwordMinLength = 12,
+    /** Records, in the changing transaction, that who may do what changed (the auth generation). */
+    private readonly authChanged: (db: Executor) => Promise<void> = async () => undefined,
   ) {}
 
   // -------------------------------------------------------------------------------------------- organisations
@@ -220,6 +222,7 @@ export class Directory {
     if (set.active === 0 || set.roles !== undefined) set.credentials_valid_after = now;
     await unique(() => db.updateTable('users').set(set).where('id', '=', id).execute(), 'PAL_IDENTITY_USER_EXISTS');
     if (set.active === 0) await this.revokeCredentials(db, id);
+    else if (set.roles !== undefined || set.active !== undefined) await this.authChanged(db);
     return { user: toUser({ ...row, ...set }), changed };
   }
 
@@ -251,16 +254,16 @@ export class Directory {
     await db.deleteFrom('sessions').where('user_id', '=', principalId).execute();
     await db.updateTable('oauth_refresh_tokens').set({ revoked_at: now }).where('principal_id', '=', principalId).where('revoked_at', 'is', null).execute();
     await db.updateTable('api_keys').set({ revoked_at: now }).where('principal_id', '=', principalId).where('revoked_at', 'is', null).execute();
+    await this.authChanged(db);
   }
 
-  /** Roles of a user: its own and its groups'. */
-  async userRoles(db: Executor, row: UserTable): Promise<string[]> {
-    const groups = await db.selectFrom('group_members').innerJoin('groups', 'groups.id', 'group_members.group_id').select('groups.roles').where('group_members.user_id', '=', row.id).execute();
-    return [...new Set([...roles(row.roles), ...groups.flatMap((g) => roles(g.roles))])];
-  }
-
-  async userPermissions(db: Executor, row: UserTable): Promise<string[]> {
-    return permissionsOf(await this.userRoles(db, row));
+  /** Roles of a user, its own and its groups', each with where it comes from; and its groups. */
+  async userRoles(db: Executor, row: UserTable): Promise<{ roles: Array<{ role: string; via: string }>; groups: string[] }> {
+    const groups = await db.selectFrom('group_members').innerJoin('groups', 'groups.id', 'group_members.group_id').select(['groups.id', 'groups.roles']).where('group_members.user_id', '=', row.id).execute();
+    return {
+      roles: [...roles(row.roles).map((role) => ({ role, via: 'user' })), ...groups.flatMap((g) => roles(g.roles).map((role) => ({ role, via: `group:${g.id}` })))],
+      groups: groups.map((g) => g.id),
+    };
   }
 
   // ----------------------------------------------------------------------------------------------- groups
@@ -331,6 +334,7 @@ export class Directory {
       'PAL_IDENTITY_GROUP_EXISTS',
     );
     if (membersChanged) await this.#setMembers(db, id, [...members]);
+    if (membersChanged || set.roles !== undefined) await this.authChanged(db);
     return { group: await this.getGroup(db, id), changed };
   }
 
@@ -338,6 +342,7 @@ export class Directory {
     const group = await this.getGroup(db, id);
     await db.deleteFrom('group_members').where('group_id', '=', id).execute();
     await db.deleteFrom('groups').where('id', '=', id).execute();
+    await this.authChanged(db);
     return group;
   }
 
@@ -403,6 +408,7 @@ export class Directory {
     if (set.active === 0 || set.roles !== undefined) set.credentials_valid_after = now;
     await db.updateTable('service_identities').set({ ...set, updated_at: now }).where('id', '=', id).execute();
     if (set.active === 0) await this.revokeCredentials(db, id);
+    else if (set.roles !== undefined || set.active !== undefined) await this.authChanged(db);
     return { service: toService({ ...row, ...set, updated_at: now }), changed };
   }
 

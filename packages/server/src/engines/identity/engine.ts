@@ -6,6 +6,7 @@ import type { AuditLedger } from '../../kernel/audit/ledger.js';
 import type { Barrier } from '../../kernel/seal/barrier.js';
 import type { Principal } from '../../kernel/auth/api-keys.js';
 import { hasPermission } from '../../kernel/auth/permissions.js';
+import type { AuthGeneration } from '../../kernel/auth/generation.js';
 import { peerCertificateChain, type ClientCertificateAuthenticator } from '../../kernel/auth/client-certificates.js';
 import type { IdentityConfig } from './config.js';
 import { Directory } from './directory.js';
@@ -68,14 +69,18 @@ export class IdentityEngine {
       redisUrl?: string | undefined;
       /** The listener's client-certificate check: a bound token's certificate must still be valid and unrevoked. */
       clientCertificates?: () => ClientCertificateAuthenticator | undefined;
+      /** Who may do what changed: bumped by directory writes, and what drops the principal cache on every node. */
+      generation?: AuthGeneration;
       clock: () => Date;
     },
   ) {
     const { storage, clock, config } = deps;
     this.publicUrl = deps.publicUrl;
-    this.directory = new Directory(clock, config.password_min_length);
+    const generation = deps.generation;
+    this.directory = new Directory(clock, config.password_min_length, generation ? (db) => generation.bump(db) : undefined);
     this.challenges = new Challenges(clock);
     this.principals = new PrincipalStates(storage, this.directory);
+    generation?.onChange(() => this.principals.clear());
     this.sessions = deps.redisUrl ? new RedisSessionStore(deps.redisUrl) : new DatabaseSessionStore(storage, clock);
     const webauthn = () => (this.#webauthn ??= new WebAuthnVerifier({ rpId: new URL(this.publicUrl).hostname, rpName: 'Palisade', origins: [this.publicUrl], userVerification: 'required' }));
     this.signIn = new SignIn({
@@ -111,6 +116,7 @@ export class IdentityEngine {
       principal_id: claims.sub,
       api_key_id: null,
       permissions: scope.filter((s) => hasPermission(state?.permissions ?? [], s)),
+      ceiling: scope,
       method: 'access_token',
       token: { jti: claims.jti, client_id: claims.client_id, exp: claims.exp },
     };
@@ -136,6 +142,7 @@ export class IdentityEngine {
       principal_id: s.data.user_id,
       api_key_id: null,
       permissions: restricted ? ['auth:self:*'] : [...(state?.permissions ?? []), 'auth:self:*'],
+      ...(restricted ? { ceiling: ['auth:self:*'] } : {}),
       method: 'session',
       session: { id_hash: s.id_hash, mfa_at: s.data.mfa_at, mfa_method: s.data.mfa_method },
     };
@@ -147,10 +154,10 @@ export class IdentityEngine {
    */
   async certificatePrincipal(p: Principal): Promise<Principal> {
     const svc = await this.deps.storage.db.selectFrom('service_identities').select(['id', 'active']).where('spiffe_id', '=', p.principal_id).executeTakeFirst();
-    if (!svc) return { ...p, method: 'client_certificate' };
+    if (!svc) return { ...p, method: 'client_certificate', spiffe_id: p.principal_id };
     const state = await this.principals.get(svc.id);
     if (!state?.active) throw new PalisadeError('PAL_AUTH_INVALID', 'the service identity of this certificate is disabled');
-    return { principal_id: svc.id, api_key_id: null, permissions: [...new Set([...p.permissions, ...state.permissions])], method: 'client_certificate' };
+    return { principal_id: svc.id, api_key_id: null, permissions: [...new Set([...p.permissions, ...state.permissions])], method: 'client_certificate', spiffe_id: p.principal_id };
   }
 
   /** Step-up: throw unless this session verified a second factor within the configured minutes. */

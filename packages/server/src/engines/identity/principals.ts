@@ -10,6 +10,10 @@ export interface PrincipalState {
   valid_after: string;
   permissions: string[];
   username: string | null;
+  org_id: string;
+  /** Roles held directly or through groups, with where each comes from (`user`, `service`, `group:<id>`). */
+  roles: Array<{ role: string; via: string }>;
+  groups: string[];
 }
 
 /**
@@ -40,14 +44,21 @@ export class PrincipalStates {
     this.#cache.delete(id);
   }
 
+  /** Forget every principal (who may do what changed somewhere). */
+  clear(): void {
+    this.#cache.clear();
+  }
+
   async #load(id: string, db: Executor): Promise<PrincipalState | null> {
     if (id.startsWith('usr_')) {
       const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) return null;
-      return { kind: 'user', active: row.active === 1, valid_after: row.credentials_valid_after, permissions: await this.directory.userPermissions(db, row), username: row.username };
+      const { roles, groups } = await this.directory.userRoles(db, row);
+      return { kind: 'user', active: row.active === 1, valid_after: row.credentials_valid_after, permissions: permissionsOf(roles.map((r) => r.role)), username: row.username, org_id: row.org_id, roles, groups };
     }
     const svc = await db.selectFrom('service_identities').selectAll().where('id', '=', id).executeTakeFirst();
     if (!svc) return null;
-    return { kind: 'service', active: svc.active === 1, valid_after: svc.credentials_valid_after, permissions: permissionsOf(JSON.parse(svc.roles) as string[]), username: null };
+    const roles = (JSON.parse(svc.roles) as string[]).map((role) => ({ role, via: 'service' }));
+    return { kind: 'service', active: svc.active === 1, valid_after: svc.credentials_valid_after, permissions: permissionsOf(roles.map((r) => r.role)), username: null, org_id: svc.org_id, roles, groups: [] };
   }
 }

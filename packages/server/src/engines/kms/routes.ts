@@ -68,6 +68,11 @@ export function kmsRoutes(service: KmsService, metrics: KmsMetrics): FastifyPlug
   return async (plain) => {
     const app = plain.withTypeProvider<TypeBoxTypeProvider>();
 
+    // Routes on one key are decided on that key: its name (and the project it starts with) and its classification.
+    app.addHook('onRoute', (route) => {
+      if (route.url.includes(':key_id') && route.config) route.config.resource ??= (req) => service.attributes(req.tx, (req.params as { key_id: string }).key_id);
+    });
+
     // Refusals of decryption never reach the service: count them here for the UnauthorizedDecryption alert.
     app.addHook('onResponse', async (req, reply) => {
       if ((reply.statusCode === 401 || reply.statusCode === 403) && req.routeOptions.config.permission === 'kms:decrypt') {

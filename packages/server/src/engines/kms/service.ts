@@ -28,6 +28,7 @@ import {
   type Usage,
 } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
+import type { ResourceAttrs } from '../authz/decide.js';
 import type { KmsKeyTable, KmsKeyVersionTable } from '../../storage/schema.js';
 import { Barrier } from '../../kernel/seal/barrier.js';
 import type { RootKeyProvider } from '../../kernel/seal/provider.js';
@@ -71,6 +72,7 @@ export class KmsService {
   readonly #material = new Map<string, Buffer | KeyObject>();
   /** A barrier per unwrapped KEK version (`kek_id:version`), to wrap and unwrap the keys under it. */
   readonly #kekBarriers = new Map<string, Barrier>();
+  readonly #attributes = new Map<string, ResourceAttrs>();
 
   constructor(private readonly deps: KmsDeps) {
     this.#budget = new NonceBudget(deps.config.maxEncryptionsPerVersion, deps.config.nonceBlock);
@@ -280,6 +282,24 @@ export class KmsService {
       .where('material', 'is not', null)
       .executeTakeFirstOrThrow();
     return { to_version: kek.current_version, pending: Number(rows.pending ?? 0), total: Number(rows.total) };
+  }
+
+  /**
+   * What authorization decides a request on this key by: its name, the project its name starts with
+   * (`payments/cards` is in project `payments`) and its classification; null for no such key. Both are fixed at
+   * creation, so they are kept (bounded) once read.
+   */
+  async attributes(db: Executor, keyId: string): Promise<ResourceAttrs | null> {
+    let a = this.#attributes.get(keyId);
+    if (!a) {
+      const key = await db.selectFrom('kms_keys').select(['name', 'classification']).where('key_id', '=', keyId).executeTakeFirst();
+      if (!key) return null;
+      const slash = key.name?.indexOf('/') ?? -1;
+      a = { type: 'kms_key', id: keyId, name: key.name, classification: key.classification, project: slash > 0 ? key.name!.slice(0, slash) : null };
+      if (this.#attributes.size >= 100_000) this.#attributes.clear();
+      this.#attributes.set(keyId, a);
+    }
+    return a;
   }
 
   async get(db: Executor, keyId: string, withVersions = true): Promise<KeyMetadata> {

@@ -21,6 +21,8 @@ export interface ApprovalRequest {
   reason?: string | null;
   details?: Record<string, unknown>;
   ttl_days?: number;
+  /** Overrides ttl_days, for requests that must be decided soon (break-glass access, a single operation). */
+  ttl_minutes?: number;
 }
 
 function toApproval(r: ApprovalTable): Approval {
@@ -67,7 +69,7 @@ export class ApprovalService {
       status: 'pending',
       requested_by: req.requested_by,
       requested_at: now.toISOString(),
-      expires_at: new Date(now.getTime() + (req.ttl_days ?? 7) * DAY_MS).toISOString(),
+      expires_at: new Date(now.getTime() + (req.ttl_minutes !== undefined ? req.ttl_minutes * 60_000 : (req.ttl_days ?? 7) * DAY_MS)).toISOString(),
       reason: req.reason ?? null,
       decided_by: null,
       decided_at: null,
@@ -79,9 +81,20 @@ export class ApprovalService {
   }
 
   /** The pending request for this action on this resource, if any (so that due work does not stack requests). */
-  async pendingFor(db: Executor, action: string, resourceId: string): Promise<Approval | null> {
-    const row = await db.selectFrom('approvals').selectAll().where('action', '=', action).where('resource_id', '=', resourceId).where('status', '=', 'pending').where('expires_at', '>', this.clock().toISOString()).executeTakeFirst();
+  async pendingFor(db: Executor, action: string, resourceId: string, requestedBy?: string): Promise<Approval | null> {
+    let q = db.selectFrom('approvals').selectAll().where('action', '=', action).where('resource_id', '=', resourceId).where('status', '=', 'pending').where('expires_at', '>', this.clock().toISOString());
+    if (requestedBy) q = q.where('requested_by', '=', requestedBy);
+    const row = await q.executeTakeFirst();
     return row ? toApproval(row) : null;
+  }
+
+  /**
+   * Use an approved request once (an approval that permits a single operation): false when it was already used,
+   * by a concurrent request too (the update is conditional).
+   */
+  async consume(db: Executor, id: string, use: Record<string, unknown>): Promise<boolean> {
+    const r = await db.updateTable('approvals').set({ result: JSON.stringify({ used_at: this.clock().toISOString(), ...use }) }).where('id', '=', id).where('status', '=', 'approved').where('result', 'is', null).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
 
   async list(db: Executor, q: ListApprovalsQuery): Promise<Approval[]> {

@@ -2,6 +2,7 @@ import { constantTimeEqual, PalisadeError, randomBytes, randomId, sha256 } from 
 import type { ApiKeyInfo } from '@palisade/core';
 import type { Executor, Storage } from '../../storage/database.js';
 import type { ApiKeyTable } from '../../storage/schema.js';
+import type { AuthGeneration } from './generation.js';
 
 /** Who a request acts as: an API key's principal, or a client certificate's SPIFFE id (then `api_key_id` is null). */
 export interface Principal {
@@ -14,6 +15,13 @@ export interface Principal {
   session?: { id_hash: Buffer; mfa_at: string | null; mfa_method: string | null };
   /** For an access token: its jti and client. */
   token?: { jti: string; client_id: string; exp: number };
+  /**
+   * What the credential may carry at most, when it has a list of its own (an access token's scope, a session
+   * restricted to MFA enrolment; an API key's list is its `permissions`): bindings and rules grant nothing beyond it.
+   */
+  ceiling?: string[];
+  /** For a client certificate: its SPIFFE id (also when the principal is the service registered with it). */
+  spiffe_id?: string;
 }
 
 const TOKEN_PREFIX = 'pal_';
@@ -58,7 +66,11 @@ export class ApiKeyService {
   constructor(
     private readonly storage: Storage,
     private readonly clock: () => Date = () => new Date(),
-  ) {}
+    /** Revocation bumps it; any change on any node drops the cache of valid keys. */
+    private readonly generation?: AuthGeneration,
+  ) {
+    generation?.onChange(() => this.#valid.clear());
+  }
 
   async authenticate(token: string): Promise<Principal> {
     const hash = hashToken(token);
@@ -126,6 +138,7 @@ export class ApiKeyService {
     if (row.revoked_at === null) {
       row.revoked_at = this.clock().toISOString();
       await db.updateTable('api_keys').set({ revoked_at: row.revoked_at }).where('id', '=', id).execute();
+      await this.generation?.bump(db);
     }
     return toInfo(row);
   }
