@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, each against a peer or physical limit measured in the same run, then a summary.
 //
-//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit,pki,tls,identity]   (after `npx tsc -b`; `npm run bench` builds first)
+//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit,pki,tls,identity,authz]   (after `npx tsc -b`; `npm run bench` builds first)
 //
 // Env knobs are listed in bench/README.md.
 import { printAead, runAead, type AeadResult } from './aead.js';
@@ -12,9 +12,10 @@ import { APPEND_GOAL, goalText, printAudit, runAudit, VERIFY_GOAL_S, type AuditR
 import { printPki, runPki, type PkiResult } from './pki.js';
 import { judged, pick, printTls, runTls, TARGETS, verdicts, type TlsResult } from './tls.js';
 import { identitySummaryRows, printIdentity, runIdentity, type IdentityResult } from './identity.js';
+import { authzSummaryRows, printAuthz, runAuthz, type AuthzResult } from './authz.js';
 import { heading, machine, num, table } from './lib/report.js';
 
-const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit', 'pki', 'tls', 'identity'] as const;
+const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit', 'pki', 'tls', 'identity', 'authz'] as const;
 type Bench = (typeof BENCHES)[number];
 
 function parseArgs(argv: string[]): Bench[] {
@@ -87,6 +88,12 @@ if (only.includes('identity')) {
   heading('running: identity (sign-in, tokens, grants, introspection)');
   identity = await runIdentity();
   printIdentity(identity);
+}
+let authz: AuthzResult | null = null;
+if (only.includes('authz')) {
+  heading('running: authorization decisions (in process, vs node-casbin)');
+  authz = await runAuthz();
+  printAuthz(authz);
 }
 
 heading('summary');
@@ -167,6 +174,7 @@ if (tls) {
   if (v && bare && cold) rows.push(['mTLS client chain validation (cold)', `p50 ${num(cold.p50, 2)} / p99 ${num(cold.p99, 2)} ms`, `node:crypto parse + verify, p50 ${num(bare.p50, 2)} ms`, (bare.p50 / cold.p50).toFixed(3), '-', `p99 ${v.target}: ${v.met ? 'MET' : 'NOT MET'}`]);
 }
 if (identity) rows.push(...identitySummaryRows(identity));
+if (authz) rows.push(...authzSummaryRows(authz));
 console.log(table(['capability', 'palisade', 'peer / limit', 'ratio', 'ratio per CPU-s', 'goal'], rows));
 console.log('ratio = palisade ÷ peer, measured in this run (1.0 = as fast as the peer); per CPU-s = the same per second of server CPU.');
 if (http) console.log('HTTPS peers: a Fastify 5 route that does nothing (the headline) and bare node:https + JSON + AES-256-GCM. Details above; see bench/README.md.');
@@ -175,5 +183,6 @@ if (audit) console.log('audit: append ratio = ledger appends/s ÷ plain INSERTs 
 if (pki) console.log('PKI: cert/s, one in flight, each certificate one SQLite transaction with its row and audit event; peers spawn a process per certificate ("net" = with their spawn floor subtracted). P-384 vs P-256 and the breakdown above.');
 if (tls) console.log('TLS: ratio = palisade ÷ nginx (1 worker; 2 workers in the details) handshakes/s, same certificate and TLS 1.3 settings; p99 = connect → first session ticket; validation ratio = bare p50 ÷ authenticator p50.');
 if (identity) console.log('identity: sign-in ratio = Argon2id verify p50 ÷ sign-in p50; verify ratios = palisade ÷ jose jwtVerify of the same token; grants per CPU-s ÷ Keycloak\'s 200/vCPU; introspection ÷ in-process verifyAccess.');
+if (authz) console.log('authz: ratio = palisade decisions/s ÷ node-casbin enforceSync/s on the same requests (same roles, bindings, rules; casbin without time conditions); the goal is on the p99 per decision.');
 if (hsm || rewrap) console.log('root ratio = HSM ÷ software provider op/s; rewrap ratio = DEKs/s ÷ the same crypto in memory. The machine is shared: rerun before trusting a small difference.');
 process.exit(0);
