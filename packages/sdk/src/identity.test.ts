@@ -125,11 +125,13 @@ describe('SDK: identity (users, services, groups, OAuth) against a real server',
     expect(await c.identity.introspect(t2.access_token, client)).toEqual({ active: false });
     await c.identity.revokeToken('unknown'); // RFC 7009 §2.2: not an error
 
-    // disabled: its key no longer works as a client secret; enabled again, it does
+    // disabled: its keys are revoked with it, so the old one stays dead when it is enabled again; a new one works
     expect((await c.identity.updateService(svc.id, { active: false })).active).toBe(false);
     expect(await codeOf(c.identity.clientCredentials(client))).toMatchObject({ code: 'invalid_client' });
     await c.identity.updateService(svc.id, { active: true });
-    expect((await c.identity.clientCredentials(client)).token_type).toBe('Bearer');
+    expect(await codeOf(c.identity.clientCredentials(client))).toMatchObject({ code: 'invalid_client' });
+    const renewed = await c.identity.createServiceApiKey(svc.id, { name: 'after', permissions: ['kms:encrypt'] });
+    expect((await c.identity.clientCredentials({ clientId: svc.id, clientSecret: renewed.token })).token_type).toBe('Bearer');
 
     await c.identity.deleteService(spiffe.id);
     expect(await codeOf(c.identity.getService(spiffe.id))).toEqual({ status: 404, code: 'PAL_IDENTITY_SERVICE_NOT_FOUND' });

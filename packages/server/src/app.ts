@@ -121,7 +121,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authRoutes(deps.apiKeys, deps.clock), { prefix: '/v1' });
   await app.register(auditRoutes({ ledger: deps.ledger, log: deps.auditLog, retention: deps.retention, barrier: () => deps.seal.barrier(), clock: deps.clock }), { prefix: '/v1' });
   await app.register(sysRoutes(deps.seal, deps.ledger, deps.approvals), { prefix: '/v1' });
-  await app.register(approvalRoutes(deps.approvals), { prefix: '/v1' });
+  await app.register(approvalRoutes(deps.approvals, deps.authz), { prefix: '/v1' });
   await app.register(authzRoutes(deps.authz, deps.approvals, deps.clock), { prefix: '/v1' });
   if (deps.acme) {
     await app.register(acmeRoutes(deps.acme), { prefix: '/acme' });
@@ -132,7 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(federationRoutes(deps.identity, deps.clock), { prefix: '/v1' });
   await app.register(identityPages());
   await app.register(identityAdminRoutes(deps.identity, deps.apiKeys, deps.clock), { prefix: '/v1' });
-  await app.register(oauthRoutes({ identity: deps.identity, apiKeys: deps.apiKeys, clientCertificates: deps.clientCertificates }));
+  await app.register(oauthRoutes({ identity: deps.identity, apiKeys: deps.apiKeys, authz: deps.authz, clientCertificates: deps.clientCertificates }));
   await app.register(pkiRoutes({ pki: deps.pki, storage: deps.storage, ledger: deps.ledger }));
   return app;
 }

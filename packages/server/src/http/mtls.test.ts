@@ -48,9 +48,9 @@ describe('mTLS client authentication (client_auth: optional)', () => {
   it('a valid certificate is its SPIFFE id with the configured permissions, and nothing more', async () => {
     const c = await withCert(ca, { uris: [AGENT] });
     expect(await c.whoami()).toEqual<WhoAmI>({ principal_id: AGENT, api_key_id: null, permissions: ['auth:self:read'] });
-    expect(await refused(c.kms.listKeys())).toBe('403 PAL_FORBIDDEN');
+    expect(await refused(c.kms.listKeys())).toBe('403 PAL_FORBIDDEN no role, binding or rule grants kms:keys:list');
     const unlisted = await withCert(ca, { uris: ['spiffe://test.palisade/services/other'] });
-    expect(await refused(unlisted.whoami())).toBe('403 PAL_FORBIDDEN'); // least privilege: no identity entry, no permission
+    expect(await refused(unlisted.whoami())).toBe('403 PAL_FORBIDDEN no role, binding or rule grants auth:self:read'); // least privilege: no identity entry, no permission
   });
 
   it('refuses expired, foreign, EKU-less and identity-less certificates with a 401 naming the reason, audited', async () => {

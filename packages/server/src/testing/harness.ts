@@ -67,6 +67,12 @@ export class TestClock {
   advanceDays(days: number): void {
     this.#t += days * 86_400_000;
   }
+  advanceMinutes(minutes: number): void {
+    this.#t += minutes * 60_000;
+  }
+  set(t: Date | string): void {
+    this.#t = new Date(t).getTime();
+  }
 }
 
 export interface TestServer {

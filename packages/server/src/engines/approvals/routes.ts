@@ -4,13 +4,14 @@ import { Type } from '@sinclair/typebox';
 import { Approval, ApprovalList, DecideApprovalRequest, ListApprovalsQuery } from '@palisade/core';
 import type { ApprovalService } from '../../kernel/approvals/approvals.js';
 import type { Tx } from '../../storage/database.js';
+import type { AuthzEngine } from '../authz/engine.js';
 
 const tags = ['approvals'];
 const security = [{ bearer: [] }];
 const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
 
 /** Multi-person approval requests: list, read, approve (runs the action), reject. */
-export function approvalRoutes(approvals: ApprovalService): FastifyPluginAsync {
+export function approvalRoutes(approvals: ApprovalService, authz: Pick<AuthzEngine, 'authorize'>): FastifyPluginAsync {
   const decide = async (req: FastifyRequest, id: string, comment: string | undefined, decision: 'approve' | 'reject') => {
     req.auditRecord.resource = { type: 'approval', id };
     const a = await approvals.decide(
@@ -18,6 +19,7 @@ export function approvalRoutes(approvals: ApprovalService): FastifyPluginAsync {
       id,
       req.principal!,
       decision,
+      async (permission) => (await authz.authorize({ principal: req.principal!, source_ip: req.ip }, permission, { type: 'approval', id })).decision === 'allow',
     );
     req.auditRecord.details = { action: a.action, target: a.resource, requested_by: a.requested_by, comment: comment ?? null };
     return a;

@@ -185,7 +185,8 @@ export function parsePolicy(source: string): Policy {
   return { document, locations };
 }
 
-function invalid(errors: PolicyProblem[]): PalisadeError {
+function invalid(problems: PolicyProblem[]): PalisadeError {
+  const errors = [...problems].sort((a, b) => a.line - b.line || a.column - b.column);
   const first = errors[0]!;
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
   return new PalisadeError('PAL_AUTHZ_POLICY_INVALID', `line ${first.line}, column ${first.column}${first.path ? ` (${first.path})` : ''}: ${first.message}${more}`, { extensions: { errors } });

@@ -3,7 +3,7 @@ import { PalisadeError, randomId, type Group, type Organization, type ServiceIde
 export type { Group, Organization, ServiceIdentity, User };
 import type { Executor } from '../../storage/database.js';
 import type { GroupTable, ServiceIdentityTable, UserTable } from '../../storage/schema.js';
-import { isRole, permissionsOf, ROLES } from '../../kernel/auth/roles.js';
+import { isRole, ROLES } from '../../kernel/auth/roles.js';
 import { hashPassword } from './password-hash.js';
 import { checkPassword } from './password-policy.js';
 

@@ -11,6 +11,7 @@ import { JWT } from '../../kernel/pipeline.js';
 import { transactWithEvents } from '../../kernel/op-context.js';
 import { certificateThumbprint, type IdentityEngine } from './engine.js';
 import { SESSION_CLIENT } from './tokens.js';
+import type { AuthzEngine } from '../authz/engine.js';
 
 /** An OAuth error response (RFC 6749 §5.2): `{error, error_description}`, 400 or 401. */
 class OAuthError extends Error {
@@ -42,7 +43,7 @@ function form(req: FastifyRequest): Form {
  * secret one of its API keys (client_secret_basic or _post), or its certificate (RFC 8705 tls_client_auth, which also
  * binds the tokens to the certificate). Answers are OAuth's own error format.
  */
-export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeyService; clientCertificates?: ClientCertificateAuthenticator | undefined }): FastifyPluginAsync {
+export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeyService; authz: Pick<AuthzEngine, 'authorize'>; clientCertificates?: ClientCertificateAuthenticator | undefined }): FastifyPluginAsync {
   const { identity, apiKeys } = deps;
   const ledger = identity.deps.ledger;
   const storage = identity.deps.storage;
@@ -180,7 +181,8 @@ export function oauthRoutes(deps: { identity: IdentityEngine; apiKeys: ApiKeySer
       if (bearer?.[1]) {
         const p = JWT.test(bearer[1]) ? await identity.accessTokenPrincipal(bearer[1], req).catch(() => null) : await apiKeys.authenticate(bearer[1]).catch(() => null);
         if (!p) throw new OAuthError('invalid_client', 'the bearer credential is not valid');
-        if (!hasPermission(p.permissions, permission)) throw new PalisadeError('PAL_FORBIDDEN', `this operation requires the permission ${permission}`);
+        const d = await deps.authz.authorize({ principal: p, source_ip: req.ip }, permission, { type: 'route', id: req.routeOptions.url ?? null });
+        if (d.decision !== 'allow') throw new PalisadeError('PAL_FORBIDDEN', `${permission} is not allowed: ${d.reason}`, { extensions: { permission, reason: d.reason } });
         return { client_id: null };
       }
       return { client_id: (await authenticateClient(req, f, permission === 'oauth:tokens:revoke')).client_id };

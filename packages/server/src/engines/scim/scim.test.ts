@@ -334,7 +334,7 @@ describe.each(dialects())('SCIM 2.0 ($name)', ({ name, available }) => {
       const denied = await scim('GET', '/Users', undefined, { token: kms });
       expect(denied.status).toBe(403);
       expect(denied.headers['content-type']).toMatch(/^application\/scim\+json/);
-      expect(denied.json).toEqual({ schemas: [ERROR], status: '403', detail: 'this operation requires the permission scim:users:read' });
+      expect(denied.json).toEqual({ schemas: [ERROR], status: '403', detail: 'scim:users:read is not allowed: no role, binding or rule grants scim:users:read' });
       const reader = (await s.client.createApiKey({ name: 'scim reader', permissions: ['scim:users:read'] })).token;
       expect((await scim('GET', '/Users', undefined, { token: reader })).status).toBe(200);
       expect((await scim('POST', '/Users', { schemas: [USER], userName: 'nope@example.com' }, { token: reader })).json).toMatchObject({ status: '403' });

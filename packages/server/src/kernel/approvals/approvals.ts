@@ -114,6 +114,8 @@ export class ApprovalService {
     id: string,
     principal: Principal,
     decision: 'approve' | 'reject',
+    /** Whether the decider may exercise a permission (the authorization engine's answer); the principal's own permissions otherwise. */
+    may: (permission: string) => Promise<boolean> = async (permission) => hasPermission(principal.permissions, permission),
   ): Promise<Approval> {
     const a = await this.get(ctx.db, id);
     const now = this.clock().toISOString();
@@ -123,7 +125,7 @@ export class ApprovalService {
     }
     if (a.status !== 'pending') throw new PalisadeError('PAL_APPROVAL_NOT_PENDING', `the request is ${a.status}`, { extensions: { status: a.status } });
     if (principal.principal_id === a.requested_by) throw new PalisadeError('PAL_APPROVAL_SELF');
-    if (!hasPermission(principal.permissions, a.permission)) throw new PalisadeError('PAL_FORBIDDEN', `deciding this request requires the permission ${a.permission}`, { extensions: { permission: a.permission } });
+    if (!(await may(a.permission))) throw new PalisadeError('PAL_FORBIDDEN', `deciding this request requires the permission ${a.permission}`, { extensions: { permission: a.permission } });
     const decided = { ...a, status: decision === 'approve' ? ('approved' as const) : ('rejected' as const), decided_by: principal.principal_id, decided_at: now };
     const result = decision === 'approve' ? await this.#executors.get(a.action)!(ctx, decided) : null;
     const updated = await ctx.db
