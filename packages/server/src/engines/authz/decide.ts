@@ -107,8 +107,17 @@ function resourceMatches(rule: Rule, r: ResourceAttrs, subjectOrg: string | null
   return true;
 }
 
+/** Add to a bounded cache, dropping the oldest entry when full. */
+function remember<V>(cache: Map<string, V>, key: string, value: V, max: number): void {
+  if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+  cache.set(key, value);
+}
+
 export class DecisionPoint {
   readonly #prepared = new Map<string, Prepared>();
+  /** Rules targeting an action (whoever asks, on whatever), and the permission of a role granting an action. */
+  readonly #rulesFor = new Map<string, Rule[]>();
+  readonly #roleGrants = new Map<string, string | null>();
   /** Rules by the first segment of their actions (`kms`), and those whose actions start with `*`. */
   readonly #rulesByEngine = new Map<string, Rule[]>();
   readonly #anyEngineRules: Rule[] = [];
@@ -143,22 +152,38 @@ export class DecisionPoint {
         if (!scopeCovers(b.scope, input.resource, subjectOrg)) continue;
         const prev = boundRoles.get(b.role);
         boundRoles.set(b.role, prev === null || b.expires_at === null ? null : Math.max(prev ?? 0, b.expires_at));
-        const permission = (this.snapshot.roles.get(b.role) ?? []).find((g) => grants(g, input.action));
+        const permission = this.#roleGrant(b.role, input.action);
         if (permission) granting.push({ binding: b, permission });
       }
     }
-    const engine = input.action.split(':')[0]!;
-    const candidates = [...(this.#rulesByEngine.get(engine) ?? []), ...this.#anyEngineRules];
-    const rules = candidates.filter(
-      (r) =>
-        r.actions.some((a) => grants(a, input.action)) &&
-        resourceMatches(r, input.resource, subjectOrg) &&
-        (r.principals ?? ['*']).some((p) => p === '*' || p.startsWith('role:') || p === `user:${input.principal_id}` || p === `service:${input.principal_id}` || (p.startsWith('group:') && (input.subject?.groups ?? []).includes(p.slice(6)))),
+    const rules = this.#rulesTargeting(input.action, input.resource, subjectOrg).filter((r) =>
+      (r.principals ?? ['*']).some((p) => p === '*' || p.startsWith('role:') || p === `user:${input.principal_id}` || p === `service:${input.principal_id}` || (p.startsWith('group:') && (input.subject?.groups ?? []).includes(p.slice(6)))),
     );
     p = { granting, boundRoles, rules };
-    if (this.#prepared.size >= this.maxPrepared) this.#prepared.clear();
-    this.#prepared.set(key, p);
+    remember(this.#prepared, key, p, this.maxPrepared);
     return p;
+  }
+
+  /** The permission of `role` that grants `action`, if any. */
+  #roleGrant(role: string, action: string): string | null {
+    const key = `${role}\u0000${action}`;
+    let g = this.#roleGrants.get(key);
+    if (g === undefined) {
+      g = (this.snapshot.roles.get(role) ?? []).find((x) => grants(x, action)) ?? null;
+      remember(this.#roleGrants, key, g, this.maxPrepared);
+    }
+    return g;
+  }
+
+  /** Rules whose actions cover `action` (kept per action) and whose resource conditions match. */
+  #rulesTargeting(action: string, resource: ResourceAttrs, subjectOrg: string | null): Rule[] {
+    let rules = this.#rulesFor.get(action);
+    if (!rules) {
+      const engine = action.split(':')[0]!;
+      rules = [...(this.#rulesByEngine.get(engine) ?? []), ...this.#anyEngineRules].filter((r) => r.actions.some((a) => grants(a, action)));
+      remember(this.#rulesFor, action, rules, this.maxPrepared);
+    }
+    return rules.filter((r) => resourceMatches(r, resource, subjectOrg));
   }
 
   decide(input: DecisionInput, explain = false): Decision {
