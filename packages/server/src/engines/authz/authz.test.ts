@@ -114,6 +114,22 @@ for (const d of dialects()) {
       expect((await call('DELETE', '/v1/authz/roles/payments-encryptor', { headers: owner() })).json.code).toBe('PAL_AUTHZ_ROLE_IN_USE');
     });
 
+    it('a binding scoped to an organisation: its users and services, not another organisation\'s', async () => {
+      const acme = await call('POST', '/v1/orgs', { headers: owner(), json: { name: 'acme' } });
+      expect(acme.status, acme.text).toBe(201);
+      const inAcme = await call('POST', '/v1/users', { headers: owner(), json: { username: 'wile', password: PASSWORD, org_id: acme.json.id } });
+      const inDefault = await call('POST', '/v1/users', { headers: owner(), json: { username: 'road', password: PASSWORD } });
+      const admin = await user('acme-admin', ['viewer']);
+      const b = await call('POST', '/v1/authz/bindings', { headers: owner(), json: { subject: admin.id, role: 'security-admin', scope: `org:${acme.json.id}` } });
+      expect(b.status, b.text).toBe(201);
+      const rename = (id: string) => call('PATCH', `/v1/users/${id}`, { headers: admin.headers, json: { display_name: 'renamed' } });
+      const ok = await rename(inAcme.json.id);
+      expect(ok.status, ok.text).toBe(200);
+      const refused = await rename(inDefault.json.id);
+      expect(refused.status).toBe(403);
+      expect(refused.json.reason).toBe('no role, binding or rule grants identity:users:update');
+    });
+
     it('context: outside the time window, from a wrong network, with stale MFA, with a high risk score: each denied with the reason explain shows', async () => {
       const dev = await service('ctx-dev', ['developer']);
       await putPolicy(`

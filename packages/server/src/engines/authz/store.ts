@@ -95,24 +95,6 @@ export class AuthzStore {
     return toBinding(row);
   }
 
-  /** Bindings of a subject that no longer exists (a deleted user or group) go with it. */
-  async deleteBindingsOf(db: Executor, subject: string): Promise<number> {
-    const r = await db.deleteFrom('authz_bindings').where('subject', '=', subject).executeTakeFirst();
-    const n = Number(r.numDeletedRows);
-    if (n > 0) await this.generation.bump(db);
-    return n;
-  }
-
-  /** Grants that ended long enough ago to be of no use to `explain`: removed, and returned for the audit log. */
-  async purgeExpired(db: Executor): Promise<AuthzBinding[]> {
-    const cutoff = new Date(this.clock().getTime() - EXPIRED_KEPT_MS).toISOString();
-    const rows = await db.selectFrom('authz_bindings').selectAll().where('expires_at', '<=', cutoff).execute();
-    if (rows.length === 0) return [];
-    await db.deleteFrom('authz_bindings').where('expires_at', '<=', cutoff).execute();
-    await this.generation.bump(db);
-    return rows.map(toBinding);
-  }
-
   // --------------------------------------------------------------------------------------------- policies
 
   async currentPolicy(db: Executor, withSource = true): Promise<PolicyVersion> {

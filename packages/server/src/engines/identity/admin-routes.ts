@@ -22,6 +22,19 @@ export function identityAdminRoutes(identity: IdentityEngine, apiKeys: ApiKeySer
     const app = plain.withTypeProvider<TypeBoxTypeProvider>();
     const { directory } = identity;
 
+    // Routes on one user, group or service identity are decided in its organisation (bindings scoped to org:<id>).
+    const tables = { users: ['users', 'user'], groups: ['groups', 'group'], services: ['service_identities', 'service'] } as const;
+    app.addHook('onRoute', (route) => {
+      const m = /^\/v1\/(users|groups|services)\/:id(\/|$)/.exec(route.url);
+      if (!m || !route.config) return;
+      const [table, type] = tables[m[1] as keyof typeof tables];
+      route.config.resource ??= async (req) => {
+        const id = (req.params as { id: string }).id;
+        const row = await req.tx.selectFrom(table).select('org_id').where('id', '=', id).executeTakeFirst();
+        return row ? { type, id, org: row.org_id } : null;
+      };
+    });
+
     // -------------------------------------------------------------------------------------- organisations
     app.post('/orgs', {
       schema: { tags, security, summary: 'Create an organisation', body: Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), display_name: OptStr(128) }, { additionalProperties: false }) },
