@@ -188,6 +188,7 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
     const resource = (config.resource ? await config.resource(req) : null) ?? { type: 'route', id: req.routeOptions.url ?? null };
     const d = await decide(deps, req, permission, resource);
     req.authz = d;
+    deps.metrics.decided(d.decision);
     const denied = (error_code: string): AuditEventInput => ({ type: 'authz.denied', actor: actorOf(req), outcome: 'denied', request_id: req.id, action: permission, error_code, resource: { type: resource.type, id: resource.id ?? resource.name ?? req.routeOptions.url ?? null }, ...authzOf(d) });
     if (d.decision === 'deny') {
       await auditOrFail(deps, req, denied('PAL_FORBIDDEN'));

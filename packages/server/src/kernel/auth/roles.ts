@@ -17,7 +17,7 @@ const TIERS: ReadonlyArray<{ role: string; adds: readonly string[] }> = [
   },
   {
     role: 'security-admin',
-    adds: ['identity:*', 'scim:*', 'audit:*', 'approvals:requests:decide', 'kms:keys:destroy', 'kms:keys:export', 'kms:keys:import', 'pki:*', 'sys:seal:seal', 'oauth:*', 'authz:*'],
+    adds: ['identity:*', 'scim:*', 'audit:*', 'approvals:requests:decide', 'kms:keys:disable', 'kms:keys:enable', 'kms:keys:destroy', 'kms:keys:export', 'kms:keys:import', 'pki:*', 'sys:seal:seal', 'oauth:*', 'authz:*'],
   },
   { role: 'owner', adds: ['*'] },
 ];
