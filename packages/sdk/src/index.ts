@@ -4,7 +4,8 @@ import { SysClient } from './sys.js';
 import { ApprovalsClient } from './approvals.js';
 import { PkiClient } from './pki.js';
 import { IdentityClient } from './identity.js';
-import { Transport, type ClientOptions } from './transport.js';
+import { AuthzClient } from './authz.js';
+import { APPROVAL_HEADER, Transport, type ClientOptions } from './transport.js';
 import type { ApiKeyInfo, ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
 
 export { KmsClient } from './kms.js';
@@ -31,7 +32,27 @@ export {
   type Jwks,
   type DiscoveryDocument,
 } from './identity.js';
-export { Transport, PalisadeApiError, type ClientOptions } from './transport.js';
+export {
+  AuthzClient,
+  policyErrors,
+  type ListBindingsQuery,
+  type AuthzRole,
+  type AuthzRoleList,
+  type CreateRoleRequest,
+  type UpdateRoleRequest,
+  type AuthzBinding,
+  type AuthzBindingList,
+  type CreateBindingRequest,
+  type GrantRequest,
+  type PolicyVersion,
+  type PolicyVersionList,
+  type PolicyValidation,
+  type PolicyProblem,
+  type ExplainRequest,
+  type Explanation,
+  type DecisionStep,
+} from './authz.js';
+export { Transport, PalisadeApiError, APPROVAL_HEADER, type ClientOptions } from './transport.js';
 export { spkiPin } from './pins.js';
 
 /** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */
@@ -43,15 +64,27 @@ export class PalisadeClient {
   readonly approvals: ApprovalsClient;
   readonly pki: PkiClient;
   readonly identity: IdentityClient;
+  readonly authz: AuthzClient;
 
-  constructor(opts: ClientOptions) {
-    this.transport = new Transport(opts);
+  /** From options, or on an existing transport (see withApproval()). */
+  constructor(opts: ClientOptions | Transport) {
+    this.transport = opts instanceof Transport ? opts : new Transport(opts);
     this.kms = new KmsClient(this.transport);
     this.audit = new AuditClient(this.transport);
     this.sys = new SysClient(this.transport);
     this.approvals = new ApprovalsClient(this.transport);
     this.pki = new PkiClient(this.transport);
     this.identity = new IdentityClient(this.transport);
+    this.authz = new AuthzClient(this.transport);
+  }
+
+  /**
+   * This client, its requests carrying `Palisade-Approval: <approvalId>`: for repeating an operation that answered
+   * 403 PAL_APPROVAL_REQUIRED (its `approval_id`) once another principal approved it. An approval works for one
+   * request. It shares this client's connections: its close() does nothing, this client's close() ends them.
+   */
+  withApproval(approvalId: string): PalisadeClient {
+    return new PalisadeClient(this.transport.withHeaders({ [APPROVAL_HEADER]: approvalId }));
   }
 
   whoami(): Promise<WhoAmI> {

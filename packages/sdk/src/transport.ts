@@ -41,6 +41,9 @@ export class PalisadeApiError extends Error {
   }
 }
 
+/** The header that uses an approved approval request (`apr_…`) for one operation (PAL_APPROVAL_REQUIRED says which). */
+export const APPROVAL_HEADER = 'palisade-approval';
+
 /** HTTPS with keep-alive; JSON in, JSON out; problem documents become PalisadeApiError. */
 export class Transport {
   readonly #agent: Agent;
@@ -48,8 +51,28 @@ export class Transport {
   readonly #port: number;
   readonly #token: string | undefined;
   readonly #timeout: number;
+  /** Sent with every request of this transport (a call's own headers win). */
+  readonly #headers: Readonly<Record<string, string>>;
+  /** False for a transport made by withHeaders(): the connections belong to the one it came from. */
+  readonly #owner: boolean;
 
-  constructor(opts: ClientOptions) {
+  /** What withHeaders() does: `base`'s connections and credentials, with `headers` on every request. */
+  constructor(base: Transport, headers: Record<string, string>);
+  // (last, so that ConstructorParameters<typeof Transport> stays [ClientOptions])
+  constructor(opts: ClientOptions);
+  constructor(opts: ClientOptions | Transport, headers: Record<string, string> = {}) {
+    if (opts instanceof Transport) {
+      this.#agent = opts.#agent;
+      this.#host = opts.#host;
+      this.#port = opts.#port;
+      this.#token = opts.#token;
+      this.#timeout = opts.#timeout;
+      this.#headers = { ...opts.#headers, ...lowerKeys(headers) };
+      this.#owner = false;
+      return;
+    }
+    this.#headers = lowerKeys(headers);
+    this.#owner = true;
     const url = new URL(/^https?:\/\//.test(opts.addr) ? opts.addr : `https://${opts.addr}`);
     if (url.protocol !== 'https:') throw new Error('Palisade speaks HTTPS only');
     this.#host = url.hostname.replace(/^\[|\]$/g, '');
@@ -110,7 +133,7 @@ export class Transport {
           method,
           path,
           agent: this.#agent,
-          headers: { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}), ...(body ? { 'content-length': String(body.length) } : {}), ...headers },
+          headers: { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}), ...(body ? { 'content-length': String(body.length) } : {}), ...this.#headers, ...headers },
           timeout: this.#timeout,
         },
         resolve,
@@ -121,9 +144,21 @@ export class Transport {
     });
   }
 
-  close(): void {
-    this.#agent.destroy();
+  /**
+   * A transport on the same connections whose requests all carry `headers` as well (e.g. `Palisade-Approval`).
+   * Its close() does nothing: the connections are closed with this transport.
+   */
+  withHeaders(headers: Record<string, string>): Transport {
+    return new Transport(this, headers);
   }
+
+  close(): void {
+    if (this.#owner) this.#agent.destroy();
+  }
+}
+
+function lowerKeys(h: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
 function readAll(res: IncomingMessage): Promise<{ status: number; contentType: string; body: Buffer }> {
