@@ -157,6 +157,10 @@ rules:
     effect: deny
     actions: ["*"]
     when: { risk: { min: 70 } }
+  - id: signing-from-agents-only
+    effect: deny
+    actions: ["kms:sign"]
+    unless: { certificate: ["spiffe://palisade.test/agents/*"] }
 `);
       // Time: Saturday noon in Berlin is outside; Tuesday 10:00 inside.
       s.clock.set('2026-11-21T11:00:00Z');
@@ -172,6 +176,14 @@ rules:
       expect(why.decision).toBe('deny');
       expect(why.steps).toContainEqual({ source: 'rule:business-hours', effect: 'deny', matched: true, why: 'it is sat in Europe/Berlin, not mon/tue/wed/thu/fri; holds developer' });
       s.clock.set('2026-11-24T09:00:00Z');
+
+      // Certificate identity: signing only with an agent's client certificate.
+      const at = '2026-11-24T09:00:00Z';
+      expect((await explain({ principal_id: dev.id, action: 'kms:sign', context: { time: at, certificate: 'spiffe://palisade.test/agents/a1' } })).decision).toBe('allow');
+      expect((await explain({ principal_id: dev.id, action: 'kms:sign', context: { time: at } })).reason).toBe('rule signing-from-agents-only denies kms:sign: no client certificate');
+      expect((await explain({ principal_id: dev.id, action: 'kms:sign', context: { time: at, certificate: 'spiffe://palisade.test/tools/t1' } })).reason).toBe(
+        'rule signing-from-agents-only denies kms:sign: certificate spiffe://palisade.test/tools/t1 matches none of spiffe://palisade.test/agents/*',
+      );
 
       // Network: an operator from loopback is outside the office.
       const op = await service('ctx-op', ['operator']);
