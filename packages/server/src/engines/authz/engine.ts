@@ -155,8 +155,8 @@ export class AuthzEngine {
   async requestPermit(db: Executor, principal_id: string, action: string, resource: ResourceAttrs, d: Decision): Promise<{ approval: Approval; created: boolean }> {
     const key = resourceKey(resource);
     const target = { type: resource.type, id: resource.id ?? resource.name ?? resource.type };
-    const pending = await this.deps.approvals.list(db, { status: 'pending', limit: 500 });
-    const same = pending.find((a) => a.action === PERMIT_ACTION && a.requested_by === principal_id && a.details['permission'] === action && a.details['resource_key'] === key && a.expires_at > this.#clock().toISOString());
+    const pending = await this.deps.approvals.pending(db, PERMIT_ACTION, target.id, principal_id);
+    const same = pending.find((a) => a.details['permission'] === action && a.details['resource_key'] === key);
     if (same) return { approval: same, created: false };
     const approval = await this.deps.approvals.request(db, {
       action: PERMIT_ACTION,

@@ -81,11 +81,15 @@ export class ApprovalService {
   }
 
   /** The pending request for this action on this resource, if any (so that due work does not stack requests). */
-  async pendingFor(db: Executor, action: string, resourceId: string, requestedBy?: string): Promise<Approval | null> {
+  async pendingFor(db: Executor, action: string, resourceId: string): Promise<Approval | null> {
+    return (await this.pending(db, action, resourceId))[0] ?? null;
+  }
+
+  /** Pending, unexpired requests for this action on this resource (by one requester). */
+  async pending(db: Executor, action: string, resourceId: string, requestedBy?: string): Promise<Approval[]> {
     let q = db.selectFrom('approvals').selectAll().where('action', '=', action).where('resource_id', '=', resourceId).where('status', '=', 'pending').where('expires_at', '>', this.clock().toISOString());
     if (requestedBy) q = q.where('requested_by', '=', requestedBy);
-    const row = await q.executeTakeFirst();
-    return row ? toApproval(row) : null;
+    return (await q.execute()).map(toApproval);
   }
 
   /**
