@@ -11,6 +11,7 @@ import { witnessCommands } from './witness.js';
 import { pkiCommands } from './pki.js';
 import { usersCommands } from './users.js';
 import { servicesCommands } from './services.js';
+import { authzCommands } from './authz.js';
 
 const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
@@ -24,6 +25,9 @@ export function buildCli(): Command {
   const program = new Command('palisade')
     .description('Palisade: keys, certificates, identities and a tamper-evident audit ledger for AI agent frameworks.')
     .version('0.1.0')
+    // Program options (-V/--version) only before a command: after it, `--version <n>` is the command's own option
+    // (`keys export --version`, `authz policy get --version`), not a request for the CLI's version.
+    .enablePositionalOptions()
     .showHelpAfterError()
     .addHelpText(
       'after',
@@ -186,6 +190,7 @@ export function buildCli(): Command {
   pkiCommands(program);
   usersCommands(program);
   servicesCommands(program);
+  authzCommands(program);
   operatorCommands(program);
   backupCommands(program);
   witnessCommands(program);
