@@ -143,6 +143,8 @@ async function runWitness(o: WitnessCliOptions): Promise<void> {
 export function witnessCommands(program: Command): void {
   const witness = program
     .command('witness')
+    // The program's options are positional (a subcommand's --version is its own); `witness key` reads witness's on either side.
+    .enablePositionalOptions(false)
     .description('run a transparency-log witness (c2sp.org/tlog-witness): cosign the checkpoints of configured logs that are consistent with what it has seen')
     .option('--config <file>', 'YAML or JSON: name, listen, state_dir, log_level, tls: {cert, key}, logs: [{origin, keys: [...]}]')
     .option('--listen <host:port>', `address to serve POST /add-checkpoint on (default ${DEFAULT_LISTEN}; port 0: any free port)`)

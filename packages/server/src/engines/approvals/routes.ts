@@ -19,7 +19,7 @@ export function approvalRoutes(approvals: ApprovalService, authz: Pick<AuthzEngi
       id,
       req.principal!,
       decision,
-      async (permission) => (await authz.authorize({ principal: req.principal!, source_ip: req.ip }, permission, { type: 'approval', id })).decision === 'allow',
+      async (permission) => (await authz.authorize({ principal: req.principal!, source_ip: req.ip }, permission, { type: 'approval', id }, req.tx)).decision === 'allow',
     );
     req.auditRecord.details = { action: a.action, target: a.resource, requested_by: a.requested_by, comment: comment ?? null };
     return a;

@@ -64,13 +64,18 @@ export class AuthzEngine {
     this.#risk = fn;
   }
 
-  /** The current decision point (rebuilt once after a change, whoever asks first). */
-  async point(): Promise<DecisionPoint> {
+  /**
+   * The current decision point (rebuilt once after a change, whoever asks first). `db`: the caller's transaction
+   * when it has one (on SQLite a read outside it would wait for it), for this and every read below.
+   */
+  async point(db: Executor = this.deps.storage.db): Promise<DecisionPoint> {
     if (!this.#stale && this.#point) return this.#point;
+    // Inside a transaction: read through it, never join a load waiting for the connection this transaction holds.
+    if (db !== this.deps.storage.db) return new DecisionPoint(await this.store.snapshot(db));
     if (!this.#loading) {
       this.#stale = false;
       this.#loading = this.store
-        .snapshot(this.deps.storage.db)
+        .snapshot(db)
         .then((s) => (this.#point = new DecisionPoint(s)))
         .catch((e: unknown) => {
           this.#stale = true;
@@ -84,7 +89,7 @@ export class AuthzEngine {
   }
 
   /** The input of a decision for a request's principal. */
-  async #input(facts: RequestFacts, action: string, resource: ResourceAttrs, approval: string | null): Promise<DecisionInput> {
+  async #input(facts: RequestFacts, action: string, resource: ResourceAttrs, approval: string | null, db: Executor): Promise<DecisionInput> {
     const p = facts.principal;
     const method = p.method ?? 'api_key';
     const time = this.#clock();
@@ -104,7 +109,7 @@ export class AuthzEngine {
       permissions: p.permissions,
       credential,
       ceiling: p.ceiling ?? (method === 'api_key' ? p.permissions : null),
-      subject: await this.deps.subjects(p.principal_id, this.deps.storage.db),
+      subject: await this.deps.subjects(p.principal_id, db),
       action,
       resource,
       context,
@@ -113,10 +118,10 @@ export class AuthzEngine {
   }
 
   /** The pipeline's question. An approval id, when given, must be an unused approval of exactly this request. */
-  async authorize(facts: RequestFacts, action: string, resource: ResourceAttrs): Promise<Decision> {
-    const point = await this.point();
-    const approval = facts.approval_id ? await this.#checkPermit(facts.approval_id, facts.principal.principal_id, action, resource) : null;
-    return point.decide(await this.#input(facts, action, resource, approval));
+  async authorize(facts: RequestFacts, action: string, resource: ResourceAttrs, db: Executor = this.deps.storage.db): Promise<Decision> {
+    const point = await this.point(db);
+    const approval = facts.approval_id ? await this.#checkPermit(facts.approval_id, facts.principal.principal_id, action, resource, db) : null;
+    return point.decide(await this.#input(facts, action, resource, approval, db));
   }
 
   /** The decision and every role, binding and rule that took part, for a principal (not necessarily the caller). */
@@ -125,13 +130,14 @@ export class AuthzEngine {
     action: string,
     resource: ResourceAttrs,
     ctx: { time?: string | undefined; source_ip?: string | undefined; authentication?: DecisionContext['authentication'] | undefined; mfa_age_seconds?: number | undefined; mfa_method?: string | undefined; certificate?: string | undefined; risk?: number | undefined; approval_id?: string | undefined } = {},
+    db: Executor = this.deps.storage.db,
   ): Promise<Explanation> {
-    const point = await this.point();
+    const point = await this.point(db);
     let input: DecisionInput;
-    if ('principal' in facts) input = await this.#input(facts, action, resource, null);
+    if ('principal' in facts) input = await this.#input(facts, action, resource, null, db);
     else {
       // Someone else: as if they signed in (a session holding their roles).
-      const subject = await this.deps.subjects(facts.principal_id, this.deps.storage.db);
+      const subject = await this.deps.subjects(facts.principal_id, db);
       if (!subject) throw new PalisadeError('PAL_IDENTITY_USER_NOT_FOUND', `no user or service identity ${facts.principal_id}`);
       const permissions = [...new Set(subject.roles.flatMap((r) => point.snapshot.roles.get(r.role) ?? []))];
       input = { principal_id: facts.principal_id, permissions, credential: 'role', ceiling: null, subject, action, resource, context: { time: this.#clock(), source_ip: null, authentication: 'session', mfa_at: null, mfa_method: null, certificate: null, risk: this.#risk({ principal_id: facts.principal_id, source_ip: null, action }) }, approval: null };
@@ -146,7 +152,7 @@ export class AuthzEngine {
       certificate: ctx.certificate ?? input.context.certificate,
       risk: ctx.risk ?? input.context.risk,
     };
-    if (ctx.approval_id) input.approval = await this.#checkPermit(ctx.approval_id, input.principal_id, action, resource);
+    if (ctx.approval_id) input.approval = await this.#checkPermit(ctx.approval_id, input.principal_id, action, resource, db);
     const d = point.decide(input, true);
     return { decision: d.decision, reason: d.reason, principal_id: input.principal_id, action, policy_version: point.snapshot.policyVersion, steps: d.steps ?? [] };
   }
@@ -175,8 +181,8 @@ export class AuthzEngine {
     return this.deps.approvals.consume(db, approvalId, { request_id: requestId });
   }
 
-  async #checkPermit(id: string, principal_id: string, action: string, resource: ResourceAttrs): Promise<string> {
-    const a = await this.deps.approvals.get(this.deps.storage.db, id).catch(() => null);
+  async #checkPermit(id: string, principal_id: string, action: string, resource: ResourceAttrs, db: Executor): Promise<string> {
+    const a = await this.deps.approvals.get(db, id).catch(() => null);
     const bad = (why: string) => new PalisadeError('PAL_APPROVAL_INVALID', `approval ${id} ${why}`);
     if (!a || a.action !== PERMIT_ACTION) throw bad('is not an approval of a single operation');
     if (a.requested_by !== principal_id) throw bad('was requested by another principal');

@@ -93,7 +93,8 @@ export function authzRoutes(authz: AuthzEngine, approvals: ApprovalService, cloc
         const role = await store.deleteRole(req.tx, req.params.name);
         req.auditRecord.resource = { type: 'authz_role', id: role.name };
         req.auditRecord.details = { permissions: role.permissions };
-        return reply.code(204).send();
+        void reply.code(204);
+        return null;
       },
     });
 
@@ -123,7 +124,8 @@ export function authzRoutes(authz: AuthzEngine, approvals: ApprovalService, cloc
         const b = await store.deleteBinding(req.tx, req.params.id);
         req.auditRecord.resource = { type: 'authz_binding', id: b.id };
         req.auditRecord.details = { subject: b.subject, role: b.role, scope: b.scope };
-        return reply.code(204).send();
+        void reply.code(204);
+        return null;
       },
     });
 
@@ -206,12 +208,12 @@ export function authzRoutes(authz: AuthzEngine, approvals: ApprovalService, cloc
         const self = req.principal!;
         const other = req.body.principal_id !== undefined && req.body.principal_id !== self.principal_id;
         if (other) {
-          const may = await authz.authorize({ principal: self, source_ip: req.ip }, 'authz:decisions:explain-any', { type: 'route', id: req.routeOptions.url ?? null });
+          const may = await authz.authorize({ principal: self, source_ip: req.ip }, 'authz:decisions:explain-any', { type: 'route', id: req.routeOptions.url ?? null }, req.tx);
           if (may.decision !== 'allow') throw new PalisadeError('PAL_FORBIDDEN', `explaining another principal's decisions requires authz:decisions:explain-any: ${may.reason}`, { extensions: { permission: 'authz:decisions:explain-any' } });
         }
         const resource = req.body.resource ?? { type: 'route' };
         const facts = other ? { principal_id: req.body.principal_id! } : { principal: self, source_ip: req.ip };
-        const explanation = await authz.explain(facts, req.body.action, resource, req.body.context ?? {});
+        const explanation = await authz.explain(facts, req.body.action, resource, req.body.context ?? {}, req.tx);
         req.auditRecord.details = { principal_id: explanation.principal_id, action: explanation.action, decision: explanation.decision };
         return explanation;
       },
