@@ -194,29 +194,9 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
       await auditOrFail(deps, req, denied('PAL_FORBIDDEN'));
       throw new PalisadeError('PAL_FORBIDDEN', `${permission} is not allowed: ${d.reason}`, { extensions: { permission, reason: d.reason } });
     }
-    if (d.decision === 'approval_required') {
-      const authz = deps.authz!;
-      const approval = await deps.storage.transact(async (tx) => {
-        const { approval: a, created } = await authz.requestPermit(tx, req.principal!.principal_id, permission, resource, d);
-        await deps.ledger.append(tx, denied('PAL_APPROVAL_REQUIRED'));
-        if (created) await deps.ledger.append(tx, { type: 'approval.request', actor: actorOf(req), outcome: 'success', request_id: req.id, action: permission, resource: { type: 'approval', id: a.id }, error_code: null, details: { action: a.action, target: a.resource } });
-        return a;
-      });
-      throw new PalisadeError('PAL_APPROVAL_REQUIRED', `${d.reason}; approval request ${approval.id} was filed: repeat the request with ${APPROVAL_HEADER}: ${approval.id} once it is approved`, { extensions: { approval_id: approval.id, expires_at: approval.expires_at, reason: d.reason } });
-    }
+    if (d.decision === 'approval_required') throw await fileApproval(deps, req, permission, resource, d, denied('PAL_APPROVAL_REQUIRED'));
     const permit = d.by.find((b) => b.startsWith('approval:'))?.slice('approval:'.length);
-    if (permit) {
-      const authz = deps.authz!;
-      const use = async (tx: Executor) => {
-        if (!(await authz.consumePermit(tx, permit, req.id))) throw new PalisadeError('PAL_APPROVAL_INVALID', `approval ${permit} was used already`);
-      };
-      if (config.audit) req.auditRecord.beforeCommit.push(use);
-      else
-        await deps.storage.transact(async (tx) => {
-          await use(tx);
-          await deps.ledger.append(tx, { type: 'approval.use', actor: actorOf(req), outcome: 'success', request_id: req.id, action: permission, resource: { type: 'approval', id: permit }, error_code: null, details: {}, ...authzOf(d) });
-        });
-    }
+    if (permit) await usePermit(deps, req, permission, permit, d);
   });
 
   app.addHook('onRoute', (route: RouteOptions) => {
@@ -241,6 +221,39 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
 
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.observe(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  });
+}
+
+/** File (or find) the approval request a `require_approval` rule asks for, with the refusal's event; the error to throw. */
+async function fileApproval(deps: PipelineDeps, req: FastifyRequest, permission: string, resource: ResourceAttrs, d: Decision, refusal: AuditEventInput): Promise<PalisadeError> {
+  const authz = deps.authz!;
+  const approval = await deps.storage.transact(async (tx) => {
+    const { approval: a, created } = await authz.requestPermit(tx, req.principal!.principal_id, permission, resource, d);
+    await deps.ledger.append(tx, refusal);
+    if (created) await deps.ledger.append(tx, { type: 'approval.request', actor: actorOf(req), outcome: 'success', request_id: req.id, action: permission, resource: { type: 'approval', id: a.id }, error_code: null, details: { action: a.action, target: a.resource } });
+    return a;
+  });
+  return new PalisadeError('PAL_APPROVAL_REQUIRED', `${d.reason}; approval request ${approval.id} was filed: repeat the request with ${APPROVAL_HEADER}: ${approval.id} once it is approved`, {
+    extensions: { approval_id: approval.id, expires_at: approval.expires_at, reason: d.reason },
+  });
+}
+
+/**
+ * Use an approval once: in the route's own transaction when it is audited (so a failed operation leaves it
+ * unused), else on its own with an `approval.use` event. A concurrent second use fails the conditional update.
+ */
+async function usePermit(deps: PipelineDeps, req: FastifyRequest, permission: string, permit: string, d: Decision): Promise<void> {
+  const authz = deps.authz!;
+  const use = async (tx: Executor) => {
+    if (!(await authz.consumePermit(tx, permit, req.id))) throw new PalisadeError('PAL_APPROVAL_INVALID', `approval ${permit} was used already`);
+  };
+  if (req.routeOptions.config.audit) {
+    req.auditRecord.beforeCommit.push(use);
+    return;
+  }
+  await deps.storage.transact(async (tx) => {
+    await use(tx);
+    await deps.ledger.append(tx, { type: 'approval.use', actor: actorOf(req), outcome: 'success', request_id: req.id, action: permission, resource: { type: 'approval', id: permit }, error_code: null, details: {}, ...authzOf(d) });
   });
 }
 

@@ -100,9 +100,8 @@ export class AuthzEngine {
       mfa_at: p.session?.mfa_at ? Date.parse(p.session.mfa_at) : null,
       mfa_method: p.session?.mfa_method ?? null,
       certificate: p.spiffe_id ?? null,
-      risk: 0,
+      risk: this.#risk({ principal_id: p.principal_id, source_ip: facts.source_ip, action }),
     };
-    context.risk = this.#risk({ principal_id: p.principal_id, source_ip: facts.source_ip, action });
     const credential = method === 'api_key' ? `api_key:${p.api_key_id ?? 'none'}` : method === 'access_token' ? `token:${p.token?.client_id ?? 'unknown'}` : 'role';
     return {
       principal_id: p.principal_id,

@@ -148,7 +148,9 @@ export function parsePolicy(source: string): Policy {
       const key = `${e.path}`;
       if (seen.has(key)) continue; // one message per place: the first is the most specific
       seen.add(key);
-      at(locate(path), e.path || '/', e.message);
+      const alts = (e.schema as { anyOf?: Array<{ const?: unknown }> }).anyOf;
+      const message = alts?.length && alts.every((a) => a.const !== undefined) ? `expected one of ${alts.map((a) => JSON.stringify(a.const)).join(', ')}` : e.message;
+      at(locate(path), e.path || '/', message);
     }
     throw invalid(problems);
   }
