@@ -210,6 +210,7 @@ rules:
         const risky = await encrypt(dev.token, keyId);
         expect(risky.json.reason).toBe('rule risky denies kms:encrypt: risk 90 ≥ 70');
         expect((await explain({ principal_id: dev.id, action: 'kms:encrypt', context: { risk: 10 } })).decision).toBe('allow');
+        expect((await explain({ principal_id: dev.id, action: 'kms:encrypt' })).steps).toContainEqual({ source: 'rule:risky', effect: 'deny', matched: true, why: 'risk 90 ≥ 70' });
       } finally {
         s.rt.authz.setRiskSource(() => 0);
       }
