@@ -120,6 +120,10 @@ export const ERROR_CATALOGUE = {
   PAL_KMS_IMPORT_INVALID: { status: 400, title: 'Imported key invalid', description: 'The wrapped key does not unwrap with the server\'s wrapping key (RSA_AES_KEY_WRAP_SHA_256), or the material does not fit the algorithm.' },
   PAL_KMS_NOT_EXPORTABLE: { status: 409, title: 'Key not exportable', description: 'Only keys created or imported with `exportable: true` can be exported (wrapped for another party).' },
   PAL_KMS_SIGNATURE_INVALID_FORMAT: { status: 400, title: 'Signature malformed', description: 'The signature is not well-formed for the key\'s algorithm.' },
+  // field-level encryption (`@palisade/sdk` FieldEncryptor; raised in the client, never by the server)
+  PAL_FIELD_DECRYPT_FAILED: { status: 400, title: 'Field does not decrypt', description: 'An encrypted field does not decrypt for this record and field: it was moved from another record or field, or tampered with (the two cannot be told apart), or its wrapped data key does not unwrap. `path` names the field. No plaintext is returned.' },
+  PAL_FIELD_ENVELOPE_INVALID: { status: 400, title: 'Encrypted field malformed', description: 'A field the schema marks as encrypted does not hold a well-formed envelope (the JSON form or the compact `pf1.` string): truncated, wrong lengths, unknown version, or a value in clear. `path` names the field.' },
+  PAL_FIELD_SCHEMA_INVALID: { status: 400, title: 'Classification schema invalid', description: 'The classification schema cannot be used: a path does not parse, paths overlap, a classification or data type is unknown, no KMS key is configured for a classification, or a record does not have the shape a path expects.' },
   // pki
   PAL_PKI_NOT_INITIALIZED: { status: 409, title: 'No certificate authority yet', description: 'There is no root or no active issuing CA; run `palisade pki init-root`.' },
   PAL_PKI_ROOT_EXISTS: { status: 409, title: 'Root CA exists', description: 'A root CA was created before; a second one is refused (rotate the intermediate instead).' },
