@@ -1,6 +1,7 @@
 export * from './errors/index.js';
 export * from './crypto/index.js';
 export * from './canonical/index.js';
+export * from './signing/index.js';
 export * from './merkle/index.js';
 export * from './api/index.js';
 export * from './shamir/index.js';

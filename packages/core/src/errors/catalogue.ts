@@ -28,8 +28,8 @@ export const ERROR_CATALOGUE = {
   PAL_AUTH_GRANT_EXCEEDS: { status: 403, title: 'Cannot grant more than you hold', description: 'A new API key may only carry permissions its creator holds.' },
   PAL_AUTH_API_KEY_NOT_FOUND: { status: 404, title: 'API key not found', description: 'No API key with this id.' },
   // signed requests (`Palisade-Signature`, docs/adr/0012-signed-requests.md)
-  PAL_SIGNATURE_MISSING: { status: 401, title: 'Signature required', description: 'The route requires a signed request and there is no `Palisade-Signature` header (or there is more than one).' },
-  PAL_SIGNATURE_MALFORMED: { status: 401, title: 'Signature malformed', description: 'The `Palisade-Signature` header does not parse (version, key_id, ts, nonce, headers, sig), a header it names is absent, a required header (`host`) is not signed, or the path or query has malformed percent-encoding.' },
+  PAL_SIGNATURE_MISSING: { status: 401, title: 'Signature required', description: 'The route requires a signed request and there is no `Palisade-Signature` header.' },
+  PAL_SIGNATURE_MALFORMED: { status: 401, title: 'Signature malformed', description: 'The `Palisade-Signature` header does not parse (version, key_id, ts, nonce, headers, sig) or is repeated, a header it names is absent, a required header (`host`) is not signed, or the path or query has malformed percent-encoding.' },
   PAL_SIGNATURE_KEY_UNKNOWN: { status: 401, title: 'Unknown signing key', description: 'No signing secret is known for the `key_id` of the signature.' },
   PAL_SIGNATURE_INVALID: { status: 401, title: 'Signature does not verify', description: 'The HMAC does not match the request: the method, path, query, a signed header, the body, the timestamp or the nonce differs from what was signed, or the secret is wrong.' },
   PAL_SIGNATURE_EXPIRED: { status: 401, title: 'Signature outside the time window', description: 'The signature\'s timestamp (`ts`) is further from the server\'s clock than the allowed skew (300 seconds by default): sign again with a correct clock.' },
