@@ -5,6 +5,7 @@ import { ApprovalsClient } from './approvals.js';
 import { PkiClient } from './pki.js';
 import { IdentityClient } from './identity.js';
 import { AuthzClient } from './authz.js';
+import { FieldEncryptor, type FieldEncryptorOptions } from './fields/index.js';
 import { APPROVAL_HEADER, Transport, type ClientOptions } from './transport.js';
 import type { ApiKeyInfo, ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
 
@@ -54,6 +55,8 @@ export {
 } from './authz.js';
 export { Transport, PalisadeApiError, APPROVAL_HEADER, type ClientOptions } from './transport.js';
 export { spkiPin } from './pins.js';
+export * from './fields/index.js';
+export { RequestSigner, type RequestSignerOptions, type RequestToSign } from './signing.js';
 
 /** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */
 export class PalisadeClient {
@@ -85,6 +88,11 @@ export class PalisadeClient {
    */
   withApproval(approvalId: string): PalisadeClient {
     return new PalisadeClient(this.transport.withHeaders({ [APPROVAL_HEADER]: approvalId }));
+  }
+
+  /** Field-level encryption with this client's KMS: `client.fields({ keys: { confidential: kekId, restricted: kekId } })`. Keep one per process so its DEK cache works. */
+  fields(opts: Omit<FieldEncryptorOptions, 'kms'>): FieldEncryptor {
+    return new FieldEncryptor({ ...opts, kms: this.kms });
   }
 
   whoami(): Promise<WhoAmI> {

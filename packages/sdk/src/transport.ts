@@ -3,6 +3,7 @@ import { Agent, request } from 'node:https';
 import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
 import type { ProblemDetails } from '@palisade/core';
 import { checkPins, validatePins } from './pins.js';
+import type { RequestSigner } from './signing.js';
 
 export interface ClientOptions {
   /** `https://host:port` or `host:port` (PALISADE_ADDR). */
@@ -25,6 +26,11 @@ export interface ClientOptions {
   maxSockets?: number;
   /** Per-request timeout in ms (default 30 s). */
   timeoutMs?: number;
+  /**
+   * Signs every request (`Palisade-Signature`: HMAC-SHA256 over method, path, query, host and chosen headers, body,
+   * time and a fresh nonce) for routes and gateways that verify signed requests. Off by default.
+   */
+  signer?: Pick<RequestSigner, 'sign'>;
 }
 
 /** An error answer of the API, carrying its RFC 9457 problem document. */
@@ -55,6 +61,9 @@ export class Transport {
   readonly #headers: Readonly<Record<string, string>>;
   /** False for a transport made by withHeaders(): the connections belong to the one it came from. */
   readonly #owner: boolean;
+  readonly #signer: Pick<RequestSigner, 'sign'> | undefined;
+  /** The Host header Node sends (`host[:port]`, no default port), which a signature covers. */
+  readonly #authority: string;
 
   /** What withHeaders() does: `base`'s connections and credentials, with `headers` on every request. */
   constructor(base: Transport, headers: Record<string, string>);
@@ -69,6 +78,8 @@ export class Transport {
       this.#timeout = opts.#timeout;
       this.#headers = { ...opts.#headers, ...lowerKeys(headers) };
       this.#owner = false;
+      this.#signer = opts.#signer;
+      this.#authority = opts.#authority;
       return;
     }
     this.#headers = lowerKeys(headers);
@@ -77,6 +88,8 @@ export class Transport {
     if (url.protocol !== 'https:') throw new Error('Palisade speaks HTTPS only');
     this.#host = url.hostname.replace(/^\[|\]$/g, '');
     this.#port = Number(url.port || 443);
+    this.#authority = url.host;
+    this.#signer = opts.signer;
     this.#token = opts.token;
     this.#timeout = opts.timeoutMs ?? 30_000;
     if ((opts.cert === undefined) !== (opts.key === undefined)) throw new Error('cert and key go together: give both for a client certificate, or neither');
@@ -125,6 +138,11 @@ export class Transport {
   }
 
   #open(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>): Promise<IncomingMessage> {
+    let all: Record<string, string> = { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}), ...(body ? { 'content-length': String(body.length) } : {}), ...this.#headers, ...headers };
+    if (this.#signer) {
+      all = { host: this.#authority, ...lowerKeys(all) };
+      Object.assign(all, this.#signer.sign({ method, url: path, headers: all, body }));
+    }
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -133,7 +151,7 @@ export class Transport {
           method,
           path,
           agent: this.#agent,
-          headers: { ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}), ...(body ? { 'content-length': String(body.length) } : {}), ...this.#headers, ...headers },
+          headers: all,
           timeout: this.#timeout,
         },
         resolve,
