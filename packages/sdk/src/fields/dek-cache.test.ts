@@ -59,6 +59,16 @@ describe('DEK cache (max age, messages, bytes; one fetch for concurrent callers)
     expect(c.stats().encrypt.a).toMatchObject({ messages: 1, bytes: 1 });
   });
 
+  it('accept: a cached key it refuses is replaced by one fresh key (even if that one is refused too)', async () => {
+    const c = new DekCache();
+    const k = counter();
+    await c.acquire('n', 1, k.fetch);
+    expect((await c.acquire('n', 1, k.fetch, { accept: (x) => x.wrapped.ciphertext === '1' })).wrapped.ciphertext).toBe('1');
+    expect((await c.acquire('n', 1, k.fetch, { accept: (x) => x.wrapped.ciphertext !== '1' })).wrapped.ciphertext).toBe('2');
+    expect((await c.acquire('n', 1, k.fetch, { accept: () => false })).wrapped.ciphertext).toBe('3');
+    expect(k.calls()).toBe(3);
+  });
+
   it('decryption keys: one unwrap for concurrent callers, kept for decryptMaxAgeMs, at most decryptMaxEntries; copies handed out', async () => {
     let t = 0;
     const c = new DekCache({ decryptMaxAgeMs: 1000, decryptMaxEntries: 2 }, () => t);

@@ -72,16 +72,20 @@ export class DekCache {
    * A data key for one message of `bytes` plaintext bytes under `name`: the cached one while it is within every
    * limit (its use is counted here), otherwise a fresh one from `fetch`, fetched once for all concurrent callers.
    * A message larger than maxBytes gets a key of its own that is not cached. `onFresh` sees every fetched key.
+   * `accept` can refuse a cached key (wrapped under another KMS key, or an older version of it): it is replaced.
    */
-  async acquire(name: string, bytes: number, fetch: () => Promise<DataKey>, onFresh?: (k: DataKey) => void): Promise<DataKey> {
+  async acquire(name: string, bytes: number, fetch: () => Promise<DataKey>, opts: { onFresh?: (k: DataKey) => void; accept?: (k: DataKey) => boolean } = {}): Promise<DataKey> {
+    const { onFresh, accept } = opts;
     if (bytes > this.limits.maxBytes) {
       const k = await fetch();
       onFresh?.(k);
       return k;
     }
+    let mine: EncryptEntry | undefined; // a key this call fetched is taken as it is (no loop on a refusing `accept`)
     for (;;) {
       const e = this.#enc.get(name);
-      if (e) {
+      if (e && accept && e !== mine && !accept(e.key)) this.#dropEnc(name, e);
+      else if (e) {
         if (this.#usable(e, bytes)) {
           e.messages += 1;
           e.bytes += bytes;
@@ -101,7 +105,8 @@ export class DekCache {
           onFresh?.(k);
           const old = this.#enc.get(name);
           if (old) this.#dropEnc(name, old);
-          this.#enc.set(name, { key: { dek: Buffer.from(k.dek), wrapped: k.wrapped }, createdAt: this.#now(), messages: 0, bytes: 0 });
+          mine = { key: { dek: Buffer.from(k.dek), wrapped: k.wrapped }, createdAt: this.#now(), messages: 0, bytes: 0 };
+          this.#enc.set(name, mine);
           k.dek.fill(0);
         } finally {
           this.#encPending.delete(name);

@@ -223,13 +223,14 @@ export class FieldEncryptor {
         const kek = this.kekFor(f.classification);
         for (const slot of slots(copy, f)) {
           const { field, form } = parseEnvelope(slot.value, slot.at);
-          const stale = field.dek !== this.currentDekName(f.data_type, f.classification) || field.kek_id !== kek || field.kek_version < (await currentVersion(kek));
+          const version = await currentVersion(kek);
+          const stale = field.dek !== this.currentDekName(f.data_type, f.classification) || field.kek_id !== kek || field.kek_version < version;
           if (!stale) {
             progress.current += 1;
             continue;
           }
           const value = await this.#open(field, { recordId, path: f.path }, slot.at, f.classification, f.data_type);
-          slot.set(encodeEnvelope(await this.#seal(value, recordId, f.path, slot.at, f.classification, f.data_type), form));
+          slot.set(encodeEnvelope(await this.#seal(value, recordId, f.path, slot.at, f.classification, f.data_type, version), form));
           progress.reencrypted += 1;
         }
       }
@@ -246,7 +247,7 @@ export class FieldEncryptor {
     return { dek: r.plaintext, wrapped: r.ciphertext };
   }
 
-  async #seal(value: unknown, recordId: string, path: string, at: string, classification: EncryptedClassification, dataType: string): Promise<SealedField> {
+  async #seal(value: unknown, recordId: string, path: string, at: string, classification: EncryptedClassification, dataType: string, minKekVersion = 1): Promise<SealedField> {
     let plaintext: Buffer;
     try {
       plaintext = canonicalBytes(value);
@@ -260,8 +261,13 @@ export class FieldEncryptor {
       name,
       plaintext.length,
       () => this.#fetchDataKey(kek, name),
-      // What was just wrapped can be read back without an unwrap call.
-      (k) => this.cache.putDecryption(wrapHash({ dek: name, kek_id: k.wrapped.key_id, kek_version: k.wrapped.key_version, kek_algorithm: k.wrapped.algorithm, wrapped_key: wrappedBytes(k.wrapped) }), k.dek),
+      {
+        // What was just wrapped can be read back without an unwrap call.
+        onFresh: (k) => this.cache.putDecryption(wrapHash({ dek: name, kek_id: k.wrapped.key_id, kek_version: k.wrapped.key_version, kek_algorithm: k.wrapped.algorithm, wrapped_key: wrappedBytes(k.wrapped) }), k.dek),
+        // A cached DEK wrapped under another KMS key (the configuration changed) or, when re-encrypting, under an
+        // older version of it than the current one, is not used for new fields.
+        accept: (k) => k.wrapped.key_id === kek && k.wrapped.key_version >= minKekVersion,
+      },
     );
     const salt = randomBytes(SALT_BYTES);
     const iv = randomBytes(IV_BYTES);
