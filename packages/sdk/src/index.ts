@@ -58,6 +58,7 @@ export { spkiPin } from './pins.js';
 export * from './fields/index.js';
 export { BlindIndexer, BLIND_INDEX_CONTEXT_PURPOSE, BLIND_INDEX_DEFAULT_BITS, BLIND_INDEX_MIN_BITS, BLIND_INDEX_MAX_BITS, normaliseForIndex, type BlindIndexKms, type BlindIndexDefinition, type BlindIndexNormaliser, type BlindIndexEncoding } from './fields/blind-index.js';
 export { FieldEncryptionPlugin, type FieldEncryptionPluginOptions, type TableFields, type EncryptedColumn, type BlindIndexColumn, type BlindIndexSource } from './fields/kysely.js';
+export { sealBody, openBody, ENCRYPTED_FIELDS_HEADER, type Exchange } from './fields/body.js';
 export { RequestSigner, type RequestSignerOptions, type RequestToSign } from './signing.js';
 
 /** The Palisade client: `new PalisadeClient({ addr, token, ca }).kms.encrypt(...)`. */

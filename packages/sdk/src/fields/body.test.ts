@@ -30,9 +30,9 @@ beforeAll(async () => {
   const key = await server.client.identity.createServiceApiKey(svc.id, { name: 'runtime' });
   const receiver = server.clientWith(key.token).fields({ keys });
   receiverApp = Fastify();
-  receiverApp.setErrorHandler((e, _req, reply) => {
-    const status = e instanceof PalisadeError ? e.status : 500;
-    void reply.code(status).send({ code: e instanceof PalisadeError ? e.code : 'internal', detail: e.message });
+  receiverApp.setErrorHandler((e: unknown, _req, reply) => {
+    const pe = e instanceof PalisadeError ? e : null;
+    void reply.code(pe?.status ?? 500).send({ code: pe?.code ?? 'internal', detail: (e as Error).message });
   });
   receiverApp.post('/v1/patients', async (req) => {
     const id = String(req.headers['x-request-id']);
