@@ -23,14 +23,35 @@ interface Users {
   birth_year: number | null;
   name_year_bidx?: string | null;
 }
+/** The seed's `users` table (004, "Column-level encryption for sensitive fields"), its encrypted columns as text. */
+interface SeedUsers {
+  id: string;
+  email: string;
+  display_name: string | null;
+  phone_number: string | null;
+  phone_bidx?: string | null;
+  api_keys: unknown;
+  created_at: string;
+}
 interface DB {
   users: Users;
+  seed_users: SeedUsers;
 }
 
 const USERS: TableFields = {
   id: 'id',
   encrypted: { email: { classification: 'confidential', data_type: 'pii' }, last_name: { classification: 'confidential', data_type: 'pii' } },
   indexes: { email_bidx: { name: 'email', from: ['email'] }, name_year_bidx: { name: 'name_year', from: ['last_name', 'birth_year'] } },
+};
+
+const SEED_USERS: TableFields = {
+  id: 'id',
+  encrypted: {
+    display_name: { classification: 'confidential', data_type: 'pii' },
+    phone_number: { classification: 'confidential', data_type: 'pii' },
+    api_keys: { classification: 'restricted', data_type: 'secrets' },
+  },
+  indexes: { phone_bidx: { name: 'phone', from: ['phone_number'] } },
 };
 
 const codeOf = async (p: Promise<unknown>) => p.then(() => 'accepted', (e: unknown) => (e as { code?: string }).code ?? String(e));
@@ -42,12 +63,13 @@ const dirs: string[] = [];
 beforeAll(async () => {
   server = await startServer('sqlite');
   const kek = (await server.client.kms.createKey({ key_type: 'KEK', algorithm: 'AES-256-GCM', name: 'app/users', classification: 'confidential' })).key_id;
-  const encryptor = new FieldEncryptor({ kms: server.client.kms, keys: { confidential: kek } });
+  const encryptor = new FieldEncryptor({ kms: server.client.kms, keys: { confidential: kek, restricted: kek } });
   const { indexer } = await BlindIndexer.create(server.client.kms, kek, 'users', [
     { name: 'email', fields: ['email'], normalise: 'email', bits: 32 },
     { name: 'name_year', fields: ['last_name', 'birth_year'], normalise: ['lowercase', 'exact'], bits: 32 },
+    { name: 'phone', fields: ['phone_number'], normalise: 'digits', bits: 32 },
   ]);
-  fields = new FieldEncryptionPlugin({ encryptor, indexer, tables: { users: USERS } });
+  fields = new FieldEncryptionPlugin({ encryptor, indexer, tables: { users: USERS, seed_users: SEED_USERS } });
 });
 afterAll(async () => {
   await server?.close();
@@ -74,6 +96,16 @@ async function open(name: 'sqlite' | 'postgres'): Promise<Kysely<DB>> {
     .addColumn('name_year_bidx', 'text')
     .execute();
   await db.schema.createIndex('users_email_bidx').on('users').column('email_bidx').execute();
+  await db.schema
+    .createTable('seed_users')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('email', 'text', (c) => c.notNull())
+    .addColumn('display_name', 'text')
+    .addColumn('phone_number', 'text')
+    .addColumn('phone_bidx', 'text')
+    .addColumn('api_keys', 'text')
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
   return db;
 }
 
@@ -103,6 +135,22 @@ for (const d of dialects()) {
       const both = await db.selectFrom('users').select(['id', 'last_name', 'birth_year']).where('name_year_bidx', '=', fields.index('users', 'name_year_bidx', 'LOVELACE', 1902)).execute();
       const expected = people.filter((p) => p.last_name === 'Lovelace' && p.birth_year === 1902).map((p) => p.id).sort();
       expect(both.filter((r) => r.last_name === 'Lovelace' && r.birth_year === 1902).map((r) => r.id).sort()).toEqual(expected);
+    });
+
+    it("the seed's users table: names, phone numbers and a JSON column of API keys encrypted; found by phone number", async () => {
+      const now = new Date().toISOString();
+      await db
+        .insertInto('seed_users')
+        .values([
+          { id: '7d9f2c1e-0000-4000-8000-000000000001', email: 'ada@example.com', display_name: 'Ada Lovelace', phone_number: '+44 20 7946 0018', api_keys: { github: 'ghp_x', openai: 'sk-y' }, created_at: now },
+          { id: '7d9f2c1e-0000-4000-8000-000000000002', email: 'grace@example.com', display_name: 'Grace Hopper', phone_number: null, api_keys: null, created_at: now },
+        ])
+        .execute();
+      const raw = await db.withoutPlugins().selectFrom('seed_users').selectAll().orderBy('id').execute();
+      expect(raw[0]).toMatchObject({ email: 'ada@example.com', display_name: expect.stringMatching(/^pf1\./), phone_number: expect.stringMatching(/^pf1\./), api_keys: expect.stringMatching(/^pf1\./) });
+      expect(raw[1]).toMatchObject({ display_name: expect.stringMatching(/^pf1\./), phone_number: null, phone_bidx: null, api_keys: null });
+      const found = await db.selectFrom('seed_users').selectAll().where('phone_bidx', '=', fields.index('seed_users', 'phone_bidx', '(+44) 2079460018')).execute();
+      expect(found).toMatchObject([{ id: '7d9f2c1e-0000-4000-8000-000000000001', display_name: 'Ada Lovelace', phone_number: '+44 20 7946 0018', api_keys: { github: 'ghp_x', openai: 'sk-y' } }]);
     });
 
     it('updates by id re-encrypt and re-index; a ciphertext copied to another row does not decrypt', async () => {
