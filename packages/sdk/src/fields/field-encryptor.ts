@@ -1,16 +1,17 @@
 // Field-level encryption (issue 5): fields of JSON records encrypted under DEKs named as the seed names them,
 // `{data_type}_{classification}_{YYYYMM}`, obtained from the KMS's data-key API and cached (dek-cache.ts).
 //
-// Per field: salt (16 random bytes) and iv (12 random bytes); message key = HKDF-SHA256(DEK, salt, 'palisade field key
-// v1'); commitment = HKDF-SHA256(DEK, salt, 'palisade field commitment v1'); AES-256-GCM under the message key with
-// AAD = canonical JSON of {v, record, path, dek, classification, data_type, encrypted_at}.
+// Per field: salt (16 random bytes) and iv (12 random bytes); message key ‖ commitment = HKDF-SHA512(DEK, info =
+// 'palisade field key and commitment v1' ‖ 0 ‖ salt), 32 + 32 bytes (the PRK is per DEK, so one HMAC per field);
+// AES-256-GCM under the message key with AAD = canonical JSON of {v, record, path, dek, classification, data_type,
+// encrypted_at}.
 //
 // Why a derived key per field rather than the DEK with a random IV: with the DEK directly, NIST SP 800-38D §8.3 limits
 // a key to 2^32 random 96-bit IVs, and a repeated IV under one key loses confidentiality and the authenticity of
 // everything under that key. A DEK here is shared by many fields (up to maxMessages, across processes that fetched
 // nothing in common), so with derived keys every field has its own AES key: a nonce can only repeat if a 128-bit
 // salt repeats too (around 2^48 fields give a 2^-32 chance), and maxMessages bounds the exposure of a DEK held in
-// memory rather than a GCM limit. The same HKDF call family yields the key commitment (as the AWS Encryption SDK's
+// memory rather than a GCM limit. The same HKDF output yields the key commitment (as the AWS Encryption SDK's
 // committing suites derive theirs): an envelope cannot be made to decrypt under two different DEKs, because the
 // commitment is checked (in constant time) before any decryption.
 import {
@@ -20,11 +21,11 @@ import {
   aeadSeal,
   canonicalBytes,
   constantTimeEqual,
-  hkdfSha256,
   randomBytes,
   sha256,
   type EncryptedData,
 } from '@palisade/core';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { DekCache, type DataKey, type DekCacheLimits } from './dek-cache.js';
 import {
   COMMITMENT_BYTES,
@@ -84,8 +85,37 @@ export interface ReencryptResult<T> {
 
 /** The KMS encryption context every DEK is wrapped under: unwrapping needs the same DEK name. */
 export const DEK_CONTEXT_PURPOSE = 'palisade-field-dek';
-const KEY_INFO = 'palisade field key v1';
-const COMMIT_INFO = 'palisade field commitment v1';
+/**
+ * A field's message key and key commitment: HKDF-SHA512 (RFC 5869) of the DEK, the field's random salt in the info,
+ * one 64-byte output block split in two. The extract step (the PRK) depends on the DEK alone, so it is done once per
+ * DEK and kept; a field costs one HMAC-SHA512, not two full HKDFs.
+ */
+const HKDF_SALT = Buffer.from('palisade field keys v1', 'utf8');
+const EXPAND_INFO = Buffer.from('palisade field key and commitment v1\0', 'utf8');
+const BLOCK_1 = Buffer.of(1);
+const MAX_PRKS = 1024;
+
+/**
+ * Salt and IV bytes, taken front to back from 4 KiB drawn from the CSPRNG at a time: one randomFillSync per field
+ * cost more than its AES-GCM. A pool is never refilled in place (a new one is drawn), so bytes are used once and the
+ * views handed out stay valid.
+ */
+let randomPool: Buffer = Buffer.alloc(0);
+let randomOffset = 0;
+function fieldRandom(n: number): Buffer {
+  if (randomOffset + n > randomPool.length) {
+    randomPool = randomBytes(4096);
+    randomOffset = 0;
+  }
+  const out = randomPool.subarray(randomOffset, randomOffset + n);
+  randomOffset += n;
+  return out;
+}
+
+function expand(prk: KeyObject, salt: Buffer): { messageKey: Buffer; commitment: Buffer } {
+  const okm = createHmac('sha512', prk).update(EXPAND_INFO).update(salt).update(BLOCK_1).digest();
+  return { messageKey: okm.subarray(0, 32), commitment: okm.subarray(32, 32 + COMMITMENT_BYTES) };
+}
 /** KMS answers to an unwrap that mean "this wrapped key is not what it claims" rather than "the KMS is unavailable". */
 const UNWRAP_INTEGRITY = new Set(['PAL_KMS_DECRYPT_FAILED', 'PAL_KMS_KEY_NOT_FOUND', 'PAL_KMS_VERSION_NOT_FOUND', 'PAL_VALIDATION_FAILED']);
 
@@ -131,6 +161,7 @@ export class FieldEncryptor {
   readonly #keys: KekConfig;
   readonly #clock: () => Date;
   readonly #form: EnvelopeForm;
+  readonly #prks = new Map<string, KeyObject>();
 
   constructor(opts: FieldEncryptorOptions) {
     if (!opts?.kms) throw new TypeError('FieldEncryptor: kms is required (client.kms)');
@@ -241,6 +272,17 @@ export class FieldEncryptor {
     return { records: out, reencrypted: progress.reencrypted, current: progress.current };
   }
 
+  /** The HKDF PRK of a DEK, by its wrapped form (iv + ciphertext, base64): as secret as the DEK, kept as long (bounded). */
+  #prk(dek: Buffer, wrapped: string): KeyObject {
+    let prk = this.#prks.get(wrapped);
+    if (!prk) {
+      prk = createSecretKey(createHmac('sha512', HKDF_SALT).update(dek).digest());
+      if (this.#prks.size >= MAX_PRKS) this.#prks.delete(this.#prks.keys().next().value as string);
+      this.#prks.set(wrapped, prk);
+    }
+    return prk;
+  }
+
   async #fetchDataKey(kek: string, name: string): Promise<DataKey> {
     const r = await this.#kms.dataKey(kek, { context: ctxFor(name) });
     if (r.plaintext.length !== 32) throw new Error(`the KMS returned a ${r.plaintext.length}-byte data key; AES-256 needs 32`);
@@ -269,10 +311,11 @@ export class FieldEncryptor {
         accept: (k) => k.wrapped.key_id === kek && k.wrapped.key_version >= minKekVersion,
       },
     );
-    const salt = randomBytes(SALT_BYTES);
-    const iv = randomBytes(IV_BYTES);
-    const messageKey = hkdfSha256(key.dek, salt, KEY_INFO, 32);
-    const commitment = hkdfSha256(key.dek, salt, COMMIT_INFO, COMMITMENT_BYTES);
+    const random = fieldRandom(SALT_BYTES + IV_BYTES);
+    const salt = random.subarray(0, SALT_BYTES);
+    const iv = random.subarray(SALT_BYTES);
+    const { messageKey, commitment: okmCommitment } = expand(this.#prk(key.dek, key.wrapped.iv + key.wrapped.ciphertext), salt);
+    const commitment = Buffer.from(okmCommitment);
     key.dek.fill(0);
     const head = { dek: name, classification, data_type: dataType, encrypted_at: now.toISOString() };
     try {
@@ -315,8 +358,11 @@ export class FieldEncryptor {
     const dek = await this.cache.unwrap(wrapHash(f), () => this.#unwrap(f, b, at));
     let messageKey: Buffer | undefined;
     try {
-      if (dek.length !== 32 || !constantTimeEqual(hkdfSha256(dek, f.salt, COMMIT_INFO, COMMITMENT_BYTES), f.commitment)) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
-      messageKey = hkdfSha256(dek, f.salt, KEY_INFO, 32);
+      if (dek.length !== 32) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
+      const w = f.wrapped_key;
+      const derived = expand(this.#prk(dek, w.subarray(0, 12).toString('base64') + w.subarray(12, w.length - 16).toString('base64')), f.salt);
+      messageKey = derived.messageKey;
+      if (!constantTimeEqual(derived.commitment, f.commitment)) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
       let plaintext: Buffer;
       try {
         plaintext = aeadOpen(FIELD_ALGORITHM, messageKey, f.iv, f.ciphertext, f.tag, aad(b.recordId, b.path, f));
