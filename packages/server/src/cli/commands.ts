@@ -212,6 +212,11 @@ export function buildCli(): Command {
 
 /** Run the CLI; errors become one line on stderr and an exit code. */
 export async function runCli(argv: string[]): Promise<void> {
+  // `palisade … | head`: the reader has gone, which is how a pipeline ends, not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(process.exitCode ?? 0);
+  });
   try {
     await buildCli().parseAsync(argv);
   } catch (e) {
