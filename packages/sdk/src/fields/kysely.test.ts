@@ -151,6 +151,12 @@ for (const d of dialects()) {
       expect(raw[1]).toMatchObject({ display_name: expect.stringMatching(/^pf1\./), phone_number: null, phone_bidx: null, api_keys: null });
       const found = await db.selectFrom('seed_users').selectAll().where('phone_bidx', '=', fields.index('seed_users', 'phone_bidx', '(+44) 2079460018')).execute();
       expect(found).toMatchObject([{ id: '7d9f2c1e-0000-4000-8000-000000000001', display_name: 'Ada Lovelace', phone_number: '+44 20 7946 0018', api_keys: { github: 'ghp_x', openai: 'sk-y' } }]);
+      // Rows are decrypted by their own table's columns: `users.email` is encrypted, this `email` of seed_users is not.
+      const aliased = await db.selectFrom('seed_users').select(['id', 'phone_number as email']).where('id', '=', '7d9f2c1e-0000-4000-8000-000000000001').executeTakeFirstOrThrow();
+      expect(aliased.email).toMatch(/^pf1\./);
+      // An expression may stand for a column that is neither encrypted nor indexed.
+      await db.insertInto('seed_users').values({ id: '7d9f2c1e-0000-4000-8000-000000000003', email: 'kath@example.com', display_name: 'Katherine Johnson', phone_number: null, api_keys: null, created_at: sql<string>`'2026-01-01'` }).execute();
+      expect((await db.selectFrom('seed_users').selectAll().where('id', '=', '7d9f2c1e-0000-4000-8000-000000000003').executeTakeFirstOrThrow()).display_name).toBe('Katherine Johnson');
     });
 
     it('updates by id re-encrypt and re-index; a ciphertext copied to another row does not decrypt', async () => {

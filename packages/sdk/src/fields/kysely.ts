@@ -16,7 +16,8 @@
  * reaches a connection the dialect does not wrap is refused rather than written.
  *
  * Each ciphertext is bound to its row's id and to `<table>.<column>`: a value copied to another row or column does
- * not decrypt. Inserts must give the id column; updates of encrypted columns must be `where <id> = <value>`.
+ * not decrypt. Inserts must give the id column; updates of encrypted columns must be `where <id> = <value>`. Rows are
+ * decrypted by the columns of the table a query selects from (its first `from`), inserts into or updates.
  */
 import type {
   CompiledQuery,
@@ -27,6 +28,7 @@ import type {
   OperationNode,
   PluginTransformQueryArgs,
   PluginTransformResultArgs,
+  QueryId,
   QueryResult,
   RootOperationNode,
   TransactionSettings,
@@ -103,6 +105,9 @@ function idFromWhere(node: OperationNode | undefined, id: string): unknown {
 }
 
 export class FieldEncryptionPlugin implements KyselyPlugin {
+  /** The configured table each query reads or writes (its rows are decrypted by that table's columns only). */
+  readonly #tableOf = new WeakMap<QueryId, string>();
+
   constructor(private readonly opts: FieldEncryptionPluginOptions) {}
 
   /** The blind-index value to look a plaintext up by (`where <index column> = fields.index(table, column, value)`). */
@@ -131,7 +136,12 @@ export class FieldEncryptionPlugin implements KyselyPlugin {
   }
 
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    const node = args.node as RootOperationNode & { kind: string };
+    const node = args.node as RootOperationNode & { kind: string; from?: { froms?: ReadonlyArray<OperationNode> }; into?: OperationNode; table?: OperationNode };
+    // The table whose rows this query answers with, so that only its encrypted columns are decrypted.
+    const from = node.kind === 'SelectQueryNode' ? node.from?.froms?.[0] : node.kind === 'InsertQueryNode' ? node.into : node.table;
+    const aliased = from as { kind?: string; node?: OperationNode } | undefined;
+    const table = tableName(aliased?.kind === 'AliasNode' ? aliased.node : from);
+    if (table && this.opts.tables[table]) this.#tableOf.set(args.queryId, table);
     if (node.kind === 'InsertQueryNode') return this.#insert(node as never);
     if (node.kind === 'UpdateQueryNode') return this.#update(node as never);
     return node;
@@ -147,28 +157,33 @@ export class FieldEncryptionPlugin implements KyselyPlugin {
     const idAt = columns.indexOf(cfg.id);
     if (idAt < 0) throw invalid(`an insert into ${table} must give ${cfg.id}: the encrypted columns are bound to it`);
     const indexes = Object.entries(cfg.indexes ?? {});
+    for (const [c] of indexes) if (columns.includes(c)) throw invalid(`${table}.${c} is a blind index: the plugin computes it`);
     const rows = values.values.map((row) => {
-      const raw = row.values.map((v) => (row.kind === 'ValueListNode' ? (v as { kind: string; value?: unknown }).kind === 'ValueNode' ? (v as { value: unknown }).value : v : v));
-      if (row.kind === 'ValueListNode' && row.values.some((v) => (v as { kind: string }).kind !== 'ValueNode')) {
-        // An expression (a function call, a subquery) in place of a value: refuse when it is an encrypted column's.
-        row.values.forEach((v, i) => {
-          if ((v as { kind: string }).kind !== 'ValueNode' && columns[i]! in cfg.encrypted) throw invalid(`${table}.${columns[i]} is encrypted: give it a value, not an expression`);
-        });
-      }
-      const recordId = String(raw[idAt]);
-      const out = raw.map((v, i) => {
+      // A row is plain values, or nodes (then an expression — a function call, a subquery — may stand for a value).
+      const nodes = row.kind === 'ValueListNode';
+      const plain = (i: number): unknown => {
+        const v = row.values[i];
+        if (!nodes) return v;
+        if ((v as { kind: string }).kind !== 'ValueNode') throw invalid(`${table}.${columns[i]} is encrypted or indexed: give it a value, not an expression`);
+        return (v as { value: unknown }).value;
+      };
+      const recordId = String(plain(idAt));
+      const out = row.values.map((v, i) => {
         const col = cfg.encrypted[columns[i]!];
-        return col && v !== null && v !== undefined ? new PendingField(v, recordId, `${table}.${columns[i]}`, col) : v;
+        const value = col ? plain(i) : undefined;
+        if (!col || value === null || value === undefined) return v;
+        const pending = new PendingField(value, recordId, `${table}.${columns[i]}`, col);
+        return nodes ? { kind: 'ValueNode', value: pending } : pending;
       });
       for (const [indexColumn, def] of indexes) {
         const sources = def.from.map((f) => columns.indexOf(f));
         if (sources.some((i) => i < 0)) throw invalid(`an insert into ${table} must give ${def.from.join(', ')} to compute ${indexColumn}`);
-        out.push(this.#indexValue(table, indexColumn, def, sources.map((i) => raw[i])));
+        const index = this.#indexValue(table, indexColumn, def, sources.map(plain));
+        out.push(nodes ? { kind: 'ValueNode', value: index } : index);
       }
-      return { kind: 'PrimitiveValueListNode', values: out };
+      return { kind: row.kind, values: out };
     });
     const indexColumns = indexes.map(([c]) => ({ kind: 'ColumnNode', column: { kind: 'IdentifierNode', name: c } }));
-    for (const [c] of indexes) if (columns.includes(c)) throw invalid(`${table}.${c} is a blind index: the plugin computes it`);
     return { ...node, columns: [...node.columns, ...indexColumns], values: { ...values, values: rows } } as unknown as RootOperationNode;
   }
 
@@ -205,21 +220,20 @@ export class FieldEncryptionPlugin implements KyselyPlugin {
   }
 
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    const table = this.#tableOf.get(args.queryId);
+    const cfg = table ? this.opts.tables[table] : undefined;
     const rows = args.result.rows;
-    if (rows.length === 0) return args.result;
-    const tables = Object.entries(this.opts.tables);
+    if (!cfg || !table || rows.length === 0) return args.result;
+    const encrypted = Object.keys(cfg.encrypted);
     const out = await Promise.all(
       rows.map(async (row) => {
         let copy: UnknownRow | null = null;
-        for (const [table, cfg] of tables) {
-          for (const column of Object.keys(cfg.encrypted)) {
-            const v = row[column];
-            if (typeof v !== 'string' && (typeof v !== 'object' || v === null)) continue;
-            if (typeof v === 'string' && !v.startsWith('pf1.')) continue;
-            if (row[cfg.id] === undefined) throw invalid(`select ${table}.${cfg.id} with ${column}: the ciphertext is bound to it`);
-            copy ??= { ...row };
-            copy[column] = await this.opts.encryptor.decryptField(v, { recordId: String(row[cfg.id]), path: `${table}.${column}` });
-          }
+        for (const column of encrypted) {
+          const v = row[column];
+          if (v === null || v === undefined || (typeof v === 'string' && !v.startsWith('pf1.'))) continue;
+          if (row[cfg.id] === undefined) throw invalid(`select ${table}.${cfg.id} with ${column}: the ciphertext is bound to it`);
+          copy ??= { ...row };
+          copy[column] = await this.opts.encryptor.decryptField(v, { recordId: String(row[cfg.id]), path: `${table}.${column}` });
         }
         return copy ?? row;
       }),
