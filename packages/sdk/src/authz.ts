@@ -9,6 +9,7 @@ import type {
   ExplainRequest,
   Explanation,
   GrantRequest,
+  ListBindingsQuery,
   PolicyProblem,
   PolicyValidation,
   PolicyVersion,
@@ -26,6 +27,7 @@ export type {
   ExplainRequest,
   Explanation,
   GrantRequest,
+  ListBindingsQuery,
   PolicyProblem,
   PolicyValidation,
   PolicyVersion,
@@ -34,16 +36,7 @@ export type {
 } from '@palisade/core';
 import { PalisadeApiError, withQuery, type Transport } from './transport.js';
 
-// The request and answer shapes are in @palisade/core (shared with the server); the bindings query follows the
-// server's route schema (engines/authz/routes.ts).
-
-export interface ListBindingsQuery {
-  /** A user, group or service identity id. */
-  subject?: string;
-  role?: string;
-  /** Only bindings that have not expired. */
-  active?: boolean;
-}
+// The request and answer shapes are in @palisade/core (shared with the server).
 
 const seg = encodeURIComponent;
 

@@ -45,6 +45,16 @@ export type AuthzBinding = Static<typeof AuthzBinding>;
 export const AuthzBindingList = Type.Object({ bindings: Type.Array(AuthzBinding) });
 export type AuthzBindingList = Static<typeof AuthzBindingList>;
 
+export const ListBindingsQuery = Type.Object(
+  {
+    subject: Type.Optional(Type.String({ maxLength: 64, description: 'a user, group or service identity id' })),
+    role: Type.Optional(Type.String({ maxLength: 64 })),
+    active: Type.Optional(Type.Boolean({ description: 'only bindings that have not expired' })),
+  },
+  { additionalProperties: false },
+);
+export type ListBindingsQuery = Static<typeof ListBindingsQuery>;
+
 export const CreateBindingRequest = Type.Object(
   {
     subject: Subject,

@@ -195,8 +195,7 @@ export function installPipeline(app: FastifyInstance, deps: PipelineDeps): void 
       throw new PalisadeError('PAL_FORBIDDEN', `${permission} is not allowed: ${d.reason}`, { extensions: { permission, reason: d.reason } });
     }
     if (d.decision === 'approval_required') throw await fileApproval(deps, req, permission, resource, d, denied('PAL_APPROVAL_REQUIRED'));
-    const permit = d.by.find((b) => b.startsWith('approval:'))?.slice('approval:'.length);
-    if (permit) await usePermit(deps, req, permission, permit, d);
+    if (d.permit) await usePermit(deps, req, permission, d.permit, d);
   });
 
   app.addHook('onRoute', (route: RouteOptions) => {

@@ -72,6 +72,8 @@ export interface Decision {
   by: string[];
   /** Set when the decision is approval_required: what the approval request must carry. */
   approval?: { rule: string; approver_permission: string; ttl_minutes: number };
+  /** Set when an allow needed an approval and the request carried it: the approval to use (once). */
+  permit?: string;
   steps?: DecisionStep[];
 }
 
@@ -265,7 +267,7 @@ export class DecisionPoint {
       return out('approval_required', `rule ${needsApproval.id} requires the approval of another principal holding ${approval.approver_permission}`, [allowBy, `rule:${needsApproval.id}`], { approval });
     }
     const by = needsApproval ? [allowBy, `rule:${needsApproval.id}`, `approval:${input.approval}`] : [allowBy];
-    return out('allow', `${allowBy} grants ${input.action}${needsApproval ? `, approved in ${input.approval}` : ''}`, by);
+    return out('allow', `${allowBy} grants ${input.action}${needsApproval ? `, approved in ${input.approval}` : ''}`, by, needsApproval && input.approval ? { permit: input.approval } : {});
   }
 
   /** `role:<name>` naming the role that carries `permission` (for the reason), or `roles` when none is known. */

@@ -1,4 +1,4 @@
-import { PalisadeError, type Approval, type Explanation } from '@palisade/core';
+import { PalisadeError, type Approval, type ExplainRequest, type Explanation } from '@palisade/core';
 import type { Executor, Storage } from '../../storage/database.js';
 import type { Principal } from '../../kernel/auth/api-keys.js';
 import type { ApprovalService } from '../../kernel/approvals/approvals.js';
@@ -128,7 +128,7 @@ export class AuthzEngine {
     facts: RequestFacts | { principal_id: string },
     action: string,
     resource: ResourceAttrs,
-    ctx: { time?: string | undefined; source_ip?: string | undefined; authentication?: DecisionContext['authentication'] | undefined; mfa_age_seconds?: number | undefined; mfa_method?: string | undefined; certificate?: string | undefined; risk?: number | undefined; approval_id?: string | undefined } = {},
+    ctx: NonNullable<ExplainRequest['context']> = {},
     db: Executor = this.deps.storage.db,
   ): Promise<Explanation> {
     const point = await this.point(db);

@@ -1,6 +1,6 @@
 import { PalisadeError, randomId, sha256, type AuthzBinding, type AuthzRole, type PolicyVersion } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
-import type { AuthzBindingTable } from '../../storage/schema.js';
+import type { AuthzBindingTable, AuthzRoleTable } from '../../storage/schema.js';
 import { isRole, permissionsOf, ROLES } from '../../kernel/auth/roles.js';
 import type { AuthGeneration } from '../../kernel/auth/generation.js';
 import { EMPTY_POLICY, parsePolicy } from './policy.js';
@@ -11,6 +11,10 @@ const EXPIRED_KEPT_MS = 7 * 86_400_000;
 
 function toBinding(r: AuthzBindingTable): AuthzBinding {
   return { id: r.id, subject: r.subject, role: r.role, scope: r.scope, expires_at: r.expires_at, reason: r.reason, created_by: r.created_by, created_at: r.created_at, approval_id: r.approval_id };
+}
+
+function toRole(r: AuthzRoleTable): AuthzRole {
+  return { name: r.name, description: r.description, permissions: JSON.parse(r.permissions) as string[], builtin: false, tier: null };
 }
 
 export function builtinRoles(): AuthzRole[] {
@@ -28,13 +32,15 @@ export class AuthzStore {
 
   async listRoles(db: Executor): Promise<AuthzRole[]> {
     const custom = await db.selectFrom('authz_roles').selectAll().orderBy('name').execute();
-    return [...builtinRoles(), ...custom.map((r) => ({ name: r.name, description: r.description, permissions: JSON.parse(r.permissions) as string[], builtin: false, tier: null }))];
+    return [...builtinRoles(), ...custom.map(toRole)];
   }
 
   async getRole(db: Executor, name: string): Promise<AuthzRole> {
-    const role = (await this.listRoles(db)).find((r) => r.name === name);
-    if (!role) throw new PalisadeError('PAL_AUTHZ_ROLE_NOT_FOUND', `no role ${name}`);
-    return role;
+    const builtin = builtinRoles().find((r) => r.name === name);
+    if (builtin) return builtin;
+    const r = await db.selectFrom('authz_roles').selectAll().where('name', '=', name).executeTakeFirst();
+    if (!r) throw new PalisadeError('PAL_AUTHZ_ROLE_NOT_FOUND', `no role ${name}`);
+    return toRole(r);
   }
 
   async createRole(db: Executor, input: { name: string; description?: string | undefined; permissions: string[] }, by: string): Promise<AuthzRole> {
