@@ -27,8 +27,7 @@
  *   | metrics         | onResponse      | http_requests_total, http_request_duration_seconds                     |
  */
 import { PalisadeError, type Approval } from '@palisade/core';
-import type { Decision, ResourceAttrs } from '../engines/authz/decide.js';
-import type { RequestFacts } from '../engines/authz/engine.js';
+import type { Decision, RequestFacts, ResourceAttrs } from './auth/decision.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { AuditLedger } from './audit/ledger.js';
 import type { AuditEventInput } from './audit/events.js';

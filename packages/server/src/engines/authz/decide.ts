@@ -9,19 +9,11 @@
  * depends on the request (time, network, MFA, risk, expiry of grants) is evaluated on every call.
  */
 import type { DecisionEffect, DecisionStep } from '@palisade/core';
+import type { Decision, ResourceAttrs } from '../../kernel/auth/decision.js';
+export type { Decision, ResourceAttrs } from '../../kernel/auth/decision.js';
 import { grants, hasPermission } from '../../kernel/auth/permissions.js';
 import { evaluate, globMatch, type DecisionContext } from './conditions.js';
 import type { Policy, Rule } from './policy.js';
-
-export interface ResourceAttrs {
-  type: string;
-  id?: string | null;
-  name?: string | null;
-  classification?: string | null;
-  /** Organisation the resource belongs to (absent: the principal's own, for engines that are not per-organisation). */
-  org?: string | null;
-  project?: string | null;
-}
 
 /** Who the principal is in the directory (absent for principals that are not in it: the bootstrap key, configured certificates). */
 export interface SubjectInfo {
@@ -63,18 +55,6 @@ export interface DecisionInput {
   context: DecisionContext;
   /** An approval for exactly this request, already checked (issued to this principal for this action and resource, unused). */
   approval: string | null;
-}
-
-export interface Decision {
-  decision: DecisionEffect;
-  reason: string;
-  /** What decided: sources such as `role:developer`, `binding:bnd_…`, `rule:<id>`. */
-  by: string[];
-  /** Set when the decision is approval_required: what the approval request must carry. */
-  approval?: { rule: string; approver_permission: string; ttl_minutes: number };
-  /** Set when an allow needed an approval and the request carried it: the approval to use (once). */
-  permit?: string;
-  steps?: DecisionStep[];
 }
 
 interface Prepared {

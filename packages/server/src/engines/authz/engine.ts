@@ -1,9 +1,9 @@
 import { PalisadeError, type Approval, type ExplainRequest, type Explanation } from '@palisade/core';
 import type { Executor, Storage } from '../../storage/database.js';
-import type { Principal } from '../../kernel/auth/api-keys.js';
 import type { ApprovalService } from '../../kernel/approvals/approvals.js';
 import type { AuthGeneration } from '../../kernel/auth/generation.js';
-import { DecisionPoint, resourceKey, type Decision, type DecisionInput, type ResourceAttrs, type SubjectInfo } from './decide.js';
+import { DecisionPoint, resourceKey, type DecisionInput, type SubjectInfo } from './decide.js';
+import type { Decision, RequestFacts, ResourceAttrs } from '../../kernel/auth/decision.js';
 import type { DecisionContext } from './conditions.js';
 import { AuthzStore } from './store.js';
 
@@ -24,12 +24,6 @@ export const PERMIT_ACTION = 'authz.permit';
 /** The action a requested (just-in-time or break-glass) grant is filed under. */
 export const GRANT_ACTION = 'authz.grant';
 
-/** What a request is asked about: its principal, how it authenticated, where it came from. */
-export interface RequestFacts {
-  principal: Principal;
-  source_ip: string | null;
-  approval_id?: string | null;
-}
 
 /**
  * Authorization: keeps the decision point current (rebuilt from the database when the auth generation moves, on

@@ -28,7 +28,7 @@ import {
   type Usage,
 } from '@palisade/core';
 import type { Executor } from '../../storage/database.js';
-import type { ResourceAttrs } from '../authz/decide.js';
+import type { ResourceAttrs } from '../../kernel/auth/decision.js';
 import type { KmsKeyTable, KmsKeyVersionTable } from '../../storage/schema.js';
 import { Barrier } from '../../kernel/seal/barrier.js';
 import type { RootKeyProvider } from '../../kernel/seal/provider.js';
