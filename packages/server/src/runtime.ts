@@ -45,6 +45,7 @@ import { DEFAULT_POLICY, DEFAULT_TEMPLATES } from './engines/pki/templates.js';
 import { IdentityEngine } from './engines/identity/engine.js';
 import { AuthzEngine } from './engines/authz/engine.js';
 import { AuthGeneration } from './kernel/auth/generation.js';
+import { openGateway, type GatewayRuntime } from './engines/gateway/open.js';
 
 export interface Runtime {
   config: Config;
@@ -65,6 +66,8 @@ export interface Runtime {
   tls: ServerTls | null;
   /** The HTTPS listener's certificate (hot reload, client certificates, OCSP stapling); null without TLS. */
   listener: ListenerTls | null;
+  /** The API gateway (gateway.enabled): its engine and its own listener, which `serve` (or a test) starts. */
+  gateway: GatewayRuntime | null;
   /** Start the background jobs (rotation scheduler, checkpointer, retention, SIEM exports); `serve` does, tests drive them by hand. */
   startJobs(): void;
   /** The owner token, once generated (first unseal without PALISADE_BOOTSTRAP_TOKEN); also given to `onOwnerToken`. */
@@ -300,6 +303,24 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       ...(clientCertificates ? { clientCertificates } : {}),
       ...(opts.isDraining ? { isDraining: opts.isDraining } : {}),
     });
+    const gateway = config.gateway.enabled
+      ? await openGateway({
+          config: config.gateway,
+          redisUrl: config.redis_url,
+          tls: opts.tls ? { source: { current: () => (pkiSource ?? bootstrap!).current() }, staple: async (leaf, issuer) => (pkiStapler ? pkiStapler(leaf, issuer) : null), minVersion: config.tls.min_version, clientAuth: config.tls.client_auth.mode, reloadCheckSeconds: config.tls.reload_check_seconds } : undefined,
+          credentials: {
+            apiKey: (token) => apiKeys.authenticate(token),
+            accessToken: (token, req) => identity.accessTokenPrincipal(token, { raw: req }),
+            ...(clientCertificates ? { certificate: async (chain: Buffer[]) => identity.certificatePrincipal(await clientCertificates.authenticate(chain)) } : {}),
+          },
+          authz,
+          audit: async (event) => void (await ledger.appendStandalone(event)),
+          unavailable: () => (sealRef.state !== 'unsealed' ? 'the server is sealed' : sealRef.unavailable ?? null),
+          registry,
+          clock,
+          log,
+        })
+      : null;
     if (listener) {
       const server = app.server;
       if (!(server instanceof TlsServer)) throw new Error('buildApp did not create an HTTPS server');
@@ -323,6 +344,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       auditLog,
       tls,
       listener,
+      gateway,
       get generatedToken() {
         return generatedToken;
       },
@@ -336,6 +358,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
       async close() {
         clearInterval(health);
         listener?.close();
+        await gateway?.close();
         await reloading;
         await exports?.stop();
         await scheduler.stop();

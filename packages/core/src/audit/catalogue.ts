@@ -107,7 +107,7 @@ const newKey = {
 };
 const newKeyExample = { key_type: 'DEK', algorithm: 'AES-256-GCM', classification: 'confidential', usage: ['encrypt', 'decrypt'], origin: 'generated', exportable: false };
 const gatewayRequest = {
-  route: str('the route pattern, e.g. /v1/keys/:key_id/encrypt'),
+  route: str('the gateway route\'s name (empty when no route matched)'),
   method: str('HTTP method'),
 };
 
@@ -1025,14 +1025,21 @@ const DEFS: Record<string, Def> = {
   },
 
   // ---------------------------------------------------------------- gateway, detection, incidents, responses
-  'gateway.block.rate_limit': {
+  'gateway.request.rejected': {
     category: 'gateway',
-    description: 'The gateway refused a request over its rate limit.',
+    description: 'The gateway refused a malformed or hostile request before it reached an upstream (path traversal or encoding tricks, conflicting framing, header injection, oversized headers or body, slow client, wrong content type, invalid JSON, a body its schema refuses, a bad signature); error_code says which, `reason` the detail.',
     outcomes: ['denied'],
     resource: 'route',
-    fields: { ...gatewayRequest, key: oneOf(['ip', 'principal', 'api_key'] as const, 'what the limit counts by'), limit: int('requests allowed per window', { minimum: 1 }), window_seconds: int('window length', { minimum: 1 }) },
-    example: { route: '/v1/keys/:key_id/encrypt', method: 'POST', key: 'principal', limit: 100, window_seconds: 1 },
-    planned: true,
+    fields: { ...gatewayRequest, reason: str('what was wrong, e.g. dot-segment, encoded-slash, content-length-and-transfer-encoding, /messages/0/role: must be equal to one of the allowed values') },
+    example: { route: 'framework', method: 'GET', reason: 'dot-segment' },
+  },
+  'gateway.block.rate_limit': {
+    category: 'gateway',
+    description: 'A gateway rate limit refused a client: recorded once per limit and client per window (further refusals in the same window are counted in metrics only, so a flood cannot flood the ledger).',
+    outcomes: ['denied'],
+    resource: 'route',
+    fields: { ...gatewayRequest, policy: str('the limit that refused: global, client, endpoint:<pattern>, with -burst for a burst window'), key: oneOf(['global', 'principal', 'ip'] as const, 'what the limit counts by'), limit: int('requests allowed per window', { minimum: 1 }), window_seconds: Type.Number({ minimum: 0, description: 'window length' }) },
+    example: { route: 'framework', method: 'POST', policy: 'client', key: 'principal', limit: 60, window_seconds: 60 },
   },
   'gateway.block.ip': {
     category: 'gateway',
@@ -1045,13 +1052,44 @@ const DEFS: Record<string, Def> = {
   },
   'gateway.block.waf': {
     category: 'gateway',
-    description: 'The gateway refused a request a request-inspection rule matched.',
+    description: 'The gateway refused a request a request-inspection rule matched: for prompt screening, the detector scored a prompt or tool result at or above the route\'s threshold.',
     outcomes: ['denied'],
     resource: 'route',
-    fields: { ...gatewayRequest, rule_id: str('the rule'), rule_category: str('e.g. injection, prompt_injection, oversize'), matched_ref: opt(hmac('the matched fragment')) },
+    fields: {
+      ...gatewayRequest,
+      rule_id: str('the rule, or the detector that screened'),
+      rule_category: str('e.g. injection, prompt_injection, oversize'),
+      matched_ref: opt(hmac('the matched fragment')),
+      score: opt(Type.Number({ minimum: 0, maximum: 1, description: 'the detector\'s score' })),
+      labels: opt(strs('what the detector found')),
+      path: opt(str('where in the body, e.g. messages[2].content')),
+    },
     sensitive: ['matched_ref'],
-    example: { route: '/v1/agents/:id/invoke', method: 'POST', rule_id: 'waf_12', rule_category: 'prompt_injection', matched_ref: `hmac-sha256:${'04'.repeat(32)}` },
-    planned: true,
+    example: { route: 'framework', method: 'POST', rule_id: 'detector', rule_category: 'prompt_injection', score: 0.97, labels: ['instruction_override'], path: 'messages[1].content' },
+  },
+  'gateway.prompt.flag': {
+    category: 'gateway',
+    description: 'Prompt screening flagged a prompt or tool result on a route whose policy is to flag, not block: the request went on, marked for the upstream.',
+    outcomes: ['success'],
+    resource: 'route',
+    fields: { ...gatewayRequest, rule_id: str('the detector'), score: Type.Number({ minimum: 0, maximum: 1, description: 'the detector\'s score' }), labels: strs('what the detector found'), path: str('where in the body') },
+    example: { route: 'tools', method: 'POST', rule_id: 'detector', score: 0.71, labels: ['exfiltration'], path: 'result' },
+  },
+  'gateway.signing_key.create': {
+    category: 'gateway',
+    description: 'A request-signing key (HMAC secret) was created for a principal; the secret was shown once and is stored only wrapped.',
+    outcomes: ROUTE,
+    resource: 'signing_key',
+    fields: { principal_id: str('whose requests it signs') },
+    example: { principal_id: 'svc_01' },
+  },
+  'gateway.signing_key.revoke': {
+    category: 'gateway',
+    description: 'A request-signing key was revoked; signatures made with it are refused from then on.',
+    outcomes: ROUTE,
+    resource: 'signing_key',
+    fields: { principal_id: str('whose key it was') },
+    example: { principal_id: 'svc_01' },
   },
   'detect.alert': {
     category: 'detection',

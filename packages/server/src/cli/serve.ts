@@ -27,6 +27,7 @@ export async function serve(): Promise<void> {
   rt.startJobs();
   const { host, port } = splitAddr(config.addr);
   await rt.app.listen({ host, port });
+  if (rt.gateway) await rt.gateway.listen();
   log.info({ addr: config.addr, tls_min_version: config.tls.min_version, database: rt.storage.dialect, seal: rt.seal.provider }, 'palisade is serving');
 
   const shutdown = (signal: string) => {

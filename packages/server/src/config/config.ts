@@ -5,6 +5,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { PalisadeError } from '@palisade/core';
 import { fillProviderDefaults, IdentityConfigSchema } from '../engines/identity/config.js';
+import { GatewayConfigSchema, gatewayConfigProblems } from '../engines/gateway/config.js';
 
 /** Every setting, its type and its default. `palisade.yaml` uses these names; env vars override them. */
 export const ConfigSchema = Type.Object(
@@ -235,6 +236,7 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    gateway: GatewayConfigSchema,
     shutdown_grace_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 25 }),
   },
   { additionalProperties: false },
@@ -271,6 +273,8 @@ const ENV: Record<string, { path: string[]; kind: 'string' | 'int' | 'bool' | 'l
   PALISADE_ACME_REQUIRE_EAB: { path: ['acme', 'require_eab'], kind: 'bool' },
   PALISADE_ACME_BASE_URL: { path: ['acme', 'base_url'], kind: 'string' },
   PALISADE_AUDIT_CHECKPOINT_SECONDS: { path: ['audit', 'checkpoint', 'interval_seconds'], kind: 'int' },
+  PALISADE_GATEWAY_ENABLED: { path: ['gateway', 'enabled'], kind: 'bool' },
+  PALISADE_GATEWAY_ADDR: { path: ['gateway', 'addr'], kind: 'string' },
 };
 
 function invalid(setting: string, reason: string): PalisadeError {
@@ -335,6 +339,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const port = Number(config.addr.slice(config.addr.lastIndexOf(':') + 1));
   if (port > 65535) throw invalid('addr (PALISADE_ADDR)', `port ${port} is out of range`);
   config.data_dir = resolve(cwd, config.data_dir);
+  const gw = gatewayConfigProblems(config.gateway)[0];
+  if (gw) throw invalid(gw.setting, gw.reason);
   if (config.seal.provider === 'pkcs11') {
     const p = config.seal.pkcs11;
     if (!p.module) throw invalid('seal.pkcs11.module (PALISADE_PKCS11_MODULE)', 'required when seal.provider is pkcs11');

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { PalisadeError } from '@palisade/core';
 import type { Storage } from '../../storage/database.js';
@@ -22,7 +23,12 @@ import { WebAuthnVerifier } from './webauthn.js';
 export const SESSION_COOKIE = '__Host-palisade_session';
 
 /** The SHA-256 thumbprint (base64url) of the request's TLS client certificate, for RFC 8705 binding; null without one. */
-export function certificateThumbprint(req: FastifyRequest): string | null {
+/** The parts of a request the credential checks read: its TLS socket (Fastify's request, or `{ raw }` of a plain Node one). */
+export interface RequestSocket {
+  raw: { socket: Socket };
+}
+
+export function certificateThumbprint(req: RequestSocket): string | null {
   const leaf = peerCertificateChain(req.raw.socket)[0];
   return leaf ? createHash('sha256').update(leaf).digest('base64url') : null;
 }
@@ -101,7 +107,7 @@ export class IdentityEngine {
   }
 
   /** A bearer access token (JWT) as a principal: its scope, narrowed to what the principal still holds. */
-  async accessTokenPrincipal(token: string, req: FastifyRequest): Promise<Principal> {
+  async accessTokenPrincipal(token: string, req: RequestSocket): Promise<Principal> {
     const claims = await this.tokens.verifyAccess(token, { certificateThumbprint: certificateThumbprint(req) });
     const checker = this.deps.clientCertificates?.();
     if (claims.cnf && checker) {
