@@ -334,7 +334,7 @@ for (const store of stores) {
       expect(rows.length).toBeGreaterThanOrEqual(200);
       const dump = JSON.stringify(rows);
       expect(dump).not.toMatch(/example\.(com|org|net)|Liddell|LIDDELL|Martin/);
-      expect(rows.every((r) => r.email.startsWith('pf1.') && /^[0-9a-f]{8}$/.test(r.email_bidx!) && /^[0-9a-f]{4}$/.test(r.email_bidx16!))).toBe(true);
+      expect(rows.every((r) => r.email.startsWith('pf2.') && /^[0-9a-f]{8}$/.test(r.email_bidx!) && /^[0-9a-f]{4}$/.test(r.email_bidx16!))).toBe(true);
       // equal (normalised) emails have equal indexes: the leak the docs state
       const aliceRows = rows.filter((r) => expected('alice@example.com').includes(r.id));
       expect(new Set(aliceRows.map((r) => r.email_bidx)).size).toBe(1);

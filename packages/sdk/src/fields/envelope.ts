@@ -1,35 +1,42 @@
 // The encrypted field: one value (`SealedField`) with two lossless encodings, the seed's JSON shape and a compact
 // string for columns. Both carry exactly the same data; converting one into the other and back gives the same bytes.
+//
+// Format version 2 (this file). Version 1 (a key and commitment derived per field from an HKDF salt carried in each
+// envelope, `pf1.` / `"v": 1`) was never released: it is refused as an unknown version, not decrypted.
 import { PalisadeError } from '@palisade/core';
 import { DATA_TYPE, FIELD_CLASSIFICATIONS, type EncryptedClassification } from './schema.js';
 
+export const FORMAT_VERSION = 2;
 export const FIELD_ALGORITHM = 'AES-256-GCM';
-export const COMPACT_PREFIX = 'pf1';
+export const COMPACT_PREFIX = 'pf2';
 export const IV_BYTES = 12;
 export const TAG_BYTES = 16;
-export const SALT_BYTES = 16;
 export const COMMITMENT_BYTES = 32;
+/** encrypted_at in the compact form and in the AAD: milliseconds since the epoch, 48 bits big-endian. */
+export const TIME_BYTES = 6;
 /** The KMS's EncryptedData of the DEK, its byte fields concatenated: iv (12) ‖ ciphertext ‖ tag (16). */
 const WRAP_OVERHEAD = 12 + 16;
 
-/** Everything an encrypted field carries, decoded. */
-export interface SealedField {
+/** What identifies a data key and commits to it: the same for every field encrypted under it. */
+export interface SealedKeyPart {
   /** The DEK's name, `{data_type}_{classification}_{YYYYMM}` (the seed's `key_id`): a label, several DEKs share it. */
   dek: string;
-  classification: EncryptedClassification;
-  data_type: string;
-  /** ISO 8601 with milliseconds, UTC (`Date.prototype.toISOString`). */
-  encrypted_at: string;
   /** The KMS key (KEK) the DEK is wrapped under, its version and algorithm (as the KMS's EncryptedData has them). */
   kek_id: string;
   kek_version: number;
   kek_algorithm: string;
   /** The wrapped DEK: the KMS's EncryptedData iv ‖ ciphertext ‖ tag. */
   wrapped_key: Buffer;
-  /** HKDF salt of this field's message key. */
-  salt: Buffer;
-  /** Key commitment: HKDF(DEK, salt, 'palisade field commitment v1'), checked before decrypting. */
+  /** Key commitment: HKDF-SHA512(DEK, 'palisade field key commitment v2' ‖ 0 ‖ dek), checked before decrypting. */
   commitment: Buffer;
+}
+
+/** Everything an encrypted field carries, decoded. */
+export interface SealedField extends SealedKeyPart {
+  classification: EncryptedClassification;
+  data_type: string;
+  /** ISO 8601 with milliseconds, UTC (`Date.prototype.toISOString`). */
+  encrypted_at: string;
   iv: Buffer;
   ciphertext: Buffer;
   tag: Buffer;
@@ -37,7 +44,7 @@ export interface SealedField {
 
 /** The JSON form: the seed's `{ciphertext, iv, tag, key_id, algorithm, classification, encrypted_at}` and what decrypting needs besides. */
 export interface FieldEnvelope {
-  v: 1;
+  v: 2;
   ciphertext: string;
   iv: string;
   tag: string;
@@ -50,7 +57,6 @@ export interface FieldEnvelope {
   kek_version: number;
   kek_algorithm: string;
   wrapped_key: string;
-  salt: string;
   commitment: string;
 }
 
@@ -64,26 +70,117 @@ const ENCRYPTED: readonly string[] = FIELD_CLASSIFICATIONS.filter((c) => c !== '
 const DEK_NAME = /^([a-z][a-z0-9_-]{0,62})_(internal|confidential|restricted)_(\d{4})(0[1-9]|1[0-2])$/;
 const KEK_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const KEK_ALG = /^[A-Z0-9-]{1,32}$/;
-const B64URL = /^[A-Za-z0-9_-]*$/;
 
 /** The DEK name of a data type and classification in the month of `at` (UTC). */
 export function dekName(dataType: string, classification: EncryptedClassification, at: Date): string {
   return `${dataType}_${classification}_${at.getUTCFullYear().toString().padStart(4, '0')}${String(at.getUTCMonth() + 1).padStart(2, '0')}`;
 }
 
-// Strict decoders: a string decodes only if encoding the bytes gives it back, so each value has one spelling (a
-// character outside the alphabet, which Buffer.from skips, or missing padding never round-trips).
+/** The data type and classification a DEK name spells, or undefined when it is not a DEK name. */
+export function dekNameParts(name: string): { data_type: string; classification: EncryptedClassification } | undefined {
+  const m = DEK_NAME.exec(name);
+  return m ? { data_type: m[1]!, classification: m[2] as EncryptedClassification } : undefined;
+}
+
+// ------------------------------------------------------------------------------------------------ strict decoders
+
+// Strict decoders: a string decodes only if encoding the bytes gives it back, so each value has one spelling. Without
+// a regex or a re-encoding: Buffer.from skips characters outside the alphabet and stops at '=', so the decoded length
+// tells whether every character was used; the other alphabet's two characters (which Buffer.from also accepts) are
+// looked for; and the unused low bits of the last character must be zero (an invalid character's value, -1, fails
+// that too). A test checks this against the round trip on a million strings.
+const STD = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const STD_VALUE = new Int8Array(128).fill(-1);
+const URL_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 64; i++) {
+  STD_VALUE[STD.charCodeAt(i)] = i;
+  URL_VALUE[URL.charCodeAt(i)] = i;
+}
+const value64 = (table: Int8Array, c: number) => (c < 128 ? table[c]! : -1);
+
+/** Canonical padded base64 → bytes, or undefined. */
+export function strictBase64(s: string): Buffer | undefined {
+  const len = s.length;
+  if ((len & 3) !== 0) return undefined;
+  const pad = len > 0 && s.charCodeAt(len - 1) === 61 ? (s.charCodeAt(len - 2) === 61 ? 2 : 1) : 0;
+  const b = Buffer.from(s, 'base64');
+  if (b.length !== (len >> 2) * 3 - pad || s.indexOf('-') !== -1 || s.indexOf('_') !== -1) return undefined;
+  if (pad > 0 && (value64(STD_VALUE, s.charCodeAt(len - 1 - pad)) & (pad === 1 ? 3 : 15)) !== 0) return undefined;
+  return b;
+}
+
+/** Canonical unpadded base64url → bytes, or undefined. */
+export function strictBase64url(s: string): Buffer | undefined {
+  const len = s.length;
+  const rest = len & 3;
+  if (rest === 1) return undefined;
+  const b = Buffer.from(s, 'base64url');
+  if (b.length !== (len >> 2) * 3 + (rest === 0 ? 0 : rest - 1) || s.indexOf('+') !== -1 || s.indexOf('/') !== -1 || s.indexOf('=') !== -1) return undefined;
+  if (rest !== 0 && (value64(URL_VALUE, s.charCodeAt(len - 1)) & (rest === 2 ? 15 : 3)) !== 0) return undefined;
+  return b;
+}
+
 function fromB64(s: unknown, what: string, path?: string): Buffer {
   if (typeof s !== 'string') throw envelopeError(`${what} is not base64`, path);
-  const b = Buffer.from(s, 'base64');
-  if (b.toString('base64') !== s) throw envelopeError(`${what} is not canonical base64`, path);
+  const b = strictBase64(s);
+  if (!b) throw envelopeError(`${what} is not canonical base64`, path);
   return b;
 }
 function fromB64url(s: string, what: string, path?: string): Buffer {
-  if (!B64URL.test(s)) throw envelopeError(`${what} is not base64url`, path);
-  const b = Buffer.from(s, 'base64url');
-  if (b.toString('base64url') !== s) throw envelopeError(`${what} is not canonical base64url`, path);
+  const b = strictBase64url(s);
+  if (!b) throw envelopeError(`${what} is not canonical base64url`, path);
   return b;
+}
+
+const MAX_MS = 2 ** 48;
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+function digits(s: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return NaN;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/**
+ * The milliseconds of an `encrypted_at`, NaN unless it is exactly `new Date(ms).toISOString()` for 0 ≤ ms < 2^48.
+ * `YYYY-MM-DDTHH:mm:ss.sssZ` is parsed by hand (Date.parse also takes 24:00, other spellings of one time); the
+ * rare other shapes (years past 9999) by the round trip.
+ */
+export function isoMs(s: string): number {
+  if (s.length === 24) {
+    if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(23) !== 90) return NaN;
+    const y = digits(s, 0, 4);
+    const mo = digits(s, 5, 2);
+    const d = digits(s, 8, 2);
+    const h = digits(s, 11, 2);
+    const mi = digits(s, 14, 2);
+    const sec = digits(s, 17, 2);
+    const ms = digits(s, 20, 3);
+    if (!(y >= 1970 && mo >= 1 && mo <= 12 && d >= 1 && h <= 23 && mi <= 59 && sec <= 59 && ms >= 0)) return NaN;
+    const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+    if (d > DAYS[mo - 1]! + (leap ? 1 : 0)) return NaN;
+    const t = Date.UTC(y, mo - 1, d, h, mi, sec, ms);
+    return t < MAX_MS ? t : NaN;
+  }
+  const t = Date.parse(s);
+  return Number.isFinite(t) && t >= 0 && t < MAX_MS && new Date(t).toISOString() === s ? t : NaN;
+}
+
+// ------------------------------------------------------------------------------------------------ checks
+
+/** Checks the data key's part (also of what the KMS returns, before it is used); returns the message of the first problem. */
+export function keyPartProblem(k: SealedKeyPart): string | undefined {
+  if (!DEK_NAME.test(k.dek)) return 'key_id is not a DEK name {data_type}_{classification}_{YYYYMM}';
+  if (!KEK_ID.test(k.kek_id)) return 'kek_id is malformed';
+  if (!Number.isInteger(k.kek_version) || k.kek_version < 1 || k.kek_version > 0xffffffff) return 'kek_version is not a positive integer';
+  if (!KEK_ALG.test(k.kek_algorithm)) return 'kek_algorithm is malformed';
+  if (k.wrapped_key.length <= WRAP_OVERHEAD || k.wrapped_key.length > 255) return 'wrapped_key has the wrong length';
+  if (k.commitment.length !== COMMITMENT_BYTES) return 'commitment has the wrong length';
+  return undefined;
 }
 
 /** Checks what both forms must agree on; returns the field. */
@@ -92,22 +189,23 @@ function check(f: SealedField, path?: string): SealedField {
   if (!m) throw envelopeError('key_id is not a DEK name {data_type}_{classification}_{YYYYMM}', path);
   if (!ENCRYPTED.includes(f.classification) || m[2] !== f.classification) throw envelopeError('classification does not match key_id', path);
   if (!DATA_TYPE.test(f.data_type) || m[1] !== f.data_type) throw envelopeError('data_type does not match key_id', path);
-  const t = Date.parse(f.encrypted_at);
-  if (!Number.isFinite(t) || t < 0 || t >= 2 ** 48 || new Date(t).toISOString() !== f.encrypted_at) throw envelopeError('encrypted_at is not an ISO 8601 UTC time with milliseconds', path);
-  if (!KEK_ID.test(f.kek_id)) throw envelopeError('kek_id is malformed', path);
-  if (!Number.isInteger(f.kek_version) || f.kek_version < 1 || f.kek_version > 0xffffffff) throw envelopeError('kek_version is not a positive integer', path);
-  if (!KEK_ALG.test(f.kek_algorithm)) throw envelopeError('kek_algorithm is malformed', path);
-  if (f.wrapped_key.length <= WRAP_OVERHEAD || f.wrapped_key.length > 255) throw envelopeError('wrapped_key has the wrong length', path);
-  if (f.salt.length !== SALT_BYTES) throw envelopeError('salt has the wrong length', path);
-  if (f.commitment.length !== COMMITMENT_BYTES) throw envelopeError('commitment has the wrong length', path);
+  if (Number.isNaN(isoMs(f.encrypted_at))) throw envelopeError('encrypted_at is not an ISO 8601 UTC time with milliseconds', path);
+  const problem = keyPartProblem(f);
+  if (problem) throw envelopeError(problem, path);
   if (f.iv.length !== IV_BYTES) throw envelopeError('iv has the wrong length', path);
   if (f.tag.length !== TAG_BYTES) throw envelopeError('tag has the wrong length (truncated?)', path);
   return f;
 }
 
+function unknownVersion(v: string, path?: string): PalisadeError {
+  return envelopeError(`unknown version ${v} (this SDK reads format version ${FORMAT_VERSION}; version 1 was never released and is not read)`, path);
+}
+
+// ------------------------------------------------------------------------------------------------ JSON form
+
 export function toJsonEnvelope(f: SealedField): FieldEnvelope {
   return {
-    v: 1,
+    v: 2,
     ciphertext: f.ciphertext.toString('base64'),
     iv: f.iv.toString('base64'),
     tag: f.tag.toString('base64'),
@@ -120,12 +218,20 @@ export function toJsonEnvelope(f: SealedField): FieldEnvelope {
     kek_version: f.kek_version,
     kek_algorithm: f.kek_algorithm,
     wrapped_key: f.wrapped_key.toString('base64'),
-    salt: f.salt.toString('base64'),
     commitment: f.commitment.toString('base64'),
   };
 }
 
-const JSON_KEYS = Object.keys(toJsonEnvelope({ dek: '', classification: 'internal', data_type: '', encrypted_at: '', kek_id: '', kek_version: 1, kek_algorithm: '', wrapped_key: Buffer.alloc(0), salt: Buffer.alloc(0), commitment: Buffer.alloc(0), iv: Buffer.alloc(0), ciphertext: Buffer.alloc(0), tag: Buffer.alloc(0) })).sort();
+export const JSON_KEYS: readonly string[] = Object.keys(toJsonEnvelope({ dek: '', classification: 'internal', data_type: '', encrypted_at: '', kek_id: '', kek_version: 1, kek_algorithm: '', wrapped_key: Buffer.alloc(0), commitment: Buffer.alloc(0), iv: Buffer.alloc(0), ciphertext: Buffer.alloc(0), tag: Buffer.alloc(0) })).sort();
+const JSON_KEY_SET = new Set(JSON_KEYS);
+
+/** Are the own keys of `e` exactly the members of the JSON envelope? */
+export function hasExactJsonKeys(e: object): boolean {
+  const keys = Object.keys(e);
+  if (keys.length !== JSON_KEYS.length) return false;
+  for (const k of keys) if (!JSON_KEY_SET.has(k)) return false;
+  return true;
+}
 
 /** Does this value look like a JSON envelope (an object with `v` and `key_id`)? Decoding still checks everything. */
 export function isJsonEnvelope(v: unknown): v is Record<string, unknown> {
@@ -134,9 +240,8 @@ export function isJsonEnvelope(v: unknown): v is Record<string, unknown> {
 
 export function fromJsonEnvelope(e: unknown, path?: string): SealedField {
   if (!isJsonEnvelope(e)) throw envelopeError('is not an encrypted field envelope', path);
-  if (e.v !== 1) throw envelopeError(`envelope version ${JSON.stringify(e.v)} is not supported`, path);
-  const keys = Object.keys(e).sort();
-  if (keys.join() !== JSON_KEYS.join()) throw envelopeError(`envelope members must be exactly ${JSON_KEYS.join(', ')}`, path);
+  if (e.v !== FORMAT_VERSION) throw unknownVersion(JSON.stringify(e.v) ?? String(e.v), path);
+  if (!hasExactJsonKeys(e)) throw envelopeError(`envelope members must be exactly ${JSON_KEYS.join(', ')}`, path);
   if (e.algorithm !== FIELD_ALGORITHM) throw envelopeError(`algorithm must be ${FIELD_ALGORITHM}`, path);
   for (const k of ['key_id', 'classification', 'data_type', 'encrypted_at', 'kek_id', 'kek_algorithm'] as const) {
     if (typeof e[k] !== 'string') throw envelopeError(`${k} is not a string`, path);
@@ -151,7 +256,6 @@ export function fromJsonEnvelope(e: unknown, path?: string): SealedField {
       kek_version: e.kek_version as number,
       kek_algorithm: e.kek_algorithm as string,
       wrapped_key: fromB64(e.wrapped_key, 'wrapped_key', path),
-      salt: fromB64(e.salt, 'salt', path),
       commitment: fromB64(e.commitment, 'commitment', path),
       iv: fromB64(e.iv, 'iv', path),
       ciphertext: fromB64(e.ciphertext, 'ciphertext', path),
@@ -161,39 +265,80 @@ export function fromJsonEnvelope(e: unknown, path?: string): SealedField {
   );
 }
 
+// ------------------------------------------------------------------------------------------------ compact form
+
 /*
- * Compact form: `pf1.<header>.<iv>.<ciphertext>.<tag>`, each part unpadded base64url. The header is binary, fields in
- * this order: u8 length + DEK name (ASCII; it names data_type and classification), 6-byte big-endian encrypted_at in
- * milliseconds since the epoch, u8 length + KEK id, u32 KEK version, u8 length + KEK algorithm, u8 length + wrapped
- * key, 16-byte salt, 32-byte commitment. The JSON form's data_type and classification are the ones the DEK name
- * spells (both decoders insist on that), and its encrypted_at is the toISOString() of the milliseconds, so the two
- * forms hold the same information.
+ * Compact form: `pf2.<key>.<commitment>.<field>.<ciphertext>.<tag>`, each part unpadded base64url.
+ * - key: what names the data key, the same for every field under it (so it is encoded once per DEK): u8 length +
+ *   DEK name (ASCII; it names data_type and classification), u8 length + KEK id, u32 big-endian KEK version, u8
+ *   length + KEK algorithm, u8 length + wrapped key;
+ * - commitment: 32 bytes;
+ * - field: 6-byte big-endian encrypted_at in milliseconds since the epoch ‖ 12-byte IV (24 characters);
+ * - ciphertext, tag (16 bytes).
+ * The JSON form's data_type and classification are the ones the DEK name spells (both decoders insist on that), and
+ * its encrypted_at is the toISOString() of the milliseconds, so the two forms hold the same information.
  */
+const PREFIX_DOT = `${COMPACT_PREFIX}.`;
+
+/** The compact form's key part of a data key. */
+export function encodeKeyPart(k: SealedKeyPart): string {
+  const dek = Buffer.from(k.dek, 'latin1');
+  const kek = Buffer.from(k.kek_id, 'latin1');
+  const alg = Buffer.from(k.kek_algorithm, 'latin1');
+  const b = Buffer.alloc(1 + dek.length + 1 + kek.length + 4 + 1 + alg.length + 1 + k.wrapped_key.length);
+  let o = 0;
+  o = b.writeUInt8(dek.length, o);
+  o += dek.copy(b, o);
+  o = b.writeUInt8(kek.length, o);
+  o += kek.copy(b, o);
+  o = b.writeUInt32BE(k.kek_version, o);
+  o = b.writeUInt8(alg.length, o);
+  o += alg.copy(b, o);
+  o = b.writeUInt8(k.wrapped_key.length, o);
+  k.wrapped_key.copy(b, o);
+  return b.toString('base64url');
+}
+
 export function toCompact(f: SealedField): string {
-  const str = (s: string) => {
-    const b = Buffer.from(s, 'ascii');
-    return Buffer.concat([Buffer.of(b.length), b]);
-  };
-  const time = Buffer.alloc(6);
-  time.writeUIntBE(Date.parse(f.encrypted_at), 0, 6);
-  const version = Buffer.alloc(4);
-  version.writeUInt32BE(f.kek_version);
-  const header = Buffer.concat([str(f.dek), time, str(f.kek_id), version, str(f.kek_algorithm), Buffer.of(f.wrapped_key.length), f.wrapped_key, f.salt, f.commitment]);
-  return [COMPACT_PREFIX, header, f.iv, f.ciphertext, f.tag].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+  const field = Buffer.alloc(TIME_BYTES + IV_BYTES);
+  field.writeUIntBE(isoMs(f.encrypted_at), 0, TIME_BYTES);
+  f.iv.copy(field, TIME_BYTES);
+  return `${PREFIX_DOT}${encodeKeyPart(f)}.${f.commitment.toString('base64url')}.${field.toString('base64url')}.${f.ciphertext.toString('base64url')}.${f.tag.toString('base64url')}`;
 }
 
 export function isCompactEnvelope(v: unknown): v is string {
-  return typeof v === 'string' && v.startsWith(`${COMPACT_PREFIX}.`);
+  return typeof v === 'string' && v.startsWith(PREFIX_DOT);
+}
+
+const ANY_VERSION = /^pf(\d{1,9})\./;
+/** A `pf<n>.` string of any format version (the current one or not): what a column of compact envelopes holds. */
+export function looksLikeCompactEnvelope(v: unknown): v is string {
+  return typeof v === 'string' && ANY_VERSION.test(v);
+}
+
+/** The five parts of a compact envelope after its prefix, without decoding them; undefined unless there are exactly five. */
+export function splitCompact(s: string): [key: string, commitment: string, field: string, ciphertext: string, tag: string] | undefined {
+  const a = PREFIX_DOT.length;
+  const b = s.indexOf('.', a);
+  const c = b < 0 ? -1 : s.indexOf('.', b + 1);
+  const d = c < 0 ? -1 : s.indexOf('.', c + 1);
+  const e = d < 0 ? -1 : s.indexOf('.', d + 1);
+  if (e < 0 || s.indexOf('.', e + 1) >= 0) return undefined;
+  return [s.slice(a, b), s.slice(b + 1, c), s.slice(c + 1, d), s.slice(d + 1, e), s.slice(e + 1)];
 }
 
 export function fromCompact(s: unknown, path?: string): SealedField {
-  if (!isCompactEnvelope(s)) throw envelopeError(`is not a compact encrypted field (${COMPACT_PREFIX}.…)`, path);
+  if (!isCompactEnvelope(s)) {
+    const m = typeof s === 'string' ? ANY_VERSION.exec(s) : null;
+    if (m) throw unknownVersion(m[1]!, path);
+    throw envelopeError(`is not a compact encrypted field (${PREFIX_DOT}…)`, path);
+  }
   const parts = s.split('.');
-  if (parts.length !== 5) throw envelopeError(`compact form has ${parts.length} parts, not 5 (truncated?)`, path);
-  const h = fromB64url(parts[1]!, 'header', path);
+  if (parts.length !== 6) throw envelopeError(`compact form has ${parts.length - 1} parts after ${COMPACT_PREFIX}, not 5 (truncated?)`, path);
+  const h = fromB64url(parts[1]!, 'key part', path);
   let o = 0;
   const take = (n: number, what: string): Buffer => {
-    if (o + n > h.length) throw envelopeError(`header ends inside ${what} (truncated?)`, path);
+    if (o + n > h.length) throw envelopeError(`key part ends inside ${what} (truncated?)`, path);
     const out = h.subarray(o, o + n);
     o += n;
     return Buffer.from(out);
@@ -205,41 +350,41 @@ export function fromCompact(s: unknown, path?: string): SealedField {
     return text;
   };
   const dek = str('key_id');
-  const ms = take(6, 'encrypted_at').readUIntBE(0, 6);
   const kek_id = str('kek_id');
   const kek_version = take(4, 'kek_version').readUInt32BE(0);
   const kek_algorithm = str('kek_algorithm');
   const wrapped_key = take(take(1, 'wrapped_key')[0]!, 'wrapped_key');
-  const salt = take(SALT_BYTES, 'salt');
-  const commitment = take(COMMITMENT_BYTES, 'commitment');
-  if (o !== h.length) throw envelopeError('header has trailing bytes', path);
-  const m = DEK_NAME.exec(dek);
-  if (!m) throw envelopeError('key_id is not a DEK name {data_type}_{classification}_{YYYYMM}', path);
+  if (o !== h.length) throw envelopeError('key part has trailing bytes', path);
+  const named = dekNameParts(dek);
+  if (!named) throw envelopeError('key_id is not a DEK name {data_type}_{classification}_{YYYYMM}', path);
+  const field = fromB64url(parts[3]!, 'field part', path);
+  if (field.length !== TIME_BYTES + IV_BYTES) throw envelopeError('field part has the wrong length (encrypted_at and iv)', path);
   return check(
     {
       dek,
-      classification: m[2] as EncryptedClassification,
-      data_type: m[1]!,
-      encrypted_at: new Date(ms).toISOString(),
+      classification: named.classification,
+      data_type: named.data_type,
+      encrypted_at: new Date(field.readUIntBE(0, TIME_BYTES)).toISOString(),
       kek_id,
       kek_version,
       kek_algorithm,
       wrapped_key,
-      salt,
-      commitment,
-      iv: fromB64url(parts[2]!, 'iv', path),
-      ciphertext: fromB64url(parts[3]!, 'ciphertext', path),
-      tag: fromB64url(parts[4]!, 'tag', path),
+      commitment: fromB64url(parts[2]!, 'commitment', path),
+      iv: field.subarray(TIME_BYTES),
+      ciphertext: fromB64url(parts[4]!, 'ciphertext', path),
+      tag: fromB64url(parts[5]!, 'tag', path),
     },
     path,
   );
 }
 
+// ------------------------------------------------------------------------------------------------ either form
+
 /** Either form → the field; PAL_FIELD_ENVELOPE_INVALID when it is neither (a value in clear included). */
 export function parseEnvelope(v: unknown, path?: string): { field: SealedField; form: EnvelopeForm } {
-  if (isCompactEnvelope(v)) return { field: fromCompact(v, path), form: 'compact' };
+  if (looksLikeCompactEnvelope(v)) return { field: fromCompact(v, path), form: 'compact' };
   if (isJsonEnvelope(v)) return { field: fromJsonEnvelope(v, path), form: 'json' };
-  throw envelopeError('does not hold an encrypted field (neither the JSON envelope nor the pf1. compact form)', path);
+  throw envelopeError(`does not hold an encrypted field (neither the JSON envelope nor the ${PREFIX_DOT} compact form)`, path);
 }
 
 export function encodeEnvelope(f: SealedField, form: EnvelopeForm): FieldEnvelope | string {

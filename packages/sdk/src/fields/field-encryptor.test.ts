@@ -99,8 +99,8 @@ for (const d of dialects()) {
       expect(await other.decryptFields(JSON.parse(JSON.stringify(enc)), schema, { recordId: r.id })).toEqual(r);
 
       const compact = await fe.encryptFields(r, schema, { recordId: r.id, form: 'compact' });
-      expect(compact.ssn).toMatch(/^pf1\./);
-      expect(compact.notes.every((n) => n.startsWith('pf1.'))).toBe(true);
+      expect(compact.ssn).toMatch(/^pf2\./);
+      expect(compact.notes.every((n) => n.startsWith('pf2.'))).toBe(true);
       expect(await other.decryptFields(compact, schema, { recordId: r.id })).toEqual(r);
 
       // single fields, any JSON type
@@ -144,7 +144,7 @@ for (const d of dialects()) {
       // clear text where the schema wants an envelope
       const clear = structuredClone(ea);
       clear.ssn = '123-45-0001';
-      expect(await failure(fe.decryptFields(clear, schema, { recordId: a.id }))).toEqual({ code: 'PAL_FIELD_ENVELOPE_INVALID', message: 'field ssn: does not hold an encrypted field (neither the JSON envelope nor the pf1. compact form)', path: 'ssn' });
+      expect(await failure(fe.decryptFields(clear, schema, { recordId: a.id }))).toEqual({ code: 'PAL_FIELD_ENVELOPE_INVALID', message: 'field ssn: does not hold an encrypted field (neither the JSON envelope nor the pf2. compact form)', path: 'ssn' });
       // By design, array elements are bound to the schema path (cards[*].pan), not their index: reordering or
       // deleting elements keeps every element readable. Moving between elements of one record is not detected.
       const reordered = structuredClone(ea);
@@ -160,9 +160,9 @@ for (const d of dialects()) {
       expect(await open(compact)).toBe('123-45-6789');
       expect(await open(json)).toBe('123-45-6789');
 
-      // compact: flip one bit in every byte of the header, the iv, the ciphertext and the tag
+      // compact: flip one bit in every byte of the key part, the commitment, the field part (time, iv), the ciphertext and the tag
       const [prefix, ...parts] = compact.split('.');
-      const names = ['header', 'iv', 'ciphertext', 'tag'];
+      const names = ['key', 'commitment', 'field', 'ciphertext', 'tag'];
       const seen: Record<string, Set<string>> = {};
       for (let p = 0; p < parts.length; p++) {
         const bytes = Buffer.from(parts[p]!, 'base64url');
@@ -176,9 +176,9 @@ for (const d of dialects()) {
           (seen[names[p]!] ??= new Set()).add(f.code);
         }
       }
-      // the iv, ciphertext and tag only fail authentication; the header's lengths and names can also fail to parse
-      expect([...seen.iv!, ...seen.ciphertext!, ...seen.tag!].every((x) => x === 'PAL_FIELD_DECRYPT_FAILED')).toBe(true);
-      expect(seen.header).toEqual(new Set(['PAL_FIELD_DECRYPT_FAILED', 'PAL_FIELD_ENVELOPE_INVALID']));
+      // the commitment, time, iv, ciphertext and tag only fail authentication; the key part's lengths and names can also fail to parse
+      expect([...seen.commitment!, ...seen.field!, ...seen.ciphertext!, ...seen.tag!].every((x) => x === 'PAL_FIELD_DECRYPT_FAILED')).toBe(true);
+      expect(seen.key).toEqual(new Set(['PAL_FIELD_DECRYPT_FAILED', 'PAL_FIELD_ENVELOPE_INVALID']));
 
       // JSON: each member changed (a bit of each byte field; the others to another valid value)
       const flip = (b64: string, i = 0) => {
@@ -186,15 +186,19 @@ for (const d of dialects()) {
         b[i]! ^= 0x80;
         return b.toString('base64');
       };
-      const other = envelopeToJson((await fe.encryptField('x', { recordId: 'r1', path: 'ssn', classification: 'restricted', data_type: 'ssn', form: 'compact' })) as string);
+      // another DEK of the same name (another encryptor fetches its own); fields of one DEK share its wrapped key and commitment
+      const other = envelopeToJson((await c.fields({ keys }).encryptField('x', { recordId: 'r1', path: 'ssn', classification: 'restricted', data_type: 'ssn', form: 'compact' })) as string);
+      expect(other.key_id).toBe(json.key_id);
+      expect(other.wrapped_key).not.toBe(json.wrapped_key);
       const variants: Array<[string, Partial<FieldEnvelope>, string]> = [
         ['ciphertext', { ciphertext: flip(json.ciphertext) }, 'PAL_FIELD_DECRYPT_FAILED'],
         ['iv', { iv: flip(json.iv) }, 'PAL_FIELD_DECRYPT_FAILED'],
         ['tag', { tag: flip(json.tag, 15) }, 'PAL_FIELD_DECRYPT_FAILED'],
-        ['salt', { salt: flip(json.salt) }, 'PAL_FIELD_DECRYPT_FAILED'],
         ['commitment', { commitment: flip(json.commitment, 31) }, 'PAL_FIELD_DECRYPT_FAILED'],
         ['wrapped_key', { wrapped_key: flip(json.wrapped_key, 20) }, 'PAL_FIELD_DECRYPT_FAILED'],
-        ['wrapped_key of another field (same DEK name)', { wrapped_key: other.wrapped_key, commitment: other.commitment }, 'PAL_FIELD_DECRYPT_FAILED'],
+        ['wrapped_key and commitment of another DEK (same name)', { wrapped_key: other.wrapped_key, commitment: other.commitment }, 'PAL_FIELD_DECRYPT_FAILED'],
+        ['wrapped_key of another DEK (same name)', { wrapped_key: other.wrapped_key }, 'PAL_FIELD_DECRYPT_FAILED'],
+        ['commitment of another DEK (same name)', { commitment: other.commitment }, 'PAL_FIELD_DECRYPT_FAILED'],
         ['encrypted_at', { encrypted_at: new Date(Date.parse(json.encrypted_at) + 1).toISOString() }, 'PAL_FIELD_DECRYPT_FAILED'],
         ['key_id (another month)', { key_id: json.key_id.replace(/\d{2}$/, (m) => (m === '12' ? '11' : String(Number(m) + 1).padStart(2, '0'))) }, 'PAL_FIELD_DECRYPT_FAILED'],
         ['kek_version', { kek_version: 2 }, 'PAL_FIELD_DECRYPT_FAILED'],
@@ -225,11 +229,11 @@ for (const d of dialects()) {
       const r = record(7);
       const asJson = await fe.encryptFields(r, schema, { recordId: r.id });
       const asCompact = await fe.encryptFields(r, schema, { recordId: r.id, form: 'compact' });
-      const conv = (x: unknown): unknown => (typeof x === 'string' && x.startsWith('pf1.') ? envelopeToJson(x) : x && typeof x === 'object' && 'key_id' in x ? envelopeToCompact(x as FieldEnvelope) : x);
+      const conv = (x: unknown): unknown => (typeof x === 'string' && x.startsWith('pf2.') ? envelopeToJson(x) : x && typeof x === 'object' && 'key_id' in x ? envelopeToCompact(x as FieldEnvelope) : x);
       const jsonToCompact = structuredClone(asJson) as Record<string, unknown>;
       jsonToCompact.ssn = conv(asJson.ssn);
       (jsonToCompact.cards as Rec['cards'])[0]!.pan = conv(asJson.cards[0]!.pan) as string;
-      expect(jsonToCompact.ssn).toMatch(/^pf1\./);
+      expect(jsonToCompact.ssn).toMatch(/^pf2\./);
       expect(await reader.decryptFields(jsonToCompact, schema, { recordId: r.id })).toEqual(r);
       const compactToJson = structuredClone(asCompact) as Record<string, unknown>;
       compactToJson.ssn = conv(asCompact.ssn);
@@ -312,7 +316,7 @@ for (const d of dialects()) {
 
       const all = [...oldEnc, freshEnc];
       const progress: ReencryptProgress[] = [];
-      const fieldsOf = (e: object) => JSON.stringify(e).match(/"key_id"|pf1\./g)!.length;
+      const fieldsOf = (e: object) => JSON.stringify(e).match(/"key_id"|pf2\./g)!.length;
       const confidentialOf = 4; // profile.email, profile.backup_email, profile.dob, score
       const moved = await fe.reencrypt(all, schema, { recordId: (r) => r.id, onProgress: (p) => progress.push(p) });
       const total = all.reduce((n, e) => n + fieldsOf(e), 0);
@@ -328,7 +332,7 @@ for (const d of dialects()) {
           expect(j.kek_version).toBe(j.kek_id === kekConf ? 2 : 1);
         }
       }
-      expect(moved.records[1]!.ssn).toMatch(/^pf1\./);
+      expect(moved.records[1]!.ssn).toMatch(/^pf2\./);
       expect(typeof moved.records[0]!.ssn).toBe('object');
       expect(moved.records[2]!.ssn).toEqual(freshEnc.ssn); // current fields are left as they were
       for (let i = 0; i < 3; i++) expect(await reader.decryptFields(moved.records[i]!, schema, { recordId: all[i]!.id })).toEqual([...old, fresh][i]);

@@ -1,44 +1,48 @@
 // Field-level encryption (issue 5): fields of JSON records encrypted under DEKs named as the seed names them,
 // `{data_type}_{classification}_{YYYYMM}`, obtained from the KMS's data-key API and cached (dek-cache.ts).
 //
-// Per field: salt (16 random bytes) and iv (12 random bytes); message key ‖ commitment = HKDF-SHA512(DEK, info =
-// 'palisade field key and commitment v1' ‖ 0 ‖ salt), 32 + 32 bytes (the PRK is per DEK, so one HMAC per field);
-// AES-256-GCM under the message key with AAD = canonical JSON of {v, record, path, dek, classification, data_type,
-// encrypted_at}.
+// Format version 2. When a DEK enters the cache (fetched to encrypt, or unwrapped to decrypt) it is derived, once,
+// into the AES-256-GCM key of its fields and a 32-byte key commitment (HKDF-SHA512 with distinct labels, field-key.ts).
+// A field is then one AES-256-GCM encryption under that key with a random 96-bit IV, its AAD binding the format
+// version, the DEK name (data type, classification, month), encrypted_at, the record id and the field's schema path.
+// Decryption compares the envelope's commitment with the DEK's in constant time before the AEAD, so an envelope
+// cannot be opened under any other key (as the AWS Encryption SDK's committing suites do).
 //
-// Why a derived key per field rather than the DEK with a random IV: with the DEK directly, NIST SP 800-38D §8.3 limits
-// a key to 2^32 random 96-bit IVs, and a repeated IV under one key loses confidentiality and the authenticity of
-// everything under that key. A DEK here is shared by many fields (up to maxMessages, across processes that fetched
-// nothing in common), so with derived keys every field has its own AES key: a nonce can only repeat if a 128-bit
-// salt repeats too (around 2^48 fields give a 2^-32 chance), and maxMessages bounds the exposure of a DEK held in
-// memory rather than a GCM limit. The same HKDF output yields the key commitment (as the AWS Encryption SDK's
-// committing suites derive theirs): an envelope cannot be made to decrypt under two different DEKs, because the
-// commitment is checked (in constant time) before any decryption.
-import {
-  AeadError,
-  PalisadeError,
-  aeadOpen,
-  aeadSeal,
-  canonicalBytes,
-  constantTimeEqual,
-  randomBytes,
-  sha256,
-  type EncryptedData,
-} from '@palisade/core';
-import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
-import { DekCache, type DataKey, type DekCacheLimits } from './dek-cache.js';
+// Why one key per DEK rather than one per field (format version 1 derived a key per field from a random salt): a
+// field key is one AES-GCM key for all the DEK's fields, so NIST SP 800-38D §8.3's bound for random IVs applies — at
+// most 2^32 encryptions per key. A DEK encrypts only in the process that fetched it (the KMS hands out a fresh random
+// DEK per data-key call; an unwrapped DEK only decrypts), and that process's cache counts its fields: maxMessages
+// defaults to 10^6 and cannot be set above 2^32. At 10^6 fields the chance of any IV repeating is below 2^-58. An
+// HMAC per field (the salted derivation) cost more than the AES-GCM of a 1 KiB field; see ADR 0013.
+//
+// The hot paths do no KMS call, no HKDF and no JSON for strings: a cache hit is a map lookup (encryption by DEK name,
+// decryption by the compact key part or the JSON wrapped_key, whose other members must then equal the cached key's),
+// strict base64 without a regex, one AES-GCM, and the value (strings as UTF-8, other JSON values as canonical JSON,
+// a kind byte in front). Anything unusual takes the full path, which validates everything and says what is wrong.
+import { PalisadeError, canonicalBytes, constantTimeEqual, type EncryptedData } from '@palisade/core';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { DekCache, type DekCacheLimits } from './dek-cache.js';
 import {
   COMMITMENT_BYTES,
+  COMPACT_PREFIX,
   FIELD_ALGORITHM,
   IV_BYTES,
-  SALT_BYTES,
+  TAG_BYTES,
+  TIME_BYTES,
   dekName,
-  encodeEnvelope,
+  encodeKeyPart,
+  hasExactJsonKeys,
+  isJsonEnvelope,
+  isoMs,
   parseEnvelope,
+  splitCompact,
+  strictBase64,
+  strictBase64url,
   type EnvelopeForm,
   type FieldEnvelope,
   type SealedField,
 } from './envelope.js';
+import { FieldKey, VALUE_JSON, VALUE_STRING, fieldAad, isWellFormed, jsonPlaintext, poolRandom, stringPlaintext, wrappedBytes, wrappedData } from './field-key.js';
 import { DATA_TYPE, compileSchema, formatPath, parsePath, schemaError, slots, type ClassificationSchema, type EncryptedClassification, type FieldClassification } from './schema.js';
 
 /** What the encryptor needs of the KMS client (`client.kms` fits). */
@@ -57,7 +61,7 @@ export interface FieldEncryptorOptions {
   cache?: DekCacheLimits;
   /** Time of encryption (DEK month, encrypted_at) and of cache ages. */
   clock?: () => Date;
-  /** Form of new envelopes: the JSON object (default) or the compact `pf1.` string. */
+  /** Form of new envelopes: the JSON object (default) or the compact `pf2.` string. */
   form?: EnvelopeForm;
 }
 
@@ -85,39 +89,17 @@ export interface ReencryptResult<T> {
 
 /** The KMS encryption context every DEK is wrapped under: unwrapping needs the same DEK name. */
 export const DEK_CONTEXT_PURPOSE = 'palisade-field-dek';
-/**
- * A field's message key and key commitment: HKDF-SHA512 (RFC 5869) of the DEK, the field's random salt in the info,
- * one 64-byte output block split in two. The extract step (the PRK) depends on the DEK alone, so it is done once per
- * DEK and kept; a field costs one HMAC-SHA512, not two full HKDFs.
- */
-const HKDF_SALT = Buffer.from('palisade field keys v1', 'utf8');
-const EXPAND_INFO = Buffer.from('palisade field key and commitment v1\0', 'utf8');
-const BLOCK_1 = Buffer.of(1);
-const MAX_PRKS = 1024;
 
-/**
- * Salt and IV bytes, taken front to back from 4 KiB drawn from the CSPRNG at a time: one randomFillSync per field
- * cost more than its AES-GCM. A pool is never refilled in place (a new one is drawn), so bytes are used once and the
- * views handed out stay valid.
- */
-let randomPool: Buffer = Buffer.alloc(0);
-let randomOffset = 0;
-function fieldRandom(n: number): Buffer {
-  if (randomOffset + n > randomPool.length) {
-    randomPool = randomBytes(4096);
-    randomOffset = 0;
-  }
-  const out = randomPool.subarray(randomOffset, randomOffset + n);
-  randomOffset += n;
-  return out;
-}
-
-function expand(prk: KeyObject, salt: Buffer): { messageKey: Buffer; commitment: Buffer } {
-  const okm = createHmac('sha512', prk).update(EXPAND_INFO).update(salt).update(BLOCK_1).digest();
-  return { messageKey: okm.subarray(0, 32), commitment: okm.subarray(32, 32 + COMMITMENT_BYTES) };
-}
 /** KMS answers to an unwrap that mean "this wrapped key is not what it claims" rather than "the KMS is unavailable". */
 const UNWRAP_INTEGRITY = new Set(['PAL_KMS_DECRYPT_FAILED', 'PAL_KMS_KEY_NOT_FOUND', 'PAL_KMS_VERSION_NOT_FOUND', 'PAL_VALIDATION_FAILED']);
+const ENCRYPTED_CLASSIFICATIONS: ReadonlySet<string> = new Set(['internal', 'confidential', 'restricted']);
+const GCM = 'aes-256-gcm';
+const DECIPHER_OPTIONS = { authTagLength: TAG_BYTES } as const;
+const PREFIX_DOT = `${COMPACT_PREFIX}.`;
+const FIELD_PART_BYTES = TIME_BYTES + IV_BYTES;
+const MAX_PATHS = 4096;
+/** What the cached path returns when it cannot answer: the full path runs. */
+const MISS: unique symbol = Symbol('miss');
 
 const ctxFor = (name: string) => ({ purpose: DEK_CONTEXT_PURPOSE, dek: name });
 
@@ -126,29 +108,27 @@ function decryptFailed(b: FieldBinding, at: string, why: string, cause?: unknown
 }
 const MOVED_OR_TAMPERED = 'does not decrypt for this record and field (moved from another record or field, or tampered)';
 
-function wrappedBytes(w: EncryptedData): Buffer {
-  const iv = Buffer.from(w.iv, 'base64');
-  const tag = Buffer.from(w.tag, 'base64');
-  if (iv.length !== 12 || tag.length !== 16) throw new Error('the KMS returned a wrapped key of an unexpected shape');
-  return Buffer.concat([iv, Buffer.from(w.ciphertext, 'base64'), tag]);
-}
-
-/** The cache key of a wrapped DEK: everything the KMS unwrap depends on. */
-function wrapHash(f: Pick<SealedField, 'dek' | 'kek_id' | 'kek_version' | 'kek_algorithm' | 'wrapped_key'>): string {
-  return sha256(canonicalBytes({ dek: f.dek, kek_id: f.kek_id, kek_version: f.kek_version, kek_algorithm: f.kek_algorithm, wrapped_key: f.wrapped_key.toString('base64') })).toString('base64');
-}
-
-function aad(recordId: string, path: string, f: Pick<SealedField, 'dek' | 'classification' | 'data_type' | 'encrypted_at'>): Buffer {
-  return canonicalBytes({ v: 1, record: recordId, path, dek: f.dek, classification: f.classification, data_type: f.data_type, encrypted_at: f.encrypted_at });
-}
-
-function normalizePath(path: string): string {
-  return formatPath(parsePath(path));
-}
+/** An unwrap that failed because of the envelope (said per caller: concurrent callers share one unwrap). */
+class UnwrapRefused extends Error {}
 
 function checkRecordId(recordId: unknown): string {
   if (typeof recordId !== 'string' || recordId.length === 0) throw schemaError('recordId must be a non-empty string (the record\'s identity the fields are bound to)');
+  if (!isWellFormed(recordId)) throw schemaError('recordId must be well-formed Unicode (it has a lone surrogate)');
   return recordId;
+}
+
+/** The value of an authenticated plaintext (kind byte ‖ encoding). */
+function decodeValue(pt: Buffer, b: FieldBinding, at: string): unknown {
+  const kind = pt.length > 0 ? pt[0] : -1;
+  if (kind === VALUE_STRING) return pt.toString('utf8', 1);
+  if (kind === VALUE_JSON) {
+    try {
+      return JSON.parse(pt.toString('utf8', 1)) as unknown;
+    } catch {
+      throw decryptFailed(b, at, 'holds a value that is not JSON');
+    }
+  }
+  throw decryptFailed(b, at, 'holds a value of a kind this SDK does not know');
 }
 
 /**
@@ -156,21 +136,28 @@ function checkRecordId(recordId: unknown): string {
  * `new FieldEncryptor({ kms: client.kms, keys: { confidential: kekId, restricted: kekId } })` or `client.fields({...})`.
  */
 export class FieldEncryptor {
-  readonly cache: DekCache;
+  readonly cache: DekCache<FieldKey>;
   readonly #kms: FieldKms;
   readonly #keys: KekConfig;
   readonly #clock: () => Date;
+  readonly #now: () => number;
   readonly #form: EnvelopeForm;
-  readonly #prks = new Map<string, KeyObject>();
+  /** Paths as given → their canonical form (bounded). */
+  readonly #paths = new Map<string, string>();
+  /** The month of the last DEK name made, and the last encrypted_at: both change rarely from one field to the next. */
+  #month = { from: 0, to: 0, suffix: '' };
+  #iso = { ms: -1, text: '' };
 
   constructor(opts: FieldEncryptorOptions) {
     if (!opts?.kms) throw new TypeError('FieldEncryptor: kms is required (client.kms)');
     if (!opts.keys) throw new TypeError('FieldEncryptor: keys is required (the KMS key of each classification)');
     this.#kms = opts.kms;
     this.#keys = opts.keys;
-    this.#clock = opts.clock ?? (() => new Date());
+    const clock = opts.clock;
+    this.#clock = clock ?? (() => new Date());
+    this.#now = clock ? () => clock().getTime() : Date.now;
     this.#form = opts.form ?? 'json';
-    this.cache = new DekCache(opts.cache, () => this.#clock().getTime());
+    this.cache = new DekCache<FieldKey>(opts.cache, this.#now);
   }
 
   /** The KMS key that wraps the DEKs of this classification; PAL_FIELD_SCHEMA_INVALID when none is configured. */
@@ -188,10 +175,9 @@ export class FieldEncryptor {
   /** Encrypts one JSON value (any JSON type) bound to `recordId` and `path`; the seed's envelope, or its compact string. */
   async encryptField(value: unknown, opts: FieldBinding & { classification: FieldClassification; data_type: string; form?: EnvelopeForm }): Promise<FieldEnvelope | string> {
     if (opts.classification === 'public') throw schemaError('public fields are not encrypted');
-    if (!['internal', 'confidential', 'restricted'].includes(opts.classification)) throw schemaError(`unknown classification ${String(opts.classification)}`);
+    if (!ENCRYPTED_CLASSIFICATIONS.has(opts.classification)) throw schemaError(`unknown classification ${String(opts.classification)}`);
     if (typeof opts.data_type !== 'string' || !DATA_TYPE.test(opts.data_type)) throw schemaError(`data_type must match ${DATA_TYPE.source}`);
-    const sealed = await this.#seal(value, checkRecordId(opts.recordId), normalizePath(opts.path), opts.path, opts.classification, opts.data_type);
-    return encodeEnvelope(sealed, opts.form ?? this.#form);
+    return this.#seal(value, checkRecordId(opts.recordId), this.#path(opts.path), opts.path, opts.classification, opts.data_type, opts.form ?? this.#form);
   }
 
   /**
@@ -199,9 +185,8 @@ export class FieldEncryptor {
    * must carry those (a schema's expectation); PAL_FIELD_DECRYPT_FAILED or PAL_FIELD_ENVELOPE_INVALID otherwise.
    */
   async decryptField(envelope: unknown, opts: FieldBinding & { classification?: FieldClassification; data_type?: string }): Promise<unknown> {
-    const binding = { recordId: checkRecordId(opts.recordId), path: normalizePath(opts.path) };
-    const { field } = parseEnvelope(envelope, opts.path);
-    return this.#open(field, binding, opts.path, opts.classification, opts.data_type);
+    const binding = { recordId: checkRecordId(opts.recordId), path: this.#path(opts.path) };
+    return this.#decrypt(envelope, binding, opts.path, opts.classification, opts.data_type);
   }
 
   /** A copy of `record` with the schema's non-public fields replaced by envelopes bound to `recordId` and their path. */
@@ -211,8 +196,7 @@ export class FieldEncryptor {
     const out = structuredClone(record);
     for (const f of fields) {
       for (const slot of slots(out, f)) {
-        const sealed = await this.#seal(slot.value, recordId, f.path, slot.at, f.classification, f.data_type);
-        slot.set(encodeEnvelope(sealed, opts.form ?? this.#form));
+        slot.set(await this.#seal(slot.value, recordId, f.path, slot.at, f.classification, f.data_type, opts.form ?? this.#form));
       }
     }
     return out;
@@ -225,8 +209,7 @@ export class FieldEncryptor {
     const out = structuredClone(record);
     for (const f of fields) {
       for (const slot of slots(out, f)) {
-        const { field } = parseEnvelope(slot.value, slot.at);
-        slot.set(await this.#open(field, { recordId, path: f.path }, slot.at, f.classification, f.data_type));
+        slot.set(await this.#decrypt(slot.value, { recordId, path: f.path }, slot.at, f.classification, f.data_type));
       }
     }
     return out;
@@ -261,7 +244,7 @@ export class FieldEncryptor {
             continue;
           }
           const value = await this.#open(field, { recordId, path: f.path }, slot.at, f.classification, f.data_type);
-          slot.set(encodeEnvelope(await this.#seal(value, recordId, f.path, slot.at, f.classification, f.data_type, version), form));
+          slot.set(await this.#seal(value, recordId, f.path, slot.at, f.classification, f.data_type, form, version));
           progress.reencrypted += 1;
         }
       }
@@ -272,112 +255,228 @@ export class FieldEncryptor {
     return { records: out, reencrypted: progress.reencrypted, current: progress.current };
   }
 
-  /** The HKDF PRK of a DEK, by its wrapped form (iv + ciphertext, base64): as secret as the DEK, kept as long (bounded). */
-  #prk(dek: Buffer, wrapped: string): KeyObject {
-    let prk = this.#prks.get(wrapped);
-    if (!prk) {
-      prk = createSecretKey(createHmac('sha512', HKDF_SALT).update(dek).digest());
-      if (this.#prks.size >= MAX_PRKS) this.#prks.delete(this.#prks.keys().next().value as string);
-      this.#prks.set(wrapped, prk);
-    }
-    return prk;
-  }
+  // ---------------------------------------------------------------------------------------------- encryption
 
-  async #fetchDataKey(kek: string, name: string): Promise<DataKey> {
-    const r = await this.#kms.dataKey(kek, { context: ctxFor(name) });
-    if (r.plaintext.length !== 32) throw new Error(`the KMS returned a ${r.plaintext.length}-byte data key; AES-256 needs 32`);
-    return { dek: r.plaintext, wrapped: r.ciphertext };
-  }
-
-  async #seal(value: unknown, recordId: string, path: string, at: string, classification: EncryptedClassification, dataType: string, minKekVersion = 1): Promise<SealedField> {
-    let plaintext: Buffer;
-    try {
-      plaintext = canonicalBytes(value);
-    } catch (e) {
-      throw schemaError(`field ${at}: the value is not JSON data (${(e as Error).message})`, { path: at });
-    }
-    const now = this.#clock();
-    const name = dekName(dataType, classification, now);
-    const kek = this.kekFor(classification);
-    const key = await this.cache.acquire(
-      name,
-      plaintext.length,
-      () => this.#fetchDataKey(kek, name),
-      {
-        // What was just wrapped can be read back without an unwrap call.
-        onFresh: (k) => this.cache.putDecryption(wrapHash({ dek: name, kek_id: k.wrapped.key_id, kek_version: k.wrapped.key_version, kek_algorithm: k.wrapped.algorithm, wrapped_key: wrappedBytes(k.wrapped) }), k.dek),
-        // A cached DEK wrapped under another KMS key (the configuration changed) or, when re-encrypting, under an
-        // older version of it than the current one, is not used for new fields.
-        accept: (k) => k.wrapped.key_id === kek && k.wrapped.key_version >= minKekVersion,
-      },
-    );
-    const random = fieldRandom(SALT_BYTES + IV_BYTES);
-    const salt = random.subarray(0, SALT_BYTES);
-    const iv = random.subarray(SALT_BYTES);
-    const { messageKey, commitment: okmCommitment } = expand(this.#prk(key.dek, key.wrapped.iv + key.wrapped.ciphertext), salt);
-    const commitment = Buffer.from(okmCommitment);
-    key.dek.fill(0);
-    const head = { dek: name, classification, data_type: dataType, encrypted_at: now.toISOString() };
-    try {
-      const { ciphertext, tag } = aeadSeal(FIELD_ALGORITHM, messageKey, iv, plaintext, aad(recordId, path, head));
-      return { ...head, kek_id: key.wrapped.key_id, kek_version: key.wrapped.key_version, kek_algorithm: key.wrapped.algorithm, wrapped_key: wrappedBytes(key.wrapped), salt, commitment, iv, ciphertext, tag };
-    } finally {
-      messageKey.fill(0);
-      plaintext.fill(0);
-    }
-  }
-
-  async #unwrap(f: SealedField, b: FieldBinding, at: string): Promise<Buffer> {
-    const w = f.wrapped_key;
-    const wrapped: EncryptedData = {
-      key_id: f.kek_id,
-      key_version: f.kek_version,
-      algorithm: f.kek_algorithm,
-      iv: w.subarray(0, 12).toString('base64'),
-      ciphertext: w.subarray(12, w.length - 16).toString('base64'),
-      tag: w.subarray(w.length - 16).toString('base64'),
-    };
-    try {
-      return await this.#kms.decrypt(f.kek_id, wrapped, ctxFor(f.dek));
-    } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      if (typeof code === 'string' && UNWRAP_INTEGRITY.has(code)) {
-        throw decryptFailed(b, at, `does not decrypt: its data key does not unwrap under KMS key ${f.kek_id} v${f.kek_version} (${code}; tampered, or the key is gone)`, e);
+  #seal(value: unknown, recordId: string, path: string, at: string, classification: EncryptedClassification, dataType: string, form: EnvelopeForm, minKekVersion = 1): FieldEnvelope | string | Promise<FieldEnvelope | string> {
+    let plaintext = typeof value === 'string' ? stringPlaintext(value) : undefined;
+    if (!plaintext) {
+      let json: Buffer;
+      try {
+        json = canonicalBytes(value);
+      } catch (e) {
+        throw schemaError(`field ${at}: the value is not JSON data (${(e as Error).message})`, { path: at });
       }
-      throw e; // the KMS is unreachable, sealed, the key disabled or destroyed, or this principal may not decrypt: said as it is
+      plaintext = jsonPlaintext(json);
+      json.fill(0);
+    }
+    const pt = plaintext;
+    const ms = this.#now();
+    if (!(ms >= 0 && ms < 2 ** 48)) {
+      pt.fill(0);
+      throw new RangeError('FieldEncryptor: the clock is before 1970 or after the year 10889 (encrypted_at is 48-bit milliseconds)');
+    }
+    const name = this.#dekName(dataType, classification, ms);
+    const bytes = pt.length - 1;
+    let kek: string;
+    let pending: Promise<FieldEnvelope | string> | undefined;
+    try {
+      kek = this.kekFor(classification);
+      // A cached DEK wrapped under another KMS key (the configuration changed) or, when re-encrypting, under an
+      // older version of it than the current one, is not used for new fields.
+      const accept = (k: FieldKey) => k.part.kek_id === kek && k.part.kek_version >= minKekVersion;
+      const k = this.cache.take(name, bytes, accept);
+      if (k) return this.#sealWith(k, pt, ms, recordId, path, form);
+      pending = this.cache.acquire(name, bytes, () => this.#fetchKey(kek, name), (key) => this.#sealWith(key, pt, ms, recordId, path, form), accept);
+      return pending.finally(() => pt.fill(0));
+    } finally {
+      if (!pending) pt.fill(0);
     }
   }
 
-  async #open(f: SealedField, b: FieldBinding, at: string, classification?: FieldClassification, dataType?: string): Promise<unknown> {
+  #sealWith(k: FieldKey, plaintext: Buffer, ms: number, recordId: string, path: string, form: EnvelopeForm): FieldEnvelope | string {
+    const compact = form === 'compact';
+    // The compact form's field part is encrypted_at ‖ iv: drawn together (the time overwrites 6 random bytes).
+    const fieldPart = poolRandom(compact ? FIELD_PART_BYTES : IV_BYTES);
+    if (compact) fieldPart.writeUIntBE(ms, 0, TIME_BYTES);
+    const iv = compact ? fieldPart.subarray(TIME_BYTES) : fieldPart;
+    const cipher = createCipheriv(GCM, k.key, iv);
+    cipher.setAAD(fieldAad(k.aadHead, ms, recordId, path));
+    const ciphertext = cipher.update(plaintext);
+    cipher.final();
+    const tag = cipher.getAuthTag();
+    if (compact) return `${PREFIX_DOT}${k.id}.${k.commitmentBase64url}.${fieldPart.toString('base64url')}.${ciphertext.toString('base64url')}.${tag.toString('base64url')}`;
+    const p = k.part;
+    return {
+      v: 2,
+      ciphertext: ciphertext.toString('base64'),
+      iv: iv.toString('base64'),
+      tag: tag.toString('base64'),
+      key_id: p.dek,
+      algorithm: FIELD_ALGORITHM,
+      classification: k.classification,
+      data_type: k.dataType,
+      encrypted_at: this.#isoOf(ms),
+      kek_id: p.kek_id,
+      kek_version: p.kek_version,
+      kek_algorithm: p.kek_algorithm,
+      wrapped_key: k.wrappedBase64,
+      commitment: k.commitmentBase64,
+    };
+  }
+
+  async #fetchKey(kek: string, name: string): Promise<FieldKey> {
+    const r = await this.#kms.dataKey(kek, { context: ctxFor(name) });
+    try {
+      if (r.plaintext.length !== 32) throw new Error(`the KMS returned a ${r.plaintext.length}-byte data key; AES-256 needs 32`);
+      const w = r.ciphertext;
+      const k = FieldKey.derive(r.plaintext, { dek: name, kek_id: w.key_id, kek_version: w.key_version, kek_algorithm: w.algorithm, wrapped_key: wrappedBytes(w) });
+      // What was just wrapped can be read back without an unwrap call (a copy: each cache destroys its own).
+      this.cache.put(k.ids, k.clone());
+      return k;
+    } finally {
+      r.plaintext.fill(0);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------- decryption
+
+  #decrypt(envelope: unknown, b: FieldBinding, at: string, classification?: FieldClassification, dataType?: string): unknown {
+    const v = this.#openCached(envelope, b, at, classification, dataType);
+    if (v !== MISS) return v;
+    const { field } = parseEnvelope(envelope, at);
+    return this.#open(field, b, at, classification, dataType);
+  }
+
+  /**
+   * The value of an envelope whose data key is in the cache, with no more checking than that implies: the key part
+   * is the cached key's (the compact key part is the cache's id; the JSON members must equal the cached key's), so
+   * only the field's own members are decoded here, strictly. MISS for anything else, or anything unusual.
+   */
+  #openCached(envelope: unknown, b: FieldBinding, at: string, classification?: FieldClassification, dataType?: string): unknown {
+    let k: FieldKey | undefined;
+    let commitment: Buffer | undefined;
+    let ms: number;
+    let iv: Buffer | undefined;
+    let ciphertext: Buffer | undefined;
+    let tag: Buffer | undefined;
+    if (typeof envelope === 'string') {
+      if (!envelope.startsWith(PREFIX_DOT)) return MISS;
+      const parts = splitCompact(envelope);
+      if (!parts || !(k = this.cache.get(parts[0], 0))) return MISS;
+      commitment = strictBase64url(parts[1]);
+      const fieldPart = strictBase64url(parts[2]);
+      ciphertext = strictBase64url(parts[3]);
+      tag = strictBase64url(parts[4]);
+      if (!fieldPart || fieldPart.length !== FIELD_PART_BYTES) return MISS;
+      ms = fieldPart.readUIntBE(0, TIME_BYTES);
+      iv = fieldPart.subarray(TIME_BYTES);
+    } else if (isJsonEnvelope(envelope)) {
+      const e = envelope;
+      if (typeof e.wrapped_key !== 'string' || !(k = this.cache.get(e.wrapped_key, 1))) return MISS;
+      const p = k.part;
+      if (e.v !== 2 || e.key_id !== p.dek || e.kek_id !== p.kek_id || e.kek_version !== p.kek_version || e.kek_algorithm !== p.kek_algorithm) return MISS;
+      if (e.classification !== k.classification || e.data_type !== k.dataType || e.algorithm !== FIELD_ALGORITHM) return MISS;
+      if (typeof e.commitment !== 'string' || typeof e.iv !== 'string' || typeof e.tag !== 'string' || typeof e.ciphertext !== 'string' || typeof e.encrypted_at !== 'string' || !hasExactJsonKeys(e)) return MISS;
+      commitment = strictBase64(e.commitment);
+      iv = strictBase64(e.iv);
+      tag = strictBase64(e.tag);
+      ciphertext = strictBase64(e.ciphertext);
+      ms = isoMs(e.encrypted_at);
+      if (!iv || iv.length !== IV_BYTES || Number.isNaN(ms)) return MISS;
+    } else {
+      return MISS;
+    }
+    if (!commitment || commitment.length !== COMMITMENT_BYTES || !ciphertext || !tag || tag.length !== TAG_BYTES) return MISS;
+    if ((classification !== undefined && classification !== k.classification) || (dataType !== undefined && dataType !== k.dataType)) return MISS;
+    return this.#openWith(k, commitment, ms, iv, ciphertext, tag, b, at);
+  }
+
+  /** The full path: the envelope is parsed and checked; its key from the cache, or unwrapped by the KMS. */
+  #open(f: SealedField, b: FieldBinding, at: string, classification?: FieldClassification, dataType?: string): unknown {
     if (classification !== undefined && f.classification !== classification) {
       throw decryptFailed(b, at, `is classified ${f.classification}, the schema says ${classification} (moved from another field, or tampered)`);
     }
     if (dataType !== undefined && f.data_type !== dataType) {
       throw decryptFailed(b, at, `holds data type ${f.data_type}, the schema says ${dataType} (moved from another field, or tampered)`);
     }
-    const dek = await this.cache.unwrap(wrapHash(f), () => this.#unwrap(f, b, at));
-    let messageKey: Buffer | undefined;
+    const ms = isoMs(f.encrypted_at);
+    const use = (k: FieldKey) => this.#openWith(k, f.commitment, ms, f.iv, f.ciphertext, f.tag, b, at);
+    const id = encodeKeyPart(f);
+    const cached = this.cache.get(id, 0);
+    if (cached) return use(cached);
+    return this.cache.unwrap([id, f.wrapped_key.toString('base64')], () => this.#unwrapKey(f), use).catch((e: unknown) => {
+      if (e instanceof UnwrapRefused) throw decryptFailed(b, at, e.message, e.cause);
+      throw e;
+    });
+  }
+
+  /** Commitment first (constant time), then AES-256-GCM; the value. */
+  #openWith(k: FieldKey, commitment: Buffer, ms: number, iv: Buffer, ciphertext: Buffer, tag: Buffer, b: FieldBinding, at: string): unknown {
+    if (!constantTimeEqual(commitment, k.part.commitment)) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
+    const decipher = createDecipheriv(GCM, k.key, iv, DECIPHER_OPTIONS);
+    decipher.setAAD(fieldAad(k.aadHead, ms, b.recordId, b.path));
+    decipher.setAuthTag(tag);
+    const pt = decipher.update(ciphertext);
     try {
-      if (dek.length !== 32) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
-      const w = f.wrapped_key;
-      const derived = expand(this.#prk(dek, w.subarray(0, 12).toString('base64') + w.subarray(12, w.length - 16).toString('base64')), f.salt);
-      messageKey = derived.messageKey;
-      if (!constantTimeEqual(derived.commitment, f.commitment)) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
-      let plaintext: Buffer;
-      try {
-        plaintext = aeadOpen(FIELD_ALGORITHM, messageKey, f.iv, f.ciphertext, f.tag, aad(b.recordId, b.path, f));
-      } catch (e) {
-        if (e instanceof AeadError) throw decryptFailed(b, at, MOVED_OR_TAMPERED, e);
-        throw e;
+      decipher.final(); // throws unless the tag verifies: nothing of pt is used before
+    } catch (e) {
+      pt.fill(0);
+      throw decryptFailed(b, at, MOVED_OR_TAMPERED, e);
+    }
+    try {
+      return decodeValue(pt, b, at);
+    } finally {
+      pt.fill(0);
+    }
+  }
+
+  async #unwrapKey(f: SealedField): Promise<FieldKey> {
+    let dek: Buffer;
+    try {
+      dek = await this.#kms.decrypt(f.kek_id, wrappedData(f), ctxFor(f.dek));
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'string' && UNWRAP_INTEGRITY.has(code)) {
+        throw new UnwrapRefused(`does not decrypt: its data key does not unwrap under KMS key ${f.kek_id} v${f.kek_version} (${code}; tampered, or the key is gone)`, { cause: e });
       }
-      try {
-        return JSON.parse(plaintext.toString('utf8')) as unknown;
-      } finally {
-        plaintext.fill(0);
-      }
+      throw e; // the KMS is unreachable, sealed, the key disabled or destroyed, or this principal may not decrypt: said as it is
+    }
+    try {
+      if (dek.length !== 32) throw new UnwrapRefused(MOVED_OR_TAMPERED);
+      return FieldKey.derive(dek, f);
     } finally {
       dek.fill(0);
-      messageKey?.fill(0);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------- small things
+
+  /** The canonical form of a path as given (memoised: the same few paths come again and again). */
+  #path(path: string): string {
+    let p = this.#paths.get(path);
+    if (p === undefined) {
+      p = formatPath(parsePath(path));
+      if (this.#paths.size >= MAX_PATHS) this.#paths.clear();
+      this.#paths.set(path, p);
+    }
+    return p;
+  }
+
+  /** dekName(dataType, classification, new Date(ms)), the month's suffix kept while `ms` is in it. */
+  #dekName(dataType: string, classification: EncryptedClassification, ms: number): string {
+    let m = this.#month;
+    if (ms < m.from || ms >= m.to) {
+      const d = new Date(ms);
+      const y = d.getUTCFullYear();
+      const mo = d.getUTCMonth();
+      m = this.#month = { from: Date.UTC(y, mo, 1), to: Date.UTC(y, mo + 1, 1), suffix: `${String(y).padStart(4, '0')}${String(mo + 1).padStart(2, '0')}` };
+    }
+    return `${dataType}_${classification}_${m.suffix}`;
+  }
+
+  /** new Date(ms).toISOString(), kept for the last ms. */
+  #isoOf(ms: number): string {
+    if (this.#iso.ms !== ms) this.#iso = { ms, text: new Date(ms).toISOString() };
+    return this.#iso.text;
   }
 }

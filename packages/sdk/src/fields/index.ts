@@ -8,7 +8,7 @@ export {
   type ReencryptProgress,
   type ReencryptResult,
 } from './field-encryptor.js';
-export { DekCache, DEFAULT_LIMITS as DEK_CACHE_DEFAULTS, type DekCacheLimits, type DataKey } from './dek-cache.js';
+export { DekCache, DEFAULT_LIMITS as DEK_CACHE_DEFAULTS, GCM_RANDOM_IV_LIMIT, type DekCacheLimits, type CachedKey } from './dek-cache.js';
 export {
   COMPACT_PREFIX,
   FIELD_ALGORITHM,

@@ -122,8 +122,8 @@ for (const d of dialects()) {
       await db.insertInto('users').values(people).execute();
       // In the database: ciphertexts and index values, no plaintext.
       const raw = await db.withoutPlugins().selectFrom('users').selectAll().where('id', '=', 'u1').executeTakeFirstOrThrow();
-      expect(raw.email).toMatch(/^pf1\./);
-      expect(raw.last_name).toMatch(/^pf1\./);
+      expect(raw.email).toMatch(/^pf2\./);
+      expect(raw.last_name).toMatch(/^pf2\./);
       expect(raw.email_bidx).toMatch(/^[0-9a-f]{8}$/);
       expect(JSON.stringify(await db.withoutPlugins().selectFrom('users').selectAll().execute())).not.toContain('example.com');
       // Read back through the plugin: plaintext.
@@ -147,13 +147,13 @@ for (const d of dialects()) {
         ])
         .execute();
       const raw = await db.withoutPlugins().selectFrom('seed_users').selectAll().orderBy('id').execute();
-      expect(raw[0]).toMatchObject({ email: 'ada@example.com', display_name: expect.stringMatching(/^pf1\./), phone_number: expect.stringMatching(/^pf1\./), api_keys: expect.stringMatching(/^pf1\./) });
-      expect(raw[1]).toMatchObject({ display_name: expect.stringMatching(/^pf1\./), phone_number: null, phone_bidx: null, api_keys: null });
+      expect(raw[0]).toMatchObject({ email: 'ada@example.com', display_name: expect.stringMatching(/^pf2\./), phone_number: expect.stringMatching(/^pf2\./), api_keys: expect.stringMatching(/^pf2\./) });
+      expect(raw[1]).toMatchObject({ display_name: expect.stringMatching(/^pf2\./), phone_number: null, phone_bidx: null, api_keys: null });
       const found = await db.selectFrom('seed_users').selectAll().where('phone_bidx', '=', fields.index('seed_users', 'phone_bidx', '(+44) 2079460018')).execute();
       expect(found).toMatchObject([{ id: '7d9f2c1e-0000-4000-8000-000000000001', display_name: 'Ada Lovelace', phone_number: '+44 20 7946 0018', api_keys: { github: 'ghp_x', openai: 'sk-y' } }]);
       // Rows are decrypted by their own table's columns: `users.email` is encrypted, this `email` of seed_users is not.
       const aliased = await db.selectFrom('seed_users').select(['id', 'phone_number as email']).where('id', '=', '7d9f2c1e-0000-4000-8000-000000000001').executeTakeFirstOrThrow();
-      expect(aliased.email).toMatch(/^pf1\./);
+      expect(aliased.email).toMatch(/^pf2\./);
       // An expression may stand for a column that is neither encrypted nor indexed.
       await db.insertInto('seed_users').values({ id: '7d9f2c1e-0000-4000-8000-000000000003', email: 'kath@example.com', display_name: 'Katherine Johnson', phone_number: null, api_keys: null, created_at: sql<string>`'2026-01-01'` }).execute();
       expect((await db.selectFrom('seed_users').selectAll().where('id', '=', '7d9f2c1e-0000-4000-8000-000000000003').executeTakeFirstOrThrow()).display_name).toBe('Katherine Johnson');

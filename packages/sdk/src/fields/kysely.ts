@@ -36,6 +36,7 @@ import type {
 } from 'kysely';
 import { PalisadeError } from '@palisade/core';
 import type { FieldEncryptor } from './field-encryptor.js';
+import { looksLikeCompactEnvelope } from './envelope.js';
 import type { EncryptedClassification } from './schema.js';
 
 /** An encrypted column: what it is, for its data key (`{data_type}_{classification}_{YYYYMM}`). */
@@ -230,7 +231,7 @@ export class FieldEncryptionPlugin implements KyselyPlugin {
         let copy: UnknownRow | null = null;
         for (const column of encrypted) {
           const v = row[column];
-          if (v === null || v === undefined || (typeof v === 'string' && !v.startsWith('pf1.'))) continue;
+          if (v === null || v === undefined || (typeof v === 'string' && !looksLikeCompactEnvelope(v))) continue;
           if (row[cfg.id] === undefined) throw invalid(`select ${table}.${cfg.id} with ${column}: the ciphertext is bound to it`);
           copy ??= { ...row };
           copy[column] = await this.opts.encryptor.decryptField(v, { recordId: String(row[cfg.id]), path: `${table}.${column}` });

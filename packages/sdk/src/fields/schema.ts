@@ -43,6 +43,8 @@ const SEGMENT = /^([^.[\]]+)((?:\[\*?\])*)$/;
 /** Parses `a.b`, `items[*].ssn`, `items[].ssn`, `tags[*]`; throws PAL_FIELD_SCHEMA_INVALID. */
 export function parsePath(path: string): PathStep[] {
   if (typeof path !== 'string' || path.length === 0 || path.length > 512) throw schemaError(`path ${JSON.stringify(path)} is empty or too long`, { path });
+  // Ciphertexts are bound to the path's UTF-8: a lone surrogate has none of its own (it would be written as U+FFFD).
+  if (!(path as unknown as { isWellFormed(): boolean }).isWellFormed()) throw schemaError(`path ${JSON.stringify(path)} is not well-formed Unicode (a lone surrogate)`, { path });
   const steps: PathStep[] = [];
   for (const seg of path.split('.')) {
     const m = SEGMENT.exec(seg);
