@@ -46,6 +46,7 @@ import { IdentityEngine } from './engines/identity/engine.js';
 import { AuthzEngine } from './engines/authz/engine.js';
 import { AuthGeneration } from './kernel/auth/generation.js';
 import { openGateway, type GatewayRuntime } from './engines/gateway/open.js';
+import { gatewayFields } from './engines/gateway/fields.js';
 
 export interface Runtime {
   config: Config;
@@ -314,6 +315,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
             ...(clientCertificates ? { certificate: async (chain: Buffer[]) => identity.certificatePrincipal(await clientCertificates.authenticate(chain)) } : {}),
           },
           authz,
+          fields: gatewayFields({ kms, storage, ledger, clock }),
           audit: async (event) => void (await ledger.appendStandalone(event)),
           unavailable: () => (sealRef.state !== 'unsealed' ? 'the server is sealed' : sealRef.unavailable ?? null),
           registry,

@@ -54,8 +54,9 @@ const Screening = Type.Object(
 /** Fields of the JSON body encrypted by the SDK (request) or for it (response): path -> {classification, data_type}. */
 const FieldSchema = Type.Record(
   Type.String({ minLength: 1 }),
-  Type.Object({ classification: Type.Union([Type.Literal('internal'), Type.Literal('confidential'), Type.Literal('restricted')]), data_type: Type.Optional(Type.String({ pattern: '^[a-z0-9_]{1,32}$' })) }, { additionalProperties: false }),
+  Type.Object({ classification: Type.Union([Type.Literal('internal'), Type.Literal('confidential'), Type.Literal('restricted')]), data_type: Type.String({ pattern: '^[a-z][a-z0-9_-]{0,62}$' }) }, { additionalProperties: false }),
 );
+const KEK = Type.String({ minLength: 1, description: 'a KMS key (KEK) id or name' });
 
 export const GatewayRoute = Type.Object(
   {
@@ -74,6 +75,7 @@ export const GatewayRoute = Type.Object(
     encrypt: Type.Optional(
       Type.Object(
         {
+          keys: Type.Object({ internal: Type.Optional(KEK), confidential: Type.Optional(KEK), restricted: Type.Optional(KEK) }, { additionalProperties: false, description: 'the KMS key wrapping the data keys of each classification (the same as the SDK clients use)' }),
           request: Type.Optional(FieldSchema),
           response: Type.Optional(FieldSchema),
         },

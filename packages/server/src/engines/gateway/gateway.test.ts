@@ -15,6 +15,7 @@ import { createRuntime } from '../../runtime.js';
 import { createLogger } from '../../logging.js';
 import type { Config } from '../../config/config.js';
 import type { PromptDetector } from './screening.js';
+import { openBody, sealBody } from '@palisade/sdk';
 
 const CHAT_SCHEMA = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -26,6 +27,9 @@ const CHAT_SCHEMA = {
     messages: { type: 'array', minItems: 1, items: { type: 'object', required: ['role', 'content'], properties: { role: { enum: ['system', 'user', 'assistant', 'tool'] }, content: { type: 'string' } } } },
   },
 };
+
+const FIELDS_KEK = 'gateway-fields-kek';
+const CARD = { fields: { 'card.number': { classification: 'confidential' as const, data_type: 'card' } } };
 
 function gatewayConfig(upstreamUrl: string): (c: Config) => void {
   return (c) => {
@@ -43,6 +47,8 @@ function gatewayConfig(upstreamUrl: string): (c: Config) => void {
       { ...base, name: 'chat', path: '/framework/v1/chat', methods: ['POST'], upstream: 'framework', schema: CHAT_SCHEMA, screen: { paths: ['messages[*].content'], kind: 'prompt', action: 'block', threshold: 0.8 } },
       { ...base, name: 'tool-results', path: '/framework/v1/tools/:tool/result', methods: ['POST'], upstream: 'framework', screen: { paths: ['result'], kind: 'tool_result', action: 'flag', threshold: 0.5 } },
       { ...base, name: 'ws', path: '/framework/ws', methods: ['GET'], upstream: 'framework', websocket: true },
+      { ...base, name: 'pay', path: '/framework/v1/pay', methods: ['POST'], upstream: 'framework', encrypt: { keys: { confidential: FIELDS_KEK }, request: { 'card.number': { classification: 'confidential', data_type: 'card' } } } },
+      { ...base, name: 'card', path: '/framework/secret', methods: ['GET'], upstream: 'framework', encrypt: { keys: { confidential: FIELDS_KEK }, response: { card: { classification: 'confidential', data_type: 'card' } } } },
       { ...base, name: 'flaky', path: '/framework/flaky/*', methods: ['GET'], upstream: 'flaky' },
       { ...base, name: 'framework', path: '/framework/*', methods: ['GET', 'POST'], upstream: 'framework', max_body_bytes: 1024 },
       { ...base, name: 'tokens-only', path: '/agents/*', methods: ['GET'], upstream: 'framework', auth: ['bearer_token'] },
@@ -89,6 +95,7 @@ describe('the API gateway in front of a real upstream', () => {
   let gw: string;
   let agentKey: string;
   let outsiderKey: string;
+  let kekId: string;
   const detector: PromptDetector & { calls: number } = {
     name: 'test-detector',
     calls: 0,
@@ -110,6 +117,7 @@ describe('the API gateway in front of a real upstream', () => {
     s.rt.gateway!.engine.setDetector(detector);
     agentKey = (await s.client.createApiKey({ name: 'agent', permissions: ['gateway:*:invoke'] })).token;
     outsiderKey = (await s.client.createApiKey({ name: 'outsider', permissions: ['kms:encrypt'] })).token;
+    kekId = (await s.client.kms.createKey({ name: FIELDS_KEK, key_type: 'KEK', algorithm: 'AES-256-GCM', classification: 'confidential' })).key_id;
   });
   afterAll(async () => {
     await s?.close();
@@ -362,6 +370,29 @@ describe('the API gateway in front of a real upstream', () => {
     const open = await send('GET', '/framework/flaky/fail', { headers: h });
     expect([open.status, open.json.code, open.headers['retry-after']]).toEqual([503, 'PAL_GATEWAY_CIRCUIT_OPEN', '30']);
     expect(up.seen.length).toBe(before);
+  });
+
+  it('field encryption: SDK-sealed request fields reach the upstream opened; response fields leave sealed for the SDK; a field moved to another request is refused', async () => {
+    const fields = s.client.fields({ keys: { confidential: kekId } }); // the gateway names it by name, the SDK by id
+    const body = { amount: 12, card: { number: '4111 1111 1111 1111', holder: 'Ada' } };
+    const sealed = await sealBody(fields, body, CARD, { direction: 'request', method: 'POST', path: '/framework/v1/pay', id: 'fe-req-1' });
+    expect(JSON.stringify(sealed.body)).not.toContain('4111');
+    const before = up.seen.length;
+    const r = await send('POST', '/framework/v1/pay', { headers: { ...as(agentKey), 'x-request-id': 'fe-req-1', ...sealed.headers }, json: sealed.body });
+    expect(r.status, r.text).toBe(200);
+    expect(JSON.parse(up.seen[before]!.body)).toEqual(body); // the upstream sees the value
+    // The same sealed body under another request id: bound to fe-req-1, it does not open.
+    const moved = await send('POST', '/framework/v1/pay', { headers: { ...as(agentKey), 'x-request-id': 'fe-req-2', ...sealed.headers }, json: sealed.body });
+    expect([moved.status, moved.json.code]).toEqual([400, 'PAL_FIELD_DECRYPT_FAILED']);
+    const clear = await send('POST', '/framework/v1/pay', { headers: { ...as(agentKey), 'x-request-id': 'fe-req-3' }, json: body });
+    expect([clear.status, clear.json.code]).toEqual([400, 'PAL_FIELD_ENVELOPE_INVALID']); // a field the route encrypts arrived in clear
+    expect(up.seen.length).toBe(before + 1);
+    const answer = await send('GET', '/framework/secret', { headers: { ...as(agentKey), 'x-request-id': 'fe-res-1' } });
+    expect(answer.status).toBe(200);
+    expect(answer.text).not.toContain('4111');
+    expect(answer.headers['palisade-encrypted-fields']).toBe('card');
+    const opened = await openBody(fields, answer.json, { fields: { card: { classification: 'confidential', data_type: 'card' } } }, { direction: 'response', method: 'GET', path: '/framework/secret', id: 'fe-res-1' });
+    expect(opened).toEqual({ card: '4111 1111 1111 1111', name: 'Ada' });
   });
 
   it('prompt screening: a route that blocks refuses an injected prompt (audited); a route that flags forwards it, marked', async () => {

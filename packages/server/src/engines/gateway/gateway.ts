@@ -54,9 +54,19 @@ export interface GatewaySignatures {
 }
 
 /** Request and response field encryption (routes with `encrypt`), with the SDK's field-level machinery. */
+export interface FieldSpec {
+  keys: Partial<Record<'internal' | 'confidential' | 'restricted', string>>;
+  fields: Record<string, { classification: 'internal' | 'confidential' | 'restricted'; data_type: string }>;
+}
+export interface FieldExchange {
+  direction: 'request' | 'response';
+  method: string;
+  path: string;
+  id: string;
+}
 export interface GatewayFields {
-  open(body: unknown, fields: Record<string, { classification: string; data_type?: string | undefined }>, exchange: { direction: 'request' | 'response'; method: string; path: string; id: string }): Promise<unknown>;
-  seal(body: unknown, fields: Record<string, { classification: string; data_type?: string | undefined }>, exchange: { direction: 'request' | 'response'; method: string; path: string; id: string }): Promise<{ body: unknown; headers: Record<string, string> }>;
+  open(body: unknown, spec: FieldSpec, exchange: FieldExchange): Promise<unknown>;
+  seal(body: unknown, spec: FieldSpec, exchange: FieldExchange): Promise<{ body: unknown; headers: Record<string, string> }>;
 }
 
 export interface GatewayDeps {
@@ -242,22 +252,27 @@ export class Gateway {
     let out = body;
     let json = parsed;
     if (route.s.signed) await this.#verifySignature(req, x, body);
-    if (route.s.encrypt?.request && json !== undefined) {
-      json = await this.#fields().open(json, route.s.encrypt.request, { direction: 'request', method: x.method, path: x.path, id: x.id });
+    const encrypt = route.s.encrypt;
+    if (encrypt?.request && json !== undefined) {
+      try {
+        json = await this.#fields().open(json, { keys: encrypt.keys, fields: encrypt.request }, { direction: 'request', method: x.method, path: x.path, id: x.id });
+      } catch (e) {
+        if (isPalisadeError(e) && e.code.startsWith('PAL_FIELD_')) await this.#rejected(x, e, `${e.code.slice(4).toLowerCase()} at ${String(e.extensions.path ?? '?')}`);
+        throw e;
+      }
       out = Buffer.from(JSON.stringify(json));
     }
     const screening = route.s.screen && json !== undefined ? await this.#screen(x, route, json) : null;
     const headers = this.#upstreamHeaders(req, x, route, out);
     if (screening) headers['palisade-prompt-screening'] = screening;
     const plan: ResponsePlan = { headers: { ...this.#headers, 'x-request-id': x.id } };
-    const enc = route.s.encrypt?.response;
+    const enc = encrypt?.response;
     if (enc) {
       plan.rewrite = {
         maxBytes: this.#d.config.limits.body_bytes,
         apply: async (b) => {
-          const sealed = await this.#fields().seal(JSON.parse(b.toString('utf8')) as unknown, enc, { direction: 'response', method: x.method, path: x.path, id: x.id });
-          Object.assign(plan.headers, sealed.headers);
-          return Buffer.from(JSON.stringify(sealed.body));
+          const sealed = await this.#fields().seal(JSON.parse(b.toString('utf8')) as unknown, { keys: encrypt.keys, fields: enc }, { direction: 'response', method: x.method, path: x.path, id: x.id });
+          return { body: Buffer.from(JSON.stringify(sealed.body)), headers: sealed.headers };
         },
       };
     }

@@ -55,7 +55,7 @@ export interface ForwardResult {
 export interface ResponsePlan {
   headers: Record<string, string>;
   /** Rewrite a JSON body (response field encryption); the body is then buffered up to `maxBytes`. */
-  rewrite?: { maxBytes: number; apply(body: Buffer, contentType: string): Promise<Buffer> };
+  rewrite?: { maxBytes: number; apply(body: Buffer, contentType: string): Promise<{ body: Buffer; headers: Record<string, string> }> };
 }
 
 export class Upstream {
@@ -190,9 +190,9 @@ export class Upstream {
       if (size > rw.maxBytes) throw new Error(`response of ${this.name} exceeds ${rw.maxBytes} bytes`);
       chunks.push(c);
     }
-    const body = await rw.apply(Buffer.concat(chunks), String(upRes.headers['content-type']));
+    const { body, headers: more } = await rw.apply(Buffer.concat(chunks), String(upRes.headers['content-type']));
     delete headers['content-length'];
-    res.writeHead(status, { ...headers, 'content-length': body.length });
+    res.writeHead(status, { ...headers, ...more, 'content-length': body.length });
     res.end(body);
     return body.length;
   }
