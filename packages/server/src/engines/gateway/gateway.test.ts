@@ -223,6 +223,7 @@ describe('the API gateway in front of a real upstream', () => {
     ['/framework/a%5cb', 'encoded-backslash'],
     ['/framework//admin', 'empty-segment'],
     ['/framework/..;/admin', 'dot-segment'],
+    ['/framework;x/admin', 'path-parameter'],
     ['/framework/%zz', 'bad-percent-encoding'],
     ['/framework/%c0%ae%c0%ae/admin', 'invalid-utf8'],
     ['http://evil.example/framework/x', 'not-origin-form'],

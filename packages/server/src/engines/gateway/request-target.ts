@@ -44,7 +44,8 @@ export type PathRejection =
   | 'invalid-utf8'
   | 'unicode-confusable'
   | 'empty-segment'
-  | 'dot-segment';
+  | 'dot-segment'
+  | 'path-parameter';
 
 /** Longest request-target accepted, in characters. */
 export const MAX_TARGET_LENGTH = 8192;
@@ -95,7 +96,8 @@ const count = (s: string, c: string) => s.split(c).length - 1;
  * are refused); a `#`; a raw control character, space or non-ASCII character anywhere; in the path, a raw `\`,
  * `%` not followed by two hex digits, `%25` (double encoding), `%2F` or `%5C` (any case), percent-decoded bytes that
  * are not UTF-8 (overlong forms included), decoded control characters, a segment that is `.` or `..` (raw or
- * encoded, or before a `;`), an empty segment (a single trailing `/` is fine), and a non-ASCII character that NFKC
+ * encoded, or before a `;`), an empty segment (a single trailing `/` is fine), a `;` (raw or encoded: matrix
+ * parameters), and a non-ASCII character that NFKC
  * turns into a separator or a dot segment (`／`, `‥`, `．`). The query is passed through as sent.
  */
 export function parseRequestTarget(rawUrl: string): RequestTarget {
@@ -150,6 +152,9 @@ export function parseRequestTarget(rawUrl: string): RequestTarget {
 
   const problem = segmentProblem(path);
   if (problem) rejectPath(problem.reason, problem.message);
+  // `/admin;x/secret` routes as a segment `admin;x` here, and as `/admin/secret` on Tomcat or Spring (which strip
+  // matrix parameters): a route for `/*` would let it past the rules of `/admin/*`.
+  if (path.includes(';')) rejectPath('path-parameter', 'a `;` in the path (upstreams that strip matrix parameters would serve another resource than the one routed)');
 
   // Some upstreams apply NFKC (or a "best fit" mapping) to paths: `／` becomes `/`, `‥` becomes `..`.
   if (encoded && /[\u0080-\uffff]/.test(path)) {
