@@ -5,7 +5,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { PalisadeError } from '@palisade/core';
 import { fillProviderDefaults, IdentityConfigSchema } from '../engines/identity/config.js';
-import { GatewayConfigSchema, gatewayConfigProblems } from '../engines/gateway/config.js';
+import { GatewayConfigSchema, fillGatewayDefaults, gatewayConfigProblems } from '../engines/gateway/config.js';
 
 /** Every setting, its type and its default. `palisade.yaml` uses these names; env vars override them. */
 export const ConfigSchema = Type.Object(
@@ -329,6 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw)) as Record<string, unknown>;
   fillProviderDefaults(withDefaults);
+  fillGatewayDefaults(withDefaults);
   const first = Value.Errors(ConfigSchema, withDefaults).First();
   if (first) {
     const setting = first.path.replace(/^\//, '').replace(/\//g, '.') || '(root)';

@@ -4,6 +4,7 @@
  * off until an operator turns it on and names at least one route.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { compilePattern } from './path-pattern.js';
 
 const int = (minimum: number, maximum: number, def: number, description: string) => Type.Integer({ minimum, maximum, default: def, description });
@@ -22,7 +23,7 @@ export const Rate = Type.Object(
 );
 export type RateSetting = Static<typeof Rate>;
 
-const Upstream = Type.Object(
+export const Upstream = Type.Object(
   {
     url: Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$', description: 'scheme://host:port[/base path] of the upstream' }),
     ca_file: Type.Optional(Type.String({ minLength: 1, description: 'CA certificate (PEM) to trust for an https upstream' })),
@@ -155,4 +156,13 @@ export function gatewayConfigProblems(c: GatewayConfig): Array<{ setting: string
   }
   if (c.enabled && c.routes.length === 0) out.push({ setting: 'gateway.routes', reason: 'the gateway is enabled but has no routes' });
   return out;
+}
+
+/** TypeBox fills no defaults inside a Record's values: the upstreams' own (timeouts, pool, circuit) are filled here. */
+export function fillGatewayDefaults(raw: Record<string, unknown>): void {
+  const upstreams = (raw.gateway as Record<string, unknown> | undefined)?.upstreams;
+  if (typeof upstreams !== 'object' || upstreams === null || Array.isArray(upstreams)) return;
+  for (const [name, u] of Object.entries(upstreams)) {
+    if (typeof u === 'object' && u !== null && !Array.isArray(u)) (upstreams as Record<string, unknown>)[name] = Value.Default(Upstream, u);
+  }
 }
