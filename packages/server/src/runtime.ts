@@ -323,6 +323,12 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
           log,
         })
       : null;
+    if (gateway && opts.tls) {
+      const reload = () => gateway.reload().catch((err: unknown) => log.error({ err }, 'gateway certificate reload failed; still serving the previous one'));
+      sealRef.onUnseal(reload);
+      pki.onCaChange(reload);
+      if (unsealed()) await reload();
+    }
     if (listener) {
       const server = app.server;
       if (!(server instanceof TlsServer)) throw new Error('buildApp did not create an HTTPS server');

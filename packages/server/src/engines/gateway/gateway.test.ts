@@ -34,6 +34,7 @@ const CARD = { fields: { 'card.number': { classification: 'confidential' as cons
 function gatewayConfig(upstreamUrl: string): (c: Config) => void {
   return (c) => {
     c.gateway.enabled = true;
+    c.tls.client_auth.identities = { 'spiffe://palisade.internal/ns/agents/sa/*': ['gateway:*:invoke'] };
     c.gateway.limits.headers_timeout_ms = 400;
     c.gateway.limits.request_timeout_ms = 1500;
     c.gateway.limits.body_bytes = 64 * 1024;
@@ -411,6 +412,53 @@ describe('the API gateway in front of a real upstream', () => {
     const clean = await send('POST', '/framework/v1/chat', { headers: h, json: { messages: [{ role: 'user', content: 'what is the weather' }] } });
     expect(clean.status).toBe(200);
   });
+});
+
+
+describe('credentials at the gateway', () => {
+  // A server of its own: the PKI issues the listener's certificate from the test clock, which must not be ahead.
+  let s: TestServer;
+  let up: TestUpstream;
+  let gw: string;
+  beforeAll(async () => {
+    up = await startUpstream();
+    s = await startServer('sqlite', { mutate: gatewayConfig(up.url) });
+    gw = (await s.rt.gateway!.listen(0)).replace('https://', '');
+  });
+  afterAll(async () => {
+    await s?.close();
+    await up?.close();
+  });
+
+  it('client certificates (mTLS, SPIFFE ids from the PKI) and bearer access tokens (OAuth client credentials) authenticate where the route takes them', async () => {
+    const owner = { authorization: `Bearer ${s.token}` };
+    const send = (method: string, path: string, opts: Parameters<typeof httpsRequest>[4] = {}) => httpsRequest(gw, s.ca, method, path, opts);
+    const as = (token: string) => ({ authorization: `Bearer ${token}` });
+    const api = (method: string, path: string, opts: Parameters<typeof httpsRequest>[4] = {}) => httpsRequest(s.addr, s.ca, method, path, opts);
+    expect((await api('POST', '/v1/pki/root', { headers: owner, json: {} })).status).toBe(201);
+    const issued = await api('POST', '/v1/pki/issue', { headers: owner, json: { service: 'runner', namespace: 'agents', key_algorithm: 'ECDSA-P256' } });
+    expect(issued.status, issued.text).toBe(201);
+    const cert = { cert: issued.json.chain_pem as string, key: issued.json.private_key_pem as string };
+    const before = up.seen.length;
+    const byCert = await send('GET', '/framework/by-cert', cert);
+    expect(byCert.status, byCert.text).toBe(200);
+    expect(up.seen[before]!.headers).toMatchObject({ 'x-palisade-auth-method': 'client_certificate', 'x-palisade-principal': 'spiffe://palisade.internal/ns/agents/sa/runner' });
+    const certOnTokensRoute = await send('GET', '/agents/a', cert);
+    expect([certOnTokensRoute.status, certOnTokensRoute.json.code]).toEqual([401, 'PAL_GATEWAY_AUTH_METHOD']);
+    // A service with the agent role; its API key is its OAuth client secret; the access token is a JWT.
+    const svc = await api('POST', '/v1/services', { headers: owner, json: { name: 'gw-runner', roles: ['agent'] } });
+    expect(svc.status, svc.text).toBe(201);
+    const secret = (await api('POST', `/v1/services/${svc.json.id}/api-keys`, { headers: owner, json: { name: 'oauth client' } })).json.token as string;
+    const grant = await api('POST', '/v1/oauth/token', { headers: { authorization: `Basic ${Buffer.from(`${svc.json.id}:${secret}`).toString('base64')}` }, form: { grant_type: 'client_credentials', scope: 'gateway:tokens-only:invoke' } });
+    expect(grant.status, grant.text).toBe(200);
+    const byToken = await send('GET', '/agents/a', { headers: as(grant.json.access_token) });
+    expect(byToken.status, byToken.text).toBe(200);
+    expect(up.seen.at(-1)!.headers).toMatchObject({ 'x-palisade-auth-method': 'access_token', 'x-palisade-principal': svc.json.id });
+    // The token's scope is a ceiling: it does not reach the framework route.
+    const outOfScope = await send('GET', '/framework/x', { headers: as(grant.json.access_token) });
+    expect([outOfScope.status, outOfScope.json.code]).toEqual([403, 'PAL_FORBIDDEN']);
+  });
+
 });
 
 const pgUrl = inject('pgUrl');

@@ -20,6 +20,8 @@ export interface GatewayRuntime {
   server: HttpServer;
   /** Listen on `gateway.addr` (or the given port, 0 for any); the base URL it serves. */
   listen(port?: number): Promise<string>;
+  /** Pick up a new certificate or trust roots now (the PKI changed), not at the next poll. */
+  reload(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -59,6 +61,9 @@ export async function openGateway(o: OpenGatewayOptions): Promise<GatewayRuntime
       const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
       log.info({ addr: `${h}:${a.port}`, routes: o.config.routes.length, rate_limits: o.redisUrl ? 'redis' : 'memory' }, 'gateway is serving');
       return `${listener ? 'https' : 'http'}://${h}:${a.port}`;
+    },
+    async reload() {
+      await listener?.reload();
     },
     async close() {
       listener?.close();
