@@ -5,6 +5,7 @@ import { ApprovalsClient } from './approvals.js';
 import { PkiClient } from './pki.js';
 import { IdentityClient } from './identity.js';
 import { AuthzClient } from './authz.js';
+import { GatewayClient } from './gateway.js';
 import { FieldEncryptor, type FieldEncryptorOptions } from './fields/index.js';
 import { APPROVAL_HEADER, Transport, type ClientOptions } from './transport.js';
 import type { ApiKeyInfo, ApiKeyList, CreateApiKeyRequest, CreatedApiKey, WhoAmI } from '@palisade/core';
@@ -53,6 +54,7 @@ export {
   type Explanation,
   type DecisionStep,
 } from './authz.js';
+export { GatewayClient, type CreateSigningKeyRequest, type CreatedSigningKey, type SigningKeyInfo, type SigningKeyList, type ListSigningKeysQuery } from './gateway.js';
 export { Transport, PalisadeApiError, APPROVAL_HEADER, type ClientOptions } from './transport.js';
 export { spkiPin } from './pins.js';
 export * from './fields/index.js';
@@ -71,6 +73,8 @@ export class PalisadeClient {
   readonly pki: PkiClient;
   readonly identity: IdentityClient;
   readonly authz: AuthzClient;
+  /** The API gateway's request-signing keys. */
+  readonly gateway: GatewayClient;
 
   /** From options, or on an existing transport (see withApproval()). */
   constructor(opts: ClientOptions | Transport) {
@@ -82,6 +86,7 @@ export class PalisadeClient {
     this.pki = new PkiClient(this.transport);
     this.identity = new IdentityClient(this.transport);
     this.authz = new AuthzClient(this.transport);
+    this.gateway = new GatewayClient(this.transport);
   }
 
   /**

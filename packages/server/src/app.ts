@@ -41,6 +41,8 @@ import { oauthRoutes } from './engines/identity/oauth-routes.js';
 import { federationRoutes } from './engines/identity/federation-routes.js';
 import { identityPages } from './engines/identity/pages.js';
 import { scimRoutes } from './engines/scim/routes.js';
+import { gatewayRoutes } from './engines/gateway/routes.js';
+import type { SigningKeys } from './engines/gateway/signing-keys.js';
 
 export interface AppDeps {
   storage: Storage;
@@ -54,6 +56,8 @@ export interface AppDeps {
   approvals: ApprovalService;
   identity: IdentityEngine;
   authz: AuthzEngine;
+  /** Request-signing keys (the gateway verifies `Palisade-Signature` with them). */
+  signingKeys: SigningKeys;
   kmsMetrics: KmsMetrics;
   registry: Registry;
   log: Logger;
@@ -123,6 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(sysRoutes(deps.seal, deps.ledger, deps.approvals), { prefix: '/v1' });
   await app.register(approvalRoutes(deps.approvals, deps.authz), { prefix: '/v1' });
   await app.register(authzRoutes(deps.authz, deps.approvals, deps.clock), { prefix: '/v1' });
+  await app.register(gatewayRoutes({ signingKeys: deps.signingKeys, authz: deps.authz }), { prefix: '/v1' });
   if (deps.acme) {
     await app.register(acmeRoutes(deps.acme), { prefix: '/acme' });
     await app.register(eabRoutes(deps.acme.eab), { prefix: '/v1' });

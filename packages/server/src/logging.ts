@@ -21,6 +21,8 @@ export const REDACT_PATHS = [
   '*.pin',
   'shares',
   '*.shares',
+  'secret',
+  '*.secret',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

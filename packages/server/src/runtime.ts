@@ -46,6 +46,7 @@ import { IdentityEngine } from './engines/identity/engine.js';
 import { AuthzEngine } from './engines/authz/engine.js';
 import { AuthGeneration } from './kernel/auth/generation.js';
 import { openGateway, type GatewayRuntime } from './engines/gateway/open.js';
+import { SigningKeys } from './engines/gateway/signing-keys.js';
 import { gatewayFields } from './engines/gateway/fields.js';
 
 export interface Runtime {
@@ -281,9 +282,11 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
         return s?.active ? { org_id: s.org_id, roles: s.roles, groups: s.groups } : null;
       },
     });
+    const signingKeys = new SigningKeys({ storage, barrier: () => sealRef.barrier(), generation, clock });
     const app = await buildApp({
       identity,
       authz,
+      signingKeys,
       auditLog,
       retention,
       approvals,

@@ -7,3 +7,4 @@ export * from './approvals.js';
 export * from './pki.js';
 export * from './identity.js';
 export * from './authz.js';
+export * from './gateway.js';

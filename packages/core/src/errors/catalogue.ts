@@ -176,6 +176,7 @@ export const ERROR_CATALOGUE = {
   PAL_GATEWAY_UPSTREAM_UNAVAILABLE: { status: 502, title: 'Upstream unavailable', description: 'The upstream could not be reached or broke the connection before answering (refused, reset, DNS, TLS); `upstream` names it.' },
   PAL_GATEWAY_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timed out', description: 'The upstream did not answer within the route\'s timeout (`timeout_ms`); the upstream request was aborted.' },
   PAL_GATEWAY_CIRCUIT_OPEN: { status: 503, title: 'Upstream circuit open', description: 'The upstream failed repeatedly and the gateway stopped sending to it for a cool-down; `Retry-After` says when it will try again.' },
+  PAL_GATEWAY_SIGNING_KEY_NOT_FOUND: { status: 404, title: 'Signing key not found', description: 'No request-signing key has this id (`/v1/gateway/signing-keys`).' },
   PAL_ACME_CHALLENGE_FAILED: { status: 400, title: 'Challenge failed', description: 'A challenge did not validate; its `error` is the ACME problem (`connection`, `dns`, `incorrectResponse`, `tls`, `unauthorized`). Recorded as the error_code of a failed acme.challenge.validate event.' },
   PAL_ACME_EAB_KEY_NOT_FOUND: { status: 404, title: 'EAB key not found', description: 'No External Account Binding key has this id.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -12,6 +12,7 @@ import { pkiCommands } from './pki.js';
 import { usersCommands } from './users.js';
 import { servicesCommands } from './services.js';
 import { authzCommands } from './authz.js';
+import { gatewayCommands } from './gateway.js';
 
 const out = (v: unknown): void => {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
@@ -191,6 +192,7 @@ export function buildCli(): Command {
   usersCommands(program);
   servicesCommands(program);
   authzCommands(program);
+  gatewayCommands(program);
   operatorCommands(program);
   backupCommands(program);
   witnessCommands(program);

@@ -502,6 +502,23 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.createTable('auth_generation').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('generation', 'bigint', (c) => c.notNull()).execute();
       },
     },
+    '0013_signing_keys': {
+      async up(db: Kysely<unknown>) {
+        // Request-signing (HMAC) secrets of principals, for `Palisade-Signature` at the gateway: the secret is sealed
+        // by the barrier, bound to its key id and principal (`gateway/signing-key/<id>/<principal>`).
+        await db.schema
+          .createTable('signing_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('principal_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('secret', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .execute();
+        await db.schema.createIndex('signing_keys_principal').on('signing_keys').column('principal_id').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -200,6 +200,16 @@ export interface AcmeEabKeyTable {
   revoked_at: string | null;
 }
 
+export interface SigningKeyTable {
+  id: string; // sk_…
+  principal_id: string;
+  name: string;
+  secret: Buffer; // barrier-sealed HMAC secret (purpose gateway/signing-key/<id>/<principal_id>)
+  created_at: string;
+  created_by: string;
+  revoked_at: string | null;
+}
+
 export interface AcmeAccountTable {
   id: string;
   thumbprint: string; // RFC 7638, base64url
@@ -434,6 +444,7 @@ export interface Database {
   audit_holds: AuditHoldTable;
   audit_subject_keys: AuditSubjectKeyTable;
   api_keys: ApiKeyTable;
+  signing_keys: SigningKeyTable;
   kms_keys: KmsKeyTable;
   kms_key_versions: KmsKeyVersionTable;
   leases: LeaseTable;

@@ -29,7 +29,7 @@ function inert(path: string): unknown {
   });
 }
 
-const SERVICES = ['storage', 'seal', 'ledger', 'auditLog', 'retention', 'apiKeys', 'kms', 'pki', 'approvals', 'identity', 'authz', 'kmsMetrics', 'acme'] as const;
+const SERVICES = ['storage', 'seal', 'ledger', 'auditLog', 'retention', 'apiKeys', 'kms', 'pki', 'approvals', 'identity', 'authz', 'kmsMetrics', 'acme', 'signingKeys'] as const;
 
 /** `printRoutes()` as (method, URL pattern) pairs: each line's label extends its parent's path. */
 export function parseRouteTree(tree: string): Array<{ method: string; url: string }> {

@@ -13,6 +13,7 @@ export interface RoutePermission {
 export const HANDLER_PERMISSIONS: ReadonlyArray<{ permission: string; where: string }> = [
   { permission: 'authz:decisions:explain-any', where: '`POST /v1/authz/explain` for a principal other than the caller' },
   { permission: 'authz:grants:approve', where: 'approving a requested grant (`POST /v1/authz/grants`) at `/v1/approvals/:id/approve`, besides `approvals:requests:decide`; `*` when the role asked for carries `*`' },
+  { permission: 'gateway:signing-keys:manage', where: 'the signing-key routes (`/v1/gateway/signing-keys`) for a key or a list of another principal than the caller: creating one for them, listing theirs (or everyone\'s), revoking theirs' },
   { permission: 'oauth:tokens:introspect', where: '`POST /v1/oauth/introspect` with a bearer credential (a client may introspect its own tokens without it)' },
   { permission: 'oauth:tokens:revoke', where: '`POST /v1/oauth/revoke` with a bearer credential (a client may revoke its own tokens without it)' },
 ];

@@ -56,6 +56,7 @@ const EXPECTED: Readonly<Record<string, Tier>> = {
   'kms:sign': 'agent',
   'kms:verify': 'agent',
   'pki:certificates:issue': 'agent',
+  'gateway:signing-keys:create': 'agent',
   // developer
   'auth:api-keys:create': 'developer',
   'auth:api-keys:list': 'developer',
@@ -95,6 +96,7 @@ const EXPECTED: Readonly<Record<string, Tier>> = {
   'authz:roles:create': 'security-admin',
   'authz:roles:delete': 'security-admin',
   'authz:roles:update': 'security-admin',
+  'gateway:signing-keys:manage': 'security-admin',
   'identity:groups:create': 'security-admin',
   'identity:groups:update': 'security-admin',
   'identity:orgs:create': 'security-admin',

@@ -9,7 +9,7 @@ const TIERS: ReadonlyArray<{ role: string; adds: readonly string[] }> = [
     role: 'viewer',
     adds: ['auth:self:*', 'kms:keys:read', 'kms:keys:list', 'pki:ca:read', 'pki:certificates:read', 'identity:users:read', 'identity:services:read', 'identity:groups:read', 'authz:roles:read', 'authz:decisions:explain', 'authz:grants:request'],
   },
-  { role: 'agent', adds: ['kms:encrypt', 'kms:decrypt', 'kms:data-key', 'kms:hmac', 'kms:sign', 'kms:verify', 'pki:certificates:issue'] },
+  { role: 'agent', adds: ['kms:encrypt', 'kms:decrypt', 'kms:data-key', 'kms:hmac', 'kms:sign', 'kms:verify', 'pki:certificates:issue', 'gateway:*:invoke', 'gateway:signing-keys:create'] },
   { role: 'developer', adds: ['kms:keys:create', 'kms:keys:rotate', 'kms:keys:update', 'kms:rewrap', 'auth:api-keys:create', 'auth:api-keys:list'] },
   {
     role: 'operator',
@@ -17,7 +17,7 @@ const TIERS: ReadonlyArray<{ role: string; adds: readonly string[] }> = [
   },
   {
     role: 'security-admin',
-    adds: ['identity:*', 'scim:*', 'audit:*', 'approvals:requests:decide', 'kms:keys:disable', 'kms:keys:enable', 'kms:keys:destroy', 'kms:keys:export', 'kms:keys:import', 'pki:*', 'sys:seal:seal', 'oauth:*', 'authz:*'],
+    adds: ['identity:*', 'scim:*', 'audit:*', 'approvals:requests:decide', 'kms:keys:disable', 'kms:keys:enable', 'kms:keys:destroy', 'kms:keys:export', 'kms:keys:import', 'pki:*', 'sys:seal:seal', 'oauth:*', 'authz:*', 'gateway:*'],
   },
   { role: 'owner', adds: ['*'] },
 ];
