@@ -319,6 +319,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions): Promi
           },
           authz,
           fields: gatewayFields({ kms, storage, ledger, clock }),
+          signingKeys,
           audit: async (event) => void (await ledger.appendStandalone(event)),
           unavailable: () => (sealRef.state !== 'unsealed' ? 'the server is sealed' : sealRef.unavailable ?? null),
           registry,

@@ -15,7 +15,7 @@ import { createRuntime } from '../../runtime.js';
 import { createLogger } from '../../logging.js';
 import type { Config } from '../../config/config.js';
 import type { PromptDetector } from './screening.js';
-import { openBody, sealBody } from '@palisade/sdk';
+import { openBody, RequestSigner, sealBody } from '@palisade/sdk';
 
 const CHAT_SCHEMA = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -48,6 +48,7 @@ function gatewayConfig(upstreamUrl: string): (c: Config) => void {
       { ...base, name: 'chat', path: '/framework/v1/chat', methods: ['POST'], upstream: 'framework', schema: CHAT_SCHEMA, screen: { paths: ['messages[*].content'], kind: 'prompt', action: 'block', threshold: 0.8 } },
       { ...base, name: 'tool-results', path: '/framework/v1/tools/:tool/result', methods: ['POST'], upstream: 'framework', screen: { paths: ['result'], kind: 'tool_result', action: 'flag', threshold: 0.5 } },
       { ...base, name: 'ws', path: '/framework/ws', methods: ['GET'], upstream: 'framework', websocket: true },
+      { ...base, name: 'signed', path: '/framework/v1/signed', methods: ['POST'], upstream: 'framework', signed: true },
       { ...base, name: 'pay', path: '/framework/v1/pay', methods: ['POST'], upstream: 'framework', encrypt: { keys: { confidential: FIELDS_KEK }, request: { 'card.number': { classification: 'confidential', data_type: 'card' } } } },
       { ...base, name: 'card', path: '/framework/secret', methods: ['GET'], upstream: 'framework', encrypt: { keys: { confidential: FIELDS_KEK }, response: { card: { classification: 'confidential', data_type: 'card' } } } },
       { ...base, name: 'flaky', path: '/framework/flaky/*', methods: ['GET'], upstream: 'flaky' },
@@ -116,7 +117,7 @@ describe('the API gateway in front of a real upstream', () => {
     const url = await s.rt.gateway!.listen(0);
     gw = url.replace('https://', '');
     s.rt.gateway!.engine.setDetector(detector);
-    agentKey = (await s.client.createApiKey({ name: 'agent', permissions: ['gateway:*:invoke'] })).token;
+    agentKey = (await s.client.createApiKey({ name: 'agent', permissions: ['gateway:*:invoke', 'gateway:signing-keys:create'] })).token;
     outsiderKey = (await s.client.createApiKey({ name: 'outsider', permissions: ['kms:encrypt'] })).token;
     kekId = (await s.client.kms.createKey({ name: FIELDS_KEK, key_type: 'KEK', algorithm: 'AES-256-GCM', classification: 'confidential' })).key_id;
   });
@@ -201,7 +202,7 @@ describe('the API gateway in front of a real upstream', () => {
     expect(up.seen.length).toBe(before);
     const rejected = await events('gateway.request.rejected');
     expect(rejected.map((e) => e.error_code)).toEqual(expect.arrayContaining(['PAL_VALIDATION_FAILED', 'PAL_MALFORMED_JSON', 'PAL_UNSUPPORTED_MEDIA_TYPE', 'PAL_BODY_TOO_LARGE']));
-    expect(rejected.some((e) => e.error_code === 'PAL_VALIDATION_FAILED' && e.details.reason === 'body/messages/0/role: must be equal to one of the allowed values')).toBe(true);
+    expect(rejected.some((e) => e.error_code === 'PAL_VALIDATION_FAILED' && e.details?.reason === 'body/messages/0/role: must be equal to one of the allowed values')).toBe(true);
   });
 
   it('a chunked body over the limit is cut off at the limit with 413', async () => {
@@ -233,7 +234,7 @@ describe('the API gateway in front of a real upstream', () => {
     const raw = await rawExchange(gw, s.ca, `GET ${target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${agentKey}\r\n\r\n`);
     expect([statusOf(raw), problemCode(raw)], raw).toEqual([400, 'PAL_GATEWAY_PATH_REJECTED']);
     expect(up.seen.length).toBe(before);
-    const e = (await events('gateway.request.rejected')).find((x) => x.details.reason === reason);
+    const e = (await events('gateway.request.rejected')).find((x) => x.details?.reason === reason);
     expect(e?.error_code).toBe('PAL_GATEWAY_PATH_REJECTED');
   });
 
@@ -275,7 +276,7 @@ describe('the API gateway in front of a real upstream', () => {
     const again = [];
     for (let i = 0; i < 11; i++) again.push((await send('GET', '/framework/x', { headers: h })).status);
     expect(again).toEqual([...Array(10).fill(200), 429]);
-    const audited = (await events('gateway.block.rate_limit')).filter((e) => e.details.policy === 'client-burst');
+    const audited = (await events('gateway.block.rate_limit')).filter((e) => e.details?.policy === 'client-burst');
     expect(audited.length).toBe(2); // one per window, not one per refusal
   });
 
@@ -372,6 +373,30 @@ describe('the API gateway in front of a real upstream', () => {
     const open = await send('GET', '/framework/flaky/fail', { headers: h });
     expect([open.status, open.json.code, open.headers['retry-after']]).toEqual([503, 'PAL_GATEWAY_CIRCUIT_OPEN', '30']);
     expect(up.seen.length).toBe(before);
+  });
+
+  it("signed routes: an SDK-signed request from the key's own principal passes; unsigned, replayed, re-timed, or signed with another principal's key is 401, audited, never forwarded", async () => {
+    const mine = await s.clientWith(agentKey).gateway.createSigningKey({ name: 'agent-signer' });
+    const theirs = await s.client.gateway.createSigningKey({ name: 'owner-signer' });
+    const signerOf = (k: { id: string; secret: string }, clock = s.clock.now) => new RequestSigner({ keyId: k.id, secret: Buffer.from(k.secret, 'base64url'), clock });
+    const body = { task: 'summarise', document: 'doc-7' };
+    const signed = (signer: RequestSigner) => ({ ...as(agentKey), 'content-type': 'application/json', ...signer.sign({ method: 'POST', url: `https://localhost:${gw.split(':')[1]}/framework/v1/signed`, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+    const before = up.seen.length;
+    const headers = signed(signerOf(mine));
+    const ok = await send('POST', '/framework/v1/signed', { headers, json: body });
+    expect(ok.status, ok.text).toBe(200);
+    expect(up.seen.length).toBe(before + 1);
+    const refusals = [
+      [await send('POST', '/framework/v1/signed', { headers, json: body }), 'PAL_SIGNATURE_REPLAYED'],
+      [await send('POST', '/framework/v1/signed', { headers: as(agentKey), json: body }), 'PAL_SIGNATURE_MISSING'],
+      [await send('POST', '/framework/v1/signed', { headers: signed(signerOf(mine, () => new Date(s.clock.now().getTime() - 600_000))), json: body }), 'PAL_SIGNATURE_EXPIRED'],
+      [await send('POST', '/framework/v1/signed', { headers: signed(signerOf(theirs)), json: body }), 'PAL_SIGNATURE_KEY_UNKNOWN'],
+      [await send('POST', '/framework/v1/signed', { headers: signed(signerOf(mine)), json: { ...body, document: 'doc-8' } }), 'PAL_SIGNATURE_INVALID'],
+    ] as const;
+    expect(refusals.map(([r]) => [r.status, r.json.code])).toEqual(refusals.map(([, code]) => [401, code]));
+    expect(up.seen.length).toBe(before + 1);
+    const reasons = (await events('gateway.request.rejected')).filter((e) => e.details?.route === 'signed').map((e) => e.error_code);
+    expect(reasons).toEqual(expect.arrayContaining(['PAL_SIGNATURE_REPLAYED', 'PAL_SIGNATURE_MISSING', 'PAL_SIGNATURE_EXPIRED', 'PAL_SIGNATURE_KEY_UNKNOWN', 'PAL_SIGNATURE_INVALID']));
   });
 
   it('field encryption: SDK-sealed request fields reach the upstream opened; response fields leave sealed for the SDK; a field moved to another request is refused', async () => {

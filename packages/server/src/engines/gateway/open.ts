@@ -14,6 +14,8 @@ import { Gateway, type GatewayDeps } from './gateway.js';
 import { createGatewayServer } from './listener.js';
 import { gatewayMetrics } from './metrics.js';
 import { MemorySlidingWindowLimiter, RedisSlidingWindowLimiter, type SlidingWindowLimiter } from './rate-limit.js';
+import { MemoryReplayCache, RedisReplayCache, type ReplayCache } from '../../kernel/signing/replay-cache.js';
+import { signatureVerifier, type SigningKeys } from './signing-keys.js';
 
 export interface GatewayRuntime {
   engine: Gateway;
@@ -25,8 +27,10 @@ export interface GatewayRuntime {
   close(): Promise<void>;
 }
 
-export interface OpenGatewayOptions extends Omit<GatewayDeps, 'limiter' | 'metrics' | 'config'> {
+export interface OpenGatewayOptions extends Omit<GatewayDeps, 'limiter' | 'metrics' | 'config' | 'signatures'> {
   config: GatewayConfig;
+  /** The secrets of signed requests (routes with `signed`). */
+  signingKeys: Pick<SigningKeys, 'secretFor'>;
   redisUrl?: string | undefined;
   /** The listener's TLS (the server's certificate source); absent: plain HTTP (tests). */
   tls?: Omit<ListenerTlsOptions, 'clock' | 'log'> | undefined;
@@ -35,10 +39,12 @@ export interface OpenGatewayOptions extends Omit<GatewayDeps, 'limiter' | 'metri
 }
 
 export async function openGateway(o: OpenGatewayOptions): Promise<GatewayRuntime> {
+  // Rate-limit windows and the nonces of signed requests: in Redis when there is one, so they hold across nodes.
   const limiter: SlidingWindowLimiter = o.redisUrl ? new RedisSlidingWindowLimiter(o.redisUrl) : new MemorySlidingWindowLimiter();
+  const replay: ReplayCache = o.redisUrl ? new RedisReplayCache(o.redisUrl) : new MemoryReplayCache();
   const log = o.log.child({ component: 'gateway' });
-  const { tls, redisUrl: _r, registry, ...deps } = o;
-  const engine = new Gateway({ ...deps, log, limiter, metrics: gatewayMetrics(registry) });
+  const { tls, redisUrl: _r, registry, signingKeys, ...deps } = o;
+  const engine = new Gateway({ ...deps, log, limiter, signatures: signatureVerifier(signingKeys, replay, o.clock), metrics: gatewayMetrics(registry) });
   const listener = tls ? await ListenerTls.open({ ...tls, clock: o.clock, log }) : null;
   const server = createGatewayServer(engine, o.config.limits, listener?.serverOptions());
   if (listener) {
@@ -80,6 +86,7 @@ export async function openGateway(o: OpenGatewayOptions): Promise<GatewayRuntime
       });
       engine.close();
       await limiter.close();
+      await replay.close();
     },
   };
 }
