@@ -17,14 +17,23 @@
 //   record and path: the records cycle through a pool of BENCH_FIELDS_RECORDS, warmed beforehand, so that every
 //   timed operation is a cache hit as for Palisade (keyring calls during the loops are printed). One more row shows
 //   the committing suite encrypting records never seen before (no cache hit is possible: a new data key each).
-// - bare node:crypto: createCipheriv('aes-256-gcm'), random 12-byte IV, AAD = record id and path, update, final,
-//   getAuthTag (and the decrypt loop): the limit for this path.
+// - bare node:crypto, the limit of this path: the value (a JS string) to UTF-8, createCipheriv('aes-256-gcm') with a
+//   fresh random 12-byte IV per operation (from 4 KiB CSPRNG draws, as Palisade takes its IVs: a randomBytes(12) per
+//   operation would cost the bare loop more than its AES-GCM), AAD = record id and path, update, final, getAuthTag;
+//   decryption back to the string. Its output is bytes (iv, ciphertext, tag).
+// - bare node:crypto + base64: the same, its iv, ciphertext and tag encoded as base64 text (and decoded before
+//   decrypting), because an envelope is text and Palisade must encode (the JSON form in base64, the compact form in
+//   base64url). Ratios are printed against both bare loops; the goal is judged against the raw one.
+//
+// Fairness: every side is called the same way by the same timing loop, which awaits a side's promise when it returns
+// one (Palisade's and AWS's APIs are async: that await is part of their cost, and the bare loops are synchronous);
+// per-record arguments (Palisade's options, AWS's encryption contexts, the bare loop's AADs) are built beforehand.
 //
 //   node --import tsx bench/fields.ts        (after `npx tsc -b`; `npm run bench` builds first)
 //
 // Env knobs: BENCH_FIELDS_SLICE_MS (1000), BENCH_FIELDS_ROUNDS (2: slices alternate order), BENCH_FIELDS_WARMUP_MS
 // (300), BENCH_FIELDS_RECORDS (1000), BENCH_FIELDS_SERVER=0 (in-process KMS stand-in instead of the real server).
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -58,10 +67,10 @@ const DATA_TYPE = 'notes';
 // ------------------------------------------------------------------------------------------------ sides
 
 type Op = 'encrypt' | 'decrypt';
-type SideName = 'bare' | 'palisade-json' | 'palisade-compact' | 'aws-commit' | 'aws-default';
+type SideName = 'bare' | 'bare-b64' | 'palisade-json' | 'palisade-compact' | 'aws-commit' | 'aws-default';
 interface Side {
   name: SideName;
-  /** The i-th operation; async sides return a promise. */
+  /** The i-th operation; async sides return a promise (the timing loop awaits it). */
   encrypt: (i: number) => unknown;
   decrypt: (i: number) => unknown;
   /** Backing key calls so far (KMS for Palisade, keyring for AWS): the timed loops should add none. */
@@ -119,33 +128,61 @@ function inputs(records: number): Inputs {
   return { values, bytes: values.map((v) => Buffer.from(v, 'utf8')), records: Array.from({ length: records }, (_, i) => `cust_${String(i).padStart(6, '0')}`) };
 }
 
-function bareSide(inp: Inputs): Side {
+/** IVs for the bare loops: 4 KiB from the CSPRNG at a time, as Palisade takes its own. */
+let ivPool = Buffer.alloc(0);
+let ivOffset = 0;
+function freshIv(): Buffer {
+  if (ivOffset + 12 > ivPool.length) {
+    ivPool = randomFillSync(Buffer.allocUnsafeSlow(4096));
+    ivOffset = 0;
+  }
+  const iv = ivPool.subarray(ivOffset, ivOffset + 12);
+  ivOffset += 12;
+  return iv;
+}
+
+/** One AES-256-GCM per operation, of the value's UTF-8, AAD = record id and path; `b64`: the output as base64 text. */
+function bareSide(inp: Inputs, b64: boolean): Side {
   const key = randomBytes(32);
   const aads = inp.records.map((r) => Buffer.from(`${r}\0${PATH}`, 'utf8'));
   const n = inp.records.length;
-  let sink = 0;
   const seal = (i: number) => {
-    const iv = randomBytes(12);
+    const iv = freshIv();
     const c = createCipheriv('aes-256-gcm', key, iv);
     c.setAAD(aads[i % n]!);
-    const ct = Buffer.concat([c.update(Buffer.from(inp.values[i % 64]!, 'utf8')), c.final()]);
+    const ct = c.update(Buffer.from(inp.values[i % 64]!, 'utf8'));
+    c.final();
     return { iv, ct, tag: c.getAuthTag() };
   };
-  const sealed = Array.from({ length: n }, (_, i) => seal(i));
+  const sealText = (i: number) => {
+    const s = seal(i);
+    return { iv: s.iv.toString('base64'), ct: s.ct.toString('base64'), tag: s.tag.toString('base64') };
+  };
+  const sealed = Array.from({ length: n }, (_, i) => seal(i)); // (IVs are views of pools that are never refilled in place)
+  const texts = sealed.map((s) => ({ iv: s.iv.toString('base64'), ct: s.ct.toString('base64'), tag: s.tag.toString('base64') }));
+  const openBytes = (i: number, iv: Buffer, ct: Buffer, tag: Buffer) => {
+    const d = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: 16 });
+    d.setAAD(aads[i % n]!);
+    d.setAuthTag(tag);
+    const pt = d.update(ct);
+    d.final();
+    return pt.toString('utf8');
+  };
   const open = (i: number) => {
     const s = sealed[i % n]!;
-    const d = createDecipheriv('aes-256-gcm', key, s.iv);
-    d.setAAD(aads[i % n]!);
-    d.setAuthTag(s.tag);
-    return Buffer.concat([d.update(s.ct), d.final()]).toString('utf8');
+    return openBytes(i, s.iv, s.ct, s.tag);
+  };
+  const openText = (i: number) => {
+    const t = texts[i % n]!;
+    return openBytes(i, Buffer.from(t.iv, 'base64'), Buffer.from(t.ct, 'base64'), Buffer.from(t.tag, 'base64'));
   };
   return {
-    name: 'bare',
-    encrypt: (i) => void (sink ^= seal(i).tag[0]!),
-    decrypt: (i) => void (sink ^= open(i).charCodeAt(0)),
+    name: b64 ? 'bare-b64' : 'bare',
+    encrypt: b64 ? sealText : seal,
+    decrypt: b64 ? openText : open,
     calls: () => 0,
     check: async () => {
-      if (open(7) !== inp.values[7 % 64] || sink === 0.5) throw new Error('bare loop: round trip failed');
+      if ((b64 ? openText(7) : open(7)) !== inp.values[7 % 64]) throw new Error('bare loop: round trip failed');
     },
   };
 }
@@ -153,20 +190,22 @@ function bareSide(inp: Inputs): Side {
 async function palisadeSide(inp: Inputs, kms: FieldKms, kekId: string, calls: () => number, form: 'json' | 'compact'): Promise<Side> {
   const fe = new FieldEncryptor({ kms, keys: { confidential: kekId } });
   const n = inp.records.length;
-  const opts = (i: number) => ({ recordId: inp.records[i % n]!, path: PATH });
-  const enc = (i: number) => fe.encryptField(inp.values[i % 64], { ...opts(i), classification: 'confidential', data_type: DATA_TYPE, form }) as Promise<FieldEnvelope | string>;
+  // what a caller passes per field (built beforehand, as the bare loop's AADs are)
+  const encOpts = inp.records.map((recordId) => ({ recordId, path: PATH, classification: 'confidential' as const, data_type: DATA_TYPE, form }));
+  const decOpts = inp.records.map((recordId) => ({ recordId, path: PATH, classification: 'confidential' as const, data_type: DATA_TYPE }));
+  const enc = (i: number) => fe.encryptField(inp.values[i % 64], encOpts[i % n]!);
   const sealed: Array<FieldEnvelope | string> = [];
   for (let i = 0; i < n; i++) sealed.push(await enc(i)); // the first call fetches the DEK: the cache is warm from here
-  let sink = 0;
   return {
     name: `palisade-${form}`,
-    encrypt: async (i) => void (sink ^= typeof (await enc(i)) === 'string' ? 1 : 2),
-    decrypt: async (i) => void (sink ^= ((await fe.decryptField(sealed[i % n], { ...opts(i), classification: 'confidential', data_type: DATA_TYPE })) as string).length),
+    encrypt: enc,
+    decrypt: (i) => fe.decryptField(sealed[i % n], decOpts[i % n]!),
     calls,
     check: async () => {
-      if ((await fe.decryptField(sealed[7], opts(7))) !== inp.values[7]) throw new Error(`palisade ${form}: round trip failed`);
-      const moved = await fe.decryptField(sealed[7], opts(8)).then(() => true, () => false);
-      if (moved || sink === 0.5) throw new Error(`palisade ${form}: a field moved to another record decrypted`);
+      if ((await fe.decryptField(sealed[7], decOpts[7]!)) !== inp.values[7]) throw new Error(`palisade ${form}: round trip failed`);
+      if (typeof sealed[7] !== (form === 'compact' ? 'string' : 'object')) throw new Error(`palisade ${form}: not the ${form} form`);
+      const moved = await fe.decryptField(sealed[7], decOpts[8]!).then(() => true, () => false);
+      if (moved) throw new Error(`palisade ${form}: a field moved to another record decrypted`);
     },
   };
 }
@@ -196,12 +235,13 @@ function awsCmm(records: number) {
   return new NodeCachingMaterialsManager({ backingMaterials: keyring, cache, maxAge: 10 * 60_000, maxMessagesEncrypted: 1_000_000, maxBytesEncrypted: 2 ** 30 });
 }
 
-async function awsSide(inp: Inputs, name: 'aws-commit' | 'aws-default'): Promise<Side & { fresh: (i: number) => Promise<void> }> {
+async function awsSide(inp: Inputs, name: 'aws-commit' | 'aws-default'): Promise<Side & { fresh: (i: number) => Promise<unknown> }> {
   const { encrypt, decrypt } = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
   const cmm = awsCmm(inp.records.length);
   const suiteId = AWS_SUITES[name];
   const n = inp.records.length;
-  const enc = (i: number, record = inp.records[i % n]!) => encrypt(cmm, inp.bytes[i % 64]!, { suiteId, encryptionContext: { record_id: record, path: PATH } });
+  const encOpts = inp.records.map((record) => ({ suiteId, encryptionContext: { record_id: record, path: PATH } }));
+  const enc = (i: number) => encrypt(cmm, inp.bytes[i % 64]!, encOpts[i % n]!);
   const sealed: Buffer[] = [];
   for (let i = 0; i < n; i++) sealed.push((await enc(i)).result);
   for (let i = 0; i < n; i++) await decrypt(cmm, sealed[i]!); // warm the decryption entries too
@@ -211,16 +251,15 @@ async function awsSide(inp: Inputs, name: 'aws-commit' | 'aws-default'): Promise
     if (messageHeader.encryptionContext.record_id !== inp.records[i % n] || messageHeader.encryptionContext.path !== PATH) throw new Error('aws: wrong record');
     return plaintext;
   };
-  let sink = 0;
   let fresh = 0;
   return {
     name,
-    encrypt: async (i) => void (sink ^= (await enc(i)).result.length),
-    decrypt: async (i) => void (sink ^= (await dec(i)).length),
-    fresh: async () => void (sink ^= (await enc(fresh, `new_${fresh++}`)).result.length),
+    encrypt: enc,
+    decrypt: dec,
+    fresh: () => encrypt(cmm, inp.bytes[fresh % 64]!, { suiteId, encryptionContext: { record_id: `new_${fresh++}`, path: PATH } }),
     calls: () => CountingKeyring.calls,
     check: async () => {
-      if ((await dec(7)).toString('utf8') !== inp.values[7] || sink === 0.5) throw new Error(`${name}: round trip failed`);
+      if ((await dec(7)).toString('utf8') !== inp.values[7]) throw new Error(`${name}: round trip failed`);
     },
   };
 }
@@ -246,6 +285,8 @@ export interface OpStats {
   calls: number;
 }
 
+const sinkNever = Symbol('never');
+
 interface Slice {
   lat: Float64Array;
   n: number;
@@ -266,9 +307,10 @@ async function slice(fn: (i: number) => unknown, ms: number, calls: () => number
   let b = t0;
   while (b < deadline) {
     const a = process.hrtime.bigint();
-    const r = fn(start + i);
-    if (r instanceof Promise) await r;
+    let r = fn(start + i);
+    if (r instanceof Promise) r = await r;
     b = process.hrtime.bigint();
+    if (r === sinkNever) throw new Error('unreachable'); // the result is used
     if (i === lat.length) {
       const grown = new Float64Array(lat.length * 2);
       grown.set(lat);
@@ -347,7 +389,8 @@ export async function runFields(opts: { quiet?: boolean } = {}): Promise<FieldsR
     log(`  preparing ${num(records)} records per side (the first encryption fetches the DEK; AWS caches warmed for every record) ...`);
     const awsCommit = await awsSide(inp, 'aws-commit');
     const sides: Side[] = [
-      bareSide(inp),
+      bareSide(inp, false),
+      bareSide(inp, true),
       await palisadeSide(inp, c.kms, kekId!, c.calls, 'json'),
       await palisadeSide(inp, c.kms, kekId!, c.calls, 'compact'),
       awsCommit,
@@ -382,9 +425,10 @@ export async function runFields(opts: { quiet?: boolean } = {}): Promise<FieldsR
 
 const us = (x: number) => num(x, x < 10 ? 2 : x < 100 ? 1 : 0);
 const LABEL: Record<SideName, string> = {
-  bare: 'bare node:crypto AES-256-GCM (limit)',
+  bare: 'bare node:crypto AES-256-GCM, bytes (limit)',
+  'bare-b64': 'bare node:crypto AES-256-GCM + base64 text',
   'palisade-json': 'palisade FieldEncryptor, JSON envelope',
-  'palisade-compact': 'palisade FieldEncryptor, compact pf1.',
+  'palisade-compact': 'palisade FieldEncryptor, compact pf2.',
   'aws-commit': 'aws-crypto 5, committing, unsigned',
   'aws-default': 'aws-crypto 5, default (ECDSA P-384)',
 };
@@ -398,6 +442,8 @@ export function fieldsRatios(r: FieldsResult, op: Op, form: 'json' | 'compact' =
   return {
     bare: p.rate / s.bare[op].rate,
     bareCpu: p.cpuRate / s.bare[op].cpuRate,
+    bareB64: p.rate / s['bare-b64'][op].rate,
+    bareB64Cpu: p.cpuRate / s['bare-b64'][op].cpuRate,
     commit: p.rate / s['aws-commit'][op].rate,
     commitCpu: p.cpuRate / s['aws-commit'][op].cpuRate,
     dflt: p.rate / s['aws-default'][op].rate,
@@ -413,7 +459,8 @@ export function fieldsSummaryRows(r: FieldsResult): Cell[][] {
       const p = r.sides[`palisade-${form}`][op];
       const x = fieldsRatios(r, op, form);
       const rate = `${num(p.rate)}/s, p99 ${us(p.p99)} µs`;
-      rows.push([`field ${op} 1 KiB ${form}, warm cache`, rate, `bare node:crypto, ${num(r.sides.bare[op].rate)}/s`, x.bare.toFixed(3), x.bareCpu.toFixed(3), `≥ ${GOAL_RATIO}: ${metText(x.bare >= GOAL_RATIO)}; > ${num(GOAL_OPS)}/s: ${metText(p.rate > GOAL_OPS)}`]);
+      rows.push([`field ${op} 1 KiB ${form}, warm cache`, rate, `bare node:crypto (bytes), ${num(r.sides.bare[op].rate)}/s`, x.bare.toFixed(3), x.bareCpu.toFixed(3), `≥ ${GOAL_RATIO}: ${metText(x.bare >= GOAL_RATIO)}; > ${num(GOAL_OPS)}/s: ${metText(p.rate > GOAL_OPS)}`]);
+      rows.push([`  same, vs bare + base64`, rate, `bare node:crypto + base64, ${num(r.sides['bare-b64'][op].rate)}/s`, x.bareB64.toFixed(3), x.bareB64Cpu.toFixed(3), `≥ ${GOAL_RATIO}: ${metText(x.bareB64 >= GOAL_RATIO)}`]);
       if (form === 'json') {
         rows.push([`  same, vs aws-crypto committing`, rate, `unsigned, caching CMM, ${num(r.sides['aws-commit'][op].rate)}/s`, x.commit.toFixed(3), x.commitCpu.toFixed(3), `seed ${num(SEED_OPS)}/s < ${SEED_MS} ms: ${metText(seedMet(p))}`]);
         rows.push([`  same, vs aws-crypto default`, rate, `ECDSA P-384, caching CMM, ${num(r.sides['aws-default'][op].rate)}/s`, x.dflt.toFixed(3), x.dfltCpu.toFixed(3), '-']);
@@ -430,13 +477,15 @@ export function printFields(r: FieldsResult): void {
   console.log(`Palisade's KMS: ${r.kms}. The DEK cache is warm before timing: this measures the field path, not the KMS round trip.`);
   console.log(`Inputs: 1 KiB string values (64 distinct), bound to ${num(r.records)} record ids cycled and the path ${PATH}; AWS: encryption context {record_id, path}.\n`);
   const rows: Cell[][] = [];
-  const row = (op: Op, label: string, s: OpStats) => [op, label, num(s.n), num(s.rate), num(s.cpuRate), us(s.p50), us(s.p99), us(s.max), (s.rate / r.sides.bare[op].rate).toFixed(3), (s.cpuRate / r.sides.bare[op].cpuRate).toFixed(3), num(s.calls)];
+  const row = (op: Op, label: string, s: OpStats) => [op, label, num(s.n), num(s.rate), num(s.cpuRate), us(s.p50), us(s.p99), us(s.max), (s.rate / r.sides.bare[op].rate).toFixed(3), (s.rate / r.sides['bare-b64'][op].rate).toFixed(3), (s.cpuRate / r.sides.bare[op].cpuRate).toFixed(3), num(s.calls)];
   for (const op of ['encrypt', 'decrypt'] as const) {
     for (const name of Object.keys(LABEL) as SideName[]) rows.push(row(op, LABEL[name], r.sides[name][op]));
   }
   rows.push(row('encrypt', 'aws-crypto 5, committing, new records', r.awsFresh));
-  console.log(table(['op', 'side', 'n', 'ops/s', 'ops/CPU-s', 'p50 µs', 'p99 µs', 'max µs', '÷ bare', '÷ bare CPU', 'key calls'], rows));
+  console.log(table(['op', 'side', 'n', 'ops/s', 'ops/CPU-s', 'p50 µs', 'p99 µs', 'max µs', '÷ bare', '÷ bare+b64', '÷ bare CPU', 'key calls'], rows));
   console.log('ops/s = operations ÷ wall time (one in flight: one core); ops/CPU-s = ÷ this process\'s CPU time (robust when the machine is shared).');
+  console.log('÷ bare = ÷ the bare loop whose output is bytes; ÷ bare+b64 = ÷ the bare loop that also encodes them as base64 text (and decodes');
+  console.log('before decrypting), as Palisade must: its envelopes are text. The bare loops are synchronous; Palisade\'s and AWS\'s APIs return promises.');
   console.log('key calls = KMS calls (Palisade) or keyring wrap/unwrap calls (AWS: cache misses) during the timed slices; 0 = warm cache throughout.');
   console.log('"new records" = the AWS committing suite encrypting records it has not seen: its cache is keyed by the encryption context, so each one');
   console.log('is a miss and a new data key (Palisade binds the record in the AAD under a shared, cached DEK, so its numbers do not depend on that).\n');
@@ -445,12 +494,13 @@ export function printFields(r: FieldsResult): void {
       const p = r.sides[`palisade-${form}`][op];
       const x = fieldsRatios(r, op, form);
       console.log(
-        `${op} ${form}: palisade ÷ bare ${x.bare.toFixed(3)} (per CPU-s ${x.bareCpu.toFixed(3)}; goal ≥ ${GOAL_RATIO}: ${metText(x.bare >= GOAL_RATIO)}), ÷ aws committing ${x.commit.toFixed(2)}×, ÷ aws default ${x.dflt.toFixed(2)}×; ` +
-          `${num(p.rate)}/s per core (> ${num(GOAL_OPS)}: ${metText(p.rate > GOAL_OPS)}); seed ${num(SEED_OPS)}/s with p99 < ${SEED_MS} ms: ${metText(seedMet(p))} (p99 ${us(p.p99)} µs)`,
+        `${op} ${form}: palisade ÷ bare ${x.bare.toFixed(3)} (per CPU-s ${x.bareCpu.toFixed(3)}; goal ≥ ${GOAL_RATIO}: ${metText(x.bare >= GOAL_RATIO)}), ÷ bare+base64 ${x.bareB64.toFixed(3)} (per CPU-s ${x.bareB64Cpu.toFixed(3)}), ` +
+          `÷ aws committing ${x.commit.toFixed(2)}×, ÷ aws default ${x.dflt.toFixed(2)}×; ${num(p.rate)}/s per core (> ${num(GOAL_OPS)}: ${metText(p.rate > GOAL_OPS)}); seed ${num(SEED_OPS)}/s with p99 < ${SEED_MS} ms: ${metText(seedMet(p))} (p99 ${us(p.p99)} µs)`,
       );
     }
   }
-  console.log(`Goals judged on wall-clock ops/s; the seed's "10,000 ops/s under 10 ms" as ≥ ${num(SEED_OPS)} ops/s with p99 < ${SEED_MS} ms, one operation in flight.`);
+  console.log(`Goals judged on wall-clock ops/s against the raw bare loop; the seed's "10,000 ops/s under 10 ms" as ≥ ${num(SEED_OPS)} ops/s with p99 < ${SEED_MS} ms, one operation in flight.`);
+  console.log(`> ${num(GOAL_OPS)}/s per core needs each operation under ${num(1e6 / GOAL_OPS, 0)} µs: compare with the bare loop's own rate on this machine (its AES-GCM alone is the limit).`);
 }
 
 if (isEntry(import.meta.url)) {

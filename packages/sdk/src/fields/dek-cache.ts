@@ -73,6 +73,8 @@ export class DekCache<K extends CachedKey> {
   readonly #dec: Array<Map<string, DecryptEntry<K>>> = [];
   /** Decryption entries, least recently used first. */
   readonly #lru = new Set<DecryptEntry<K>>();
+  /** The last entry of #lru (a hit on it needs no re-insertion). */
+  #mru: DecryptEntry<K> | undefined;
   readonly #decPending = new Map<string, Promise<K>>();
 
   constructor(limits: DekCacheLimits = {}, now: () => number = Date.now) {
@@ -142,8 +144,11 @@ export class DekCache<K extends CachedKey> {
       this.#dropDec(e);
       return undefined;
     }
-    this.#lru.delete(e); // re-insert: Set order is the LRU order
-    this.#lru.add(e);
+    if (this.#mru !== e) {
+      this.#lru.delete(e); // re-insert: Set order is the LRU order
+      this.#lru.add(e);
+      this.#mru = e;
+    }
     return e.key;
   }
 
@@ -183,6 +188,7 @@ export class DekCache<K extends CachedKey> {
     const e: DecryptEntry<K> = { key, createdAt: this.#now(), ids: [...ids] };
     ids.forEach((id, i) => (this.#dec[i] ??= new Map()).set(id, e));
     this.#lru.add(e);
+    this.#mru = e;
     while (this.#lru.size > this.limits.decryptMaxEntries) this.#dropDec(this.#lru.values().next().value as DecryptEntry<K>);
   }
 
@@ -227,6 +233,7 @@ export class DekCache<K extends CachedKey> {
       if (this.#dec[i]?.get(id) === e) this.#dec[i]!.delete(id);
     });
     this.#lru.delete(e);
+    if (this.#mru === e) this.#mru = undefined;
     if (destroy) e.key.destroy();
   }
 }

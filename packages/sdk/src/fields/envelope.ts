@@ -85,10 +85,11 @@ export function dekNameParts(name: string): { data_type: string; classification:
 // ------------------------------------------------------------------------------------------------ strict decoders
 
 // Strict decoders: a string decodes only if encoding the bytes gives it back, so each value has one spelling. Without
-// a regex or a re-encoding: Buffer.from skips characters outside the alphabet and stops at '=', so the decoded length
-// tells whether every character was used; the other alphabet's two characters (which Buffer.from also accepts) are
-// looked for; and the unused low bits of the last character must be zero (an invalid character's value, -1, fails
-// that too). A test checks this against the round trip on a million strings.
+// a regex or a re-encoding. Short strings are decoded here, character by character (an invalid one fails). Longer ones
+// by Buffer's decoder, which skips characters outside the alphabet and stops at '=': the number of bytes it writes
+// tells whether every character was used, and the other alphabet's characters (which it also accepts) are looked for.
+// Either way the unused low bits of the last character must be zero. A test checks this against the round trip on
+// a million strings.
 const STD = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const STD_VALUE = new Int8Array(128).fill(-1);
@@ -97,28 +98,82 @@ for (let i = 0; i < 64; i++) {
   STD_VALUE[STD.charCodeAt(i)] = i;
   URL_VALUE[URL.charCodeAt(i)] = i;
 }
-const value64 = (table: Int8Array, c: number) => (c < 128 ? table[c]! : -1);
+const SHORT = 64;
+/** Reused ciphertexts are at most this long: a longer one gets a buffer of its own. */
+const MAX_SCRATCH = 64 * 1024;
 
-/** Canonical padded base64 → bytes, or undefined. */
-export function strictBase64(s: string): Buffer | undefined {
+/**
+ * Canonical padded base64 (`url` false) or unpadded base64url (`url` true) → bytes, or undefined. With `into`, the
+ * bytes are written there when they fit (the result is then `into` or a view of it: use it before `into` is reused).
+ */
+export function strictDecode(s: string, url: boolean, into?: Buffer): Buffer | undefined {
   const len = s.length;
-  if ((len & 3) !== 0) return undefined;
-  const pad = len > 0 && s.charCodeAt(len - 1) === 61 ? (s.charCodeAt(len - 2) === 61 ? 2 : 1) : 0;
-  const b = Buffer.from(s, 'base64');
-  if (b.length !== (len >> 2) * 3 - pad || s.indexOf('-') !== -1 || s.indexOf('_') !== -1) return undefined;
-  if (pad > 0 && (value64(STD_VALUE, s.charCodeAt(len - 1 - pad)) & (pad === 1 ? 3 : 15)) !== 0) return undefined;
+  let n: number;
+  let pad = 0;
+  if (url) {
+    const rest = len & 3;
+    if (rest === 1) return undefined;
+    n = (len >> 2) * 3 + (rest === 0 ? 0 : rest - 1);
+  } else {
+    if ((len & 3) !== 0) return undefined;
+    if (len > 0 && s.charCodeAt(len - 1) === 61) pad = s.charCodeAt(len - 2) === 61 ? 2 : 1;
+    n = (len >> 2) * 3 - pad;
+  }
+  const table = url ? URL_VALUE : STD_VALUE;
+  const chars = len - pad;
+  const partial = n % 3; // bytes of the last, partial group: 1 leaves 4 bits of its last character unused, 2 leaves 2
+  if (partial !== 0) {
+    const c = s.charCodeAt(chars - 1);
+    if (c >= 128 || (table[c]! & (partial === 1 ? 15 : 3)) !== 0) return undefined; // an invalid character's -1 fails too
+  }
+  const out = into !== undefined && n <= into.length ? into : undefined;
+  if (len <= SHORT) {
+    const b = out ?? Buffer.allocUnsafe(n);
+    let acc = 0;
+    let bits = 0;
+    let o = 0;
+    for (let i = 0; i < chars; i++) {
+      const c = s.charCodeAt(i);
+      const v = c < 128 ? table[c]! : -1;
+      if (v < 0) return undefined;
+      acc = ((acc << 6) | v) & 0xffffff;
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        b[o++] = (acc >> bits) & 0xff;
+      }
+    }
+    return b.length === n ? b : b.subarray(0, n);
+  }
+  const enc = url ? 'base64url' : 'base64';
+  let b: Buffer;
+  if (out) {
+    if (out.write(s, 0, n, enc) !== n) return undefined;
+    b = out.length === n ? out : out.subarray(0, n);
+  } else {
+    b = Buffer.from(s, enc);
+    if (b.length !== n) return undefined;
+  }
+  if (url ? s.indexOf('+') !== -1 || s.indexOf('/') !== -1 || s.indexOf('=') !== -1 : s.indexOf('-') !== -1 || s.indexOf('_') !== -1) return undefined;
   return b;
 }
 
-/** Canonical unpadded base64url → bytes, or undefined. */
+/** Canonical padded base64 → bytes (a buffer of their own), or undefined. */
+export function strictBase64(s: string): Buffer | undefined {
+  return strictDecode(s, false);
+}
+
+/** Canonical unpadded base64url → bytes (a buffer of their own), or undefined. */
 export function strictBase64url(s: string): Buffer | undefined {
-  const len = s.length;
-  const rest = len & 3;
-  if (rest === 1) return undefined;
-  const b = Buffer.from(s, 'base64url');
-  if (b.length !== (len >> 2) * 3 + (rest === 0 ? 0 : rest - 1) || s.indexOf('+') !== -1 || s.indexOf('/') !== -1 || s.indexOf('=') !== -1) return undefined;
-  if (rest !== 0 && (value64(URL_VALUE, s.charCodeAt(len - 1)) & (rest === 2 ? 15 : 3)) !== 0) return undefined;
-  return b;
+  return strictDecode(s, true);
+}
+
+/** A buffer of at least `n` bytes to decode a ciphertext into, reused from call to call (up to 64 KiB; beyond, none). */
+let scratch = Buffer.allocUnsafeSlow(4096);
+export function ciphertextScratch(n: number): Buffer | undefined {
+  if (n > MAX_SCRATCH) return undefined;
+  if (n > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.min(MAX_SCRATCH, Math.max(n, 2 * scratch.length)));
+  return scratch;
 }
 
 function fromB64(s: unknown, what: string, path?: string): Buffer {
@@ -163,7 +218,13 @@ export function isoMs(s: string): number {
     if (!(y >= 1970 && mo >= 1 && mo <= 12 && d >= 1 && h <= 23 && mi <= 59 && sec <= 59 && ms >= 0)) return NaN;
     const leap = mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
     if (d > DAYS[mo - 1]! + (leap ? 1 : 0)) return NaN;
-    const t = Date.UTC(y, mo - 1, d, h, mi, sec, ms);
+    // days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil; y ≥ 1970 here)
+    const yy = mo <= 2 ? y - 1 : y;
+    const era = Math.floor(yy / 400);
+    const yoe = yy - era * 400;
+    const doy = Math.floor((153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5) + d - 1;
+    const days = era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468;
+    const t = ((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms;
     return t < MAX_MS ? t : NaN;
   }
   const t = Date.parse(s);

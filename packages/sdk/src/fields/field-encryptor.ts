@@ -36,13 +36,13 @@ import {
   isoMs,
   parseEnvelope,
   splitCompact,
-  strictBase64,
-  strictBase64url,
+  ciphertextScratch,
+  strictDecode,
   type EnvelopeForm,
   type FieldEnvelope,
   type SealedField,
 } from './envelope.js';
-import { FieldKey, VALUE_JSON, VALUE_STRING, fieldAad, isWellFormed, jsonPlaintext, poolRandom, stringPlaintext, wrappedBytes, wrappedData } from './field-key.js';
+import { FieldKey, VALUE_JSON, VALUE_STRING, fieldAad, isWellFormed, jsonPlaintext, poolRandom, stringPlaintext, stringPlaintextScratch, wrappedBytes, wrappedData } from './field-key.js';
 import { DATA_TYPE, compileSchema, formatPath, parsePath, schemaError, slots, type ClassificationSchema, type EncryptedClassification, type FieldClassification } from './schema.js';
 
 /** What the encryptor needs of the KMS client (`client.kms` fits). */
@@ -98,6 +98,11 @@ const DECIPHER_OPTIONS = { authTagLength: TAG_BYTES } as const;
 const PREFIX_DOT = `${COMPACT_PREFIX}.`;
 const FIELD_PART_BYTES = TIME_BYTES + IV_BYTES;
 const MAX_PATHS = 4096;
+/** Reused by the cached path to decode an envelope's fixed-size members into (no allocation per field). */
+const COMMITMENT_SCRATCH = Buffer.alloc(COMMITMENT_BYTES);
+const IV_SCRATCH = Buffer.alloc(IV_BYTES);
+const TAG_SCRATCH = Buffer.alloc(TAG_BYTES);
+const FIELD_PART_SCRATCH = Buffer.alloc(TIME_BYTES + IV_BYTES);
 /** What the cached path returns when it cannot answer: the full path runs. */
 const MISS: unique symbol = Symbol('miss');
 
@@ -145,7 +150,7 @@ export class FieldEncryptor {
   /** Paths as given → their canonical form (bounded). */
   readonly #paths = new Map<string, string>();
   /** The month of the last DEK name made, and the last encrypted_at: both change rarely from one field to the next. */
-  #month = { from: 0, to: 0, suffix: '' };
+  #month: { from: number; to: number; suffix: string; names: Record<EncryptedClassification, Map<string, string>> } = { from: 0, to: 0, suffix: '', names: { internal: new Map(), confidential: new Map(), restricted: new Map() } };
   #iso = { ms: -1, text: '' };
 
   constructor(opts: FieldEncryptorOptions) {
@@ -258,39 +263,38 @@ export class FieldEncryptor {
   // ---------------------------------------------------------------------------------------------- encryption
 
   #seal(value: unknown, recordId: string, path: string, at: string, classification: EncryptedClassification, dataType: string, form: EnvelopeForm, minKekVersion = 1): FieldEnvelope | string | Promise<FieldEnvelope | string> {
-    let plaintext = typeof value === 'string' ? stringPlaintext(value) : undefined;
-    if (!plaintext) {
-      let json: Buffer;
+    // A string (without a lone surrogate) is its UTF-8; any other JSON value its canonical JSON (RFC 8785).
+    const isString = typeof value === 'string' && isWellFormed(value);
+    let json: Buffer | undefined;
+    if (!isString) {
       try {
         json = canonicalBytes(value);
       } catch (e) {
         throw schemaError(`field ${at}: the value is not JSON data (${(e as Error).message})`, { path: at });
       }
-      plaintext = jsonPlaintext(json);
-      json.fill(0);
     }
-    const pt = plaintext;
+    const bytes = json ? json.length : Buffer.byteLength(value as string, 'utf8');
     const ms = this.#now();
-    if (!(ms >= 0 && ms < 2 ** 48)) {
-      pt.fill(0);
-      throw new RangeError('FieldEncryptor: the clock is before 1970 or after the year 10889 (encrypted_at is 48-bit milliseconds)');
-    }
+    if (!(ms >= 0 && ms < 2 ** 48)) throw new RangeError('FieldEncryptor: the clock is before 1970 or after the year 10889 (encrypted_at is 48-bit milliseconds)');
     const name = this.#dekName(dataType, classification, ms);
-    const bytes = pt.length - 1;
-    let kek: string;
-    let pending: Promise<FieldEnvelope | string> | undefined;
-    try {
-      kek = this.kekFor(classification);
-      // A cached DEK wrapped under another KMS key (the configuration changed) or, when re-encrypting, under an
-      // older version of it than the current one, is not used for new fields.
-      const accept = (k: FieldKey) => k.part.kek_id === kek && k.part.kek_version >= minKekVersion;
-      const k = this.cache.take(name, bytes, accept);
-      if (k) return this.#sealWith(k, pt, ms, recordId, path, form);
-      pending = this.cache.acquire(name, bytes, () => this.#fetchKey(kek, name), (key) => this.#sealWith(key, pt, ms, recordId, path, form), accept);
-      return pending.finally(() => pt.fill(0));
-    } finally {
-      if (!pending) pt.fill(0);
+    const kek = this.kekFor(classification);
+    // A cached DEK wrapped under another KMS key (the configuration changed) or, when re-encrypting, under an
+    // older version of it than the current one, is not used for new fields.
+    const accept = (k: FieldKey) => k.part.kek_id === kek && k.part.kek_version >= minKekVersion;
+    const cached = this.cache.take(name, bytes, accept);
+    if (cached) {
+      // Encrypted now, before any await: a string's plaintext can go through the reused buffer.
+      const pt = json ? jsonPlaintext(json) : (stringPlaintextScratch(value as string, bytes) ?? stringPlaintext(value as string)!);
+      json?.fill(0);
+      try {
+        return this.#sealWith(cached, pt, ms, recordId, path, form);
+      } finally {
+        pt.fill(0);
+      }
     }
+    const pt = json ? jsonPlaintext(json) : stringPlaintext(value as string)!;
+    json?.fill(0);
+    return this.cache.acquire(name, bytes, () => this.#fetchKey(kek, name), (k) => this.#sealWith(k, pt, ms, recordId, path, form), accept).finally(() => pt.fill(0));
   }
 
   #sealWith(k: FieldKey, plaintext: Buffer, ms: number, recordId: string, path: string, form: EnvelopeForm): FieldEnvelope | string {
@@ -359,14 +363,15 @@ export class FieldEncryptor {
     let iv: Buffer | undefined;
     let ciphertext: Buffer | undefined;
     let tag: Buffer | undefined;
+    // Decoded into buffers reused from call to call: they are used before this returns (the cipher copies IV and tag).
     if (typeof envelope === 'string') {
       if (!envelope.startsWith(PREFIX_DOT)) return MISS;
       const parts = splitCompact(envelope);
       if (!parts || !(k = this.cache.get(parts[0], 0))) return MISS;
-      commitment = strictBase64url(parts[1]);
-      const fieldPart = strictBase64url(parts[2]);
-      ciphertext = strictBase64url(parts[3]);
-      tag = strictBase64url(parts[4]);
+      commitment = strictDecode(parts[1], true, COMMITMENT_SCRATCH);
+      const fieldPart = strictDecode(parts[2], true, FIELD_PART_SCRATCH);
+      tag = strictDecode(parts[4], true, TAG_SCRATCH);
+      ciphertext = strictDecode(parts[3], true, ciphertextScratch((parts[3].length * 3) >> 2));
       if (!fieldPart || fieldPart.length !== FIELD_PART_BYTES) return MISS;
       ms = fieldPart.readUIntBE(0, TIME_BYTES);
       iv = fieldPart.subarray(TIME_BYTES);
@@ -377,10 +382,10 @@ export class FieldEncryptor {
       if (e.v !== 2 || e.key_id !== p.dek || e.kek_id !== p.kek_id || e.kek_version !== p.kek_version || e.kek_algorithm !== p.kek_algorithm) return MISS;
       if (e.classification !== k.classification || e.data_type !== k.dataType || e.algorithm !== FIELD_ALGORITHM) return MISS;
       if (typeof e.commitment !== 'string' || typeof e.iv !== 'string' || typeof e.tag !== 'string' || typeof e.ciphertext !== 'string' || typeof e.encrypted_at !== 'string' || !hasExactJsonKeys(e)) return MISS;
-      commitment = strictBase64(e.commitment);
-      iv = strictBase64(e.iv);
-      tag = strictBase64(e.tag);
-      ciphertext = strictBase64(e.ciphertext);
+      commitment = strictDecode(e.commitment, false, COMMITMENT_SCRATCH);
+      iv = strictDecode(e.iv, false, IV_SCRATCH);
+      tag = strictDecode(e.tag, false, TAG_SCRATCH);
+      ciphertext = strictDecode(e.ciphertext, false, ciphertextScratch((e.ciphertext.length * 3) >> 2));
       ms = isoMs(e.encrypted_at);
       if (!iv || iv.length !== IV_BYTES || Number.isNaN(ms)) return MISS;
     } else {
@@ -462,16 +467,23 @@ export class FieldEncryptor {
     return p;
   }
 
-  /** dekName(dataType, classification, new Date(ms)), the month's suffix kept while `ms` is in it. */
+  /** dekName(dataType, classification, new Date(ms)): the same string while `ms` is in the same month (a cheap map key). */
   #dekName(dataType: string, classification: EncryptedClassification, ms: number): string {
     let m = this.#month;
     if (ms < m.from || ms >= m.to) {
       const d = new Date(ms);
       const y = d.getUTCFullYear();
       const mo = d.getUTCMonth();
-      m = this.#month = { from: Date.UTC(y, mo, 1), to: Date.UTC(y, mo + 1, 1), suffix: `${String(y).padStart(4, '0')}${String(mo + 1).padStart(2, '0')}` };
+      const suffix = `${String(y).padStart(4, '0')}${String(mo + 1).padStart(2, '0')}`;
+      m = this.#month = { from: Date.UTC(y, mo, 1), to: Date.UTC(y, mo + 1, 1), suffix, names: { internal: new Map(), confidential: new Map(), restricted: new Map() } };
     }
-    return `${dataType}_${classification}_${m.suffix}`;
+    const names = m.names[classification];
+    let name = names.get(dataType);
+    if (name === undefined) {
+      name = `${dataType}_${classification}_${m.suffix}`;
+      if (names.size < 1024) names.set(dataType, name);
+    }
+    return name;
   }
 
   /** new Date(ms).toISOString(), kept for the last ms. */

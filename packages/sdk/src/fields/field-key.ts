@@ -129,19 +129,47 @@ export function wrappedBytes(w: EncryptedData): Buffer {
  * Written into one scratch buffer (setAAD copies it at once): no allocation but the view. Record ids and paths must
  * be well-formed UTF-16 (the encryptor checks): a lone surrogate would be written as U+FFFD, two ids as one.
  */
-let scratch = Buffer.allocUnsafeSlow(1024);
+let aadScratch = Buffer.allocUnsafeSlow(1024);
 export function fieldAad(head: Buffer, ms: number, recordId: string, path: string): Buffer {
   const need = head.length + TIME_BYTES + 8 + 3 * (recordId.length + path.length);
-  if (need > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(need, 2 * scratch.length));
-  const b = scratch;
+  if (need > aadScratch.length) aadScratch = Buffer.allocUnsafeSlow(Math.max(need, 2 * aadScratch.length));
+  const b = aadScratch;
   let o = head.copy(b, 0);
-  o = b.writeUIntBE(ms, o, TIME_BYTES);
-  const r = b.write(recordId, o + 4, 'utf8');
-  b.writeUInt32BE(r, o);
-  o += 4 + r;
-  const p = b.write(path, o + 4, 'utf8');
-  b.writeUInt32BE(p, o);
-  return b.subarray(0, o + 4 + p);
+  // 48-bit time, big-endian, by hand (below 2^48: the high part is at most 16 bits)
+  const high = Math.floor(ms / 2 ** 32);
+  const low = ms - high * 2 ** 32;
+  b[o] = high >>> 8;
+  b[o + 1] = high & 0xff;
+  b[o + 2] = low >>> 24;
+  b[o + 3] = (low >>> 16) & 0xff;
+  b[o + 4] = (low >>> 8) & 0xff;
+  b[o + 5] = low & 0xff;
+  o = writeLengthPrefixed(b, o + TIME_BYTES, recordId);
+  o = writeLengthPrefixed(b, o, path);
+  return b.subarray(0, o);
+}
+
+/** u32 byte length ‖ UTF-8 of `s` at `o`; the offset after. Short ASCII strings (ids, paths) are copied here, others by Buffer. */
+function writeLengthPrefixed(b: Buffer, o: number, s: string): number {
+  let n = s.length;
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        n = -1;
+        break;
+      }
+      b[o + 4 + i] = c;
+    }
+  } else {
+    n = -1;
+  }
+  if (n < 0) n = b.write(s, o + 4, 'utf8');
+  b[o] = n >>> 24;
+  b[o + 1] = (n >>> 16) & 0xff;
+  b[o + 2] = (n >>> 8) & 0xff;
+  b[o + 3] = n & 0xff;
+  return o + 4 + n;
 }
 
 // ------------------------------------------------------------------------------------------------ values
@@ -153,13 +181,31 @@ export const VALUE_JSON = 0x02; // any other JSON value, as canonical JSON (RFC 
 /** No lone surrogate (String.prototype.isWellFormed, ES2024: in Node 20, not yet in the ES2023 lib types). */
 export const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
-/** A string's plaintext (kind byte ‖ UTF-8), in a buffer of its own the caller zeroes; undefined if it has a lone surrogate. */
+/** A string's plaintext (kind byte ‖ UTF-8) in a buffer of its own, which the caller zeroes; undefined if it has a lone surrogate. */
 export function stringPlaintext(s: string): Buffer | undefined {
   if (!isWellFormed(s)) return undefined;
   const b = Buffer.allocUnsafe(1 + Buffer.byteLength(s, 'utf8'));
   b[0] = VALUE_STRING;
   b.write(s, 1, 'utf8');
   return b;
+}
+
+/**
+ * The same in a buffer reused from call to call (for a value encrypted at once, before any await; up to 64 KiB):
+ * a view the caller zeroes (`.fill(0)`) after use. `s` must be well-formed (isWellFormed) and `utf8Bytes` its
+ * Buffer.byteLength. Undefined when the string is longer.
+ */
+let plaintextScratch = Buffer.allocUnsafeSlow(4096);
+export function stringPlaintextScratch(s: string, utf8Bytes: number): Buffer | undefined {
+  if (utf8Bytes >= 64 * 1024) return undefined;
+  if (utf8Bytes + 1 > plaintextScratch.length) {
+    plaintextScratch.fill(0);
+    plaintextScratch = Buffer.allocUnsafeSlow(Math.max(utf8Bytes + 1, 2 * plaintextScratch.length));
+  }
+  const b = plaintextScratch;
+  b[0] = VALUE_STRING;
+  b.write(s, 1, 'utf8');
+  return b.subarray(0, 1 + utf8Bytes);
 }
 
 export function jsonPlaintext(json: Buffer): Buffer {
