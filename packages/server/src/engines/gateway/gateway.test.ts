@@ -461,6 +461,9 @@ describe('credentials at the gateway', () => {
     const as = (token: string) => ({ authorization: `Bearer ${token}` });
     const api = (method: string, path: string, opts: Parameters<typeof httpsRequest>[4] = {}) => httpsRequest(s.addr, s.ca, method, path, opts);
     expect((await api('POST', '/v1/pki/root', { headers: owner, json: {} })).status).toBe(201);
+    // The listeners reload their trust roots on the CA change in the background; wait for them rather than race.
+    await s.rt.listener!.reload();
+    await s.rt.gateway!.reload();
     const issued = await api('POST', '/v1/pki/issue', { headers: owner, json: { service: 'runner', namespace: 'agents', key_algorithm: 'ECDSA-P256' } });
     expect(issued.status, issued.text).toBe(201);
     const cert = { cert: issued.json.chain_pem as string, key: issued.json.private_key_pem as string };
