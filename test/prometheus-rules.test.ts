@@ -38,7 +38,7 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
 
   it(`promtool check rules ${RULES}`, async () => {
     const r = await promtool(['check', 'rules', RULES]);
-    expect(r.output).toContain('SUCCESS: 10 rules found');
+    expect(r.output).toContain('SUCCESS: 12 rules found');
     expect(r.code, r.output).toBe(0);
   });
 
@@ -48,12 +48,13 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
     expect(r.output).toContain('SUCCESS');
   });
 
-  it('defines exactly the seed alerts (group palisade-encryption) and the audit alerts (group palisade-audit), each with a runbook that exists', () => {
+  it('defines exactly the seed alerts (group palisade-encryption), the audit alerts (palisade-audit) and the gateway alerts (palisade-gateway), each with a runbook that exists', () => {
     const text = readFileSync(join(repo, RULES), 'utf8');
     expect(text).toMatch(/- name: palisade-encryption\n/);
     expect(text).toMatch(/- name: palisade-audit\n/);
+    expect(text).toMatch(/- name: palisade-gateway\n/);
     const alerts = [...text.matchAll(/- alert: (\w+)/g)].map((m) => m[1]);
-    expect(alerts).toEqual(['EncryptionFailureRate', 'KeyExpiryWarning', 'CertificateExpiryWarning', 'UnauthorizedDecryption', 'HSMConnectivityFailure', 'AuditWriteFailure', 'AuditCheckpointStale', 'AuditAnchorFailing']);
+    expect(alerts).toEqual(['EncryptionFailureRate', 'KeyExpiryWarning', 'CertificateExpiryWarning', 'UnauthorizedDecryption', 'HSMConnectivityFailure', 'AuditWriteFailure', 'AuditCheckpointStale', 'AuditAnchorFailing', 'GatewayCircuitOpen', 'GatewayUpstreamErrorRate']);
     for (const a of alerts) {
       expect(text).toContain(`runbook_url: docs/runbooks/${a}.md`);
       expect(() => readFileSync(join(repo, 'docs/runbooks', `${a}.md`))).not.toThrow();
@@ -70,6 +71,9 @@ describe.skipIf(!promtoolSvc.available)('Prometheus alert rules (promtool)', () 
     ['AuditCheckpointStale quiet-log guard', 'delta(audit_log_size[5m]) > 0', 'vector(1)'],
     ['AuditCheckpointStale growth window', 'delta(audit_log_size[5m])', 'delta(audit_log_size[15m])'],
     ['AuditAnchorFailing duration', 'for: 15m', 'for: 0m'],
+    ['GatewayCircuitOpen half-open counts', '(gateway_circuit_open) >= 0.5', '(gateway_circuit_open) >= 1'],
+    ['GatewayUpstreamErrorRate statuses', 'status=~"502|503|504"', 'status=~"502|504"'],
+    ['GatewayUpstreamErrorRate traffic floor', '[5m])) > 0.1', '[5m])) > 0'],
   ])('the rule tests catch a broken %s', async (_name, from, to) => {
     const original = readFileSync(join(repo, RULES), 'utf8');
     expect(original).toContain(from);
