@@ -266,6 +266,7 @@ describe('the API gateway in front of a real upstream', () => {
     const answers = [];
     for (let i = 0; i < 14; i++) answers.push(await send('GET', '/framework/x', { headers: h }));
     expect(answers.map((a) => a.status)).toEqual([...Array(10).fill(200), ...Array(4).fill(429)]);
+    expect(answers[0]!.headers['ratelimit']).toBe('"client-burst";r=9;t=10'); // every answer tells the client where it stands
     const limited = answers[10]!;
     expect(limited.json.code).toBe('PAL_GATEWAY_RATE_LIMITED');
     expect(limited.headers['retry-after']).toBe('10');

@@ -108,6 +108,10 @@ function windows(policy: string, key: string, r: RateSetting): WindowSpec[] {
   return windowsFor(policy, key, { requests: r.requests, per_ms: PER_MS[r.per], ...(r.burst !== undefined ? { burst: r.burst } : {}) });
 }
 
+function lowerKeys(h: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
 function mediaType(header: string | undefined): string {
   return (header ?? '').split(';')[0]!.trim().toLowerCase();
 }
@@ -247,7 +251,7 @@ export class Gateway {
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse, x: Exchange) {
-    const { route, target } = await this.#admit(req, x, false);
+    const { route, target, limits } = await this.#admit(req, x, false);
     const { body, parsed } = await this.#body(req, x, route);
     let out = body;
     let json = parsed;
@@ -265,7 +269,7 @@ export class Gateway {
     const screening = route.s.screen && json !== undefined ? await this.#screen(x, route, json) : null;
     const headers = this.#upstreamHeaders(req, x, route, out);
     if (screening) headers['palisade-prompt-screening'] = screening;
-    const plan: ResponsePlan = { headers: { ...this.#headers, 'x-request-id': x.id } };
+    const plan: ResponsePlan = { headers: { ...limits, ...this.#headers, 'x-request-id': x.id } };
     const enc = encrypt?.response;
     if (enc) {
       plan.rewrite = {
@@ -281,7 +285,7 @@ export class Gateway {
   }
 
   /** Target, headers, route, authentication, rate limits and authorization: everything decided before a body is read. */
-  async #admit(req: IncomingMessage, x: Exchange, upgrade: boolean): Promise<{ route: CompiledRoute; target: RequestTarget }> {
+  async #admit(req: IncomingMessage, x: Exchange, upgrade: boolean): Promise<{ route: CompiledRoute; target: RequestTarget; limits: Record<string, string> }> {
     const down = this.#d.unavailable();
     if (down) throw new PalisadeError('PAL_UNAVAILABLE', down);
     let target: RequestTarget;
@@ -298,9 +302,9 @@ export class Gateway {
     if (route.s.auth.length > 0) {
       x.principal = await this.#authenticate(req, x, route);
     }
-    await this.#rateLimit(x, route, path);
+    const limits = await this.#rateLimit(x, route, path);
     if (x.principal) await this.#authorize(x, route);
-    return { route, target };
+    return { route, target, limits };
   }
 
   #match(method: string, path: string, upgrade: boolean): CompiledRoute {
@@ -371,26 +375,27 @@ export class Gateway {
     return { principal_id: x.principal?.principal_id ?? null, api_key_id: x.principal?.api_key_id ?? null, source_ip: x.ip };
   }
 
-  async #rateLimit(x: Exchange, route: CompiledRoute, path: string): Promise<void> {
+  /** Counts the request in its windows; the RateLimit headers for the answer, or throws 429. */
+  async #rateLimit(x: Exchange, route: CompiledRoute, path: string): Promise<Record<string, string>> {
     const rl = this.#d.config.rate_limits;
     const client = x.principal ? `p:${x.principal.principal_id}` : `ip:${x.ip}`;
     const specs: WindowSpec[] = [];
     if (rl.global) specs.push(...windows('global', 'global', rl.global));
     if (rl.per_client) specs.push(...windows('client', `client:${client}`, rl.per_client));
     for (const e of this.#endpoints) if (e.pattern.match(path)) specs.push(...windows(e.policy, `${e.policy}:${client}`, e.rate));
-    if (specs.length === 0) return;
+    if (specs.length === 0) return {};
     let outcome: LimitOutcome;
     try {
       outcome = await this.#d.limiter.check(specs, this.#d.clock().getTime(), x.id);
     } catch (e) {
       if (rl.on_store_error === 'allow') {
         this.#d.log.warn({ err: e }, 'gateway: rate limiter unavailable, letting the request through (rate_limits.on_store_error: allow)');
-        return;
+        return {};
       }
       throw e;
     }
-    if (outcome.allowed) return;
-    const headers = rateLimitHeaders(outcome);
+    const headers = lowerKeys(rateLimitHeaders(outcome));
+    if (outcome.allowed) return headers;
     const policy = outcome.exceeded[0] ?? 'global';
     const spec = specs.find((s) => s.policy === policy)!;
     const now = this.#d.clock().getTime();
