@@ -107,13 +107,14 @@ describe('the API gateway in front of a real upstream', () => {
     },
   };
 
+  const logs: string[] = [];
   const send = (method: string, path: string, opts: Parameters<typeof httpsRequest>[4] = {}): Promise<HttpsAnswer> => httpsRequest(gw, s.ca, method, path, opts);
   const as = (token: string) => ({ authorization: `Bearer ${token}` });
   const events = async (type: string) => (await s.rt.ledger.query({ type, limit: 100 })).events;
 
   beforeAll(async () => {
     up = await startUpstream();
-    s = await startServer('sqlite', { mutate: gatewayConfig(up.url) });
+    s = await startServer('sqlite', { mutate: gatewayConfig(up.url), logs });
     const url = await s.rt.gateway!.listen(0);
     gw = url.replace('https://', '');
     s.rt.gateway!.engine.setDetector(detector);
@@ -279,6 +280,24 @@ describe('the API gateway in front of a real upstream', () => {
     expect(again).toEqual([...Array(10).fill(200), 429]);
     const audited = (await events('gateway.block.rate_limit')).filter((e) => e.details?.policy === 'client-burst');
     expect(audited.length).toBe(2); // one per window, not one per refusal
+  });
+
+  it("the seed's global limit, 1,000/s with bursts of 100, holds over many clients: 100 of 110 pass in one instant", async () => {
+    const keys = await Promise.all(Array.from({ length: 11 }, (_, i) => s.client.createApiKey({ name: `many-${i}`, permissions: ['gateway:*:invoke'] })));
+    const statuses: number[] = [];
+    for (const k of keys) for (let i = 0; i < 10; i++) statuses.push((await send('GET', '/framework/g', { headers: as(k.token) })).status);
+    expect(statuses.filter((x) => x === 200).length).toBe(100);
+    expect(statuses.slice(100)).toEqual(Array(10).fill(429));
+  });
+
+  it('logs one line per request without bodies, in either direction', async () => {
+    const r = await send('POST', '/framework/v1/chat', { headers: { ...as(agentKey), 'x-request-id': 'log-check-1' }, json: { messages: [{ role: 'user', content: 'secret-prompt-text-42' }] } });
+    expect(r.status).toBe(200);
+    expect(r.text).toContain('secret-prompt-text-42'); // the echo upstream answered with it
+    const lines = logs.filter((l) => l.includes('log-check-1'));
+    expect(lines.some((l) => /"msg":"gateway request"/.test(l) && /"route":"chat"/.test(l) && /"status":200/.test(l))).toBe(true);
+    expect(lines.join('\n')).not.toContain('secret-prompt-text-42');
+    expect(logs.join('\n')).not.toContain(agentKey);
   });
 
   it("rate limits per endpoint: /admin/* 5 per minute and /auth/* 10 per minute (public routes count by address)", async () => {
