@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, each against a peer or physical limit measured in the same run, then a summary.
 //
-//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit,pki,tls,identity,authz,fields]   (after `npx tsc -b`; `npm run bench` builds first)
+//   node --import tsx bench/run.ts [--only aead,http,keygen,hsm,rewrap,audit,pki,tls,identity,authz,fields,gateway]   (after `npx tsc -b`; `npm run bench` builds first)
 //
 // Env knobs are listed in bench/README.md.
 import { printAead, runAead, type AeadResult } from './aead.js';
@@ -14,9 +14,10 @@ import { judged, pick, printTls, runTls, TARGETS, verdicts, type TlsResult } fro
 import { identitySummaryRows, printIdentity, runIdentity, type IdentityResult } from './identity.js';
 import { authzSummaryRows, printAuthz, runAuthz, type AuthzResult } from './authz.js';
 import { fieldsSummaryRows, printFields, runFields, type FieldsResult } from './fields.js';
+import { gatewaySummaryRows, GOAL_ADDED_P99_MS, GOAL_RATE, printGateway, runGateway, type GatewayResult } from './gateway.js';
 import { heading, machine, num, table } from './lib/report.js';
 
-const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit', 'pki', 'tls', 'identity', 'authz', 'fields'] as const;
+const BENCHES = ['aead', 'http', 'keygen', 'hsm', 'rewrap', 'audit', 'pki', 'tls', 'identity', 'authz', 'fields', 'gateway'] as const;
 type Bench = (typeof BENCHES)[number];
 
 function parseArgs(argv: string[]): Bench[] {
@@ -102,6 +103,12 @@ if (only.includes('fields')) {
   fields = await runFields();
   printFields(fields);
 }
+let gateway: GatewayResult | null = null;
+if (only.includes('gateway')) {
+  heading('running: API gateway (vs nginx reverse proxy and the upstream directly)');
+  gateway = await runGateway();
+  printGateway(gateway);
+}
 
 heading('summary');
 const rows: Array<Array<string | number>> = [];
@@ -183,6 +190,7 @@ if (tls) {
 if (identity) rows.push(...identitySummaryRows(identity));
 if (authz) rows.push(...authzSummaryRows(authz));
 if (fields) rows.push(...fieldsSummaryRows(fields));
+if (gateway) rows.push(...gatewaySummaryRows(gateway));
 console.log(table(['capability', 'palisade', 'peer / limit', 'ratio', 'ratio per CPU-s', 'goal'], rows));
 console.log('ratio = palisade ÷ peer, measured in this run (1.0 = as fast as the peer); per CPU-s = the same per second of server CPU.');
 if (http) console.log('HTTPS peers: a Fastify 5 route that does nothing (the headline) and bare node:https + JSON + AES-256-GCM. Details above; see bench/README.md.');
@@ -193,5 +201,6 @@ if (tls) console.log('TLS: ratio = palisade ÷ nginx (1 worker; 2 workers in the
 if (identity) console.log('identity: sign-in ratio = Argon2id verify p50 ÷ sign-in p50; verify ratios = palisade ÷ jose jwtVerify of the same token; grants per CPU-s ÷ Keycloak\'s 200/vCPU; introspection ÷ in-process verifyAccess.');
 if (authz) console.log('authz: ratio = palisade decisions/s ÷ node-casbin enforceSync/s on the same requests (same roles, bindings, rules; casbin without time conditions); the goal is on the p99 per decision.');
 if (fields) console.log('fields: ratio = palisade ÷ peer field operations/s, one in flight, warm caches (KMS not in the loop); per CPU-s = the same per second of the benchmark\'s CPU; goals: ≥ 0.7 of bare node:crypto, > 100,000/s per core, the seed\'s 10,000/s under 10 ms.');
+if (gateway) console.log(`gateway: ratio = gateway ÷ peer req/s at saturation (wrk, same connections); per CPU-s = per second of proxy CPU; added latency = path − direct at a fixed ${GOAL_RATE.toLocaleString('en-US')} req/s (open loop, from the scheduled send); goal added p99 < ${GOAL_ADDED_P99_MS} ms. ${gateway.cores} cores shared by client, proxy and upstream.`);
 if (hsm || rewrap) console.log('root ratio = HSM ÷ software provider op/s; rewrap ratio = DEKs/s ÷ the same crypto in memory. The machine is shared: rerun before trusting a small difference.');
 process.exit(0);

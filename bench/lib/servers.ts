@@ -3,7 +3,7 @@
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -73,39 +73,54 @@ export async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Starts `node packages/server/dist/main.js serve` on a fresh data directory; resolves once /readyz answers 200. */
-export async function startPalisade(opts: { env?: Record<string, string> } = {}): Promise<{ target: ServerTarget; child: ChildProcess; dataDir: string; logs: () => string }> {
+/**
+ * Starts `node packages/server/dist/main.js serve` on a fresh data directory; resolves once /readyz answers 200.
+ * `logFile`: its stdout and stderr go to that file (no pipe through this process, which would spend this process's
+ * CPU on every log line) and `logs()` reads its tail.
+ */
+export async function startPalisade(opts: { env?: Record<string, string>; logFile?: string } = {}): Promise<{ target: ServerTarget; child: ChildProcess; dataDir: string; logs: () => string }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'palisade-bench-'));
   const port = await freePort();
   const token = randomBytes(32).toString('base64url'); // 43 characters
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PALISADE_')));
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []; // e.g. --cpu-prof
+  const logFd = opts.logFile ? openSync(opts.logFile, 'a') : null;
   const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'packages/server/dist/main.js'), 'serve'], {
     cwd: dataDir, // no ./palisade.yaml from the repository
     env: { ...clean, PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: `127.0.0.1:${port}`, PALISADE_BOOTSTRAP_TOKEN: token, PALISADE_LOG_LEVEL: 'warn', ...(process.env.PALISADE_SQLITE_SYNCHRONOUS ? { PALISADE_SQLITE_SYNCHRONOUS: process.env.PALISADE_SQLITE_SYNCHRONOUS } : {}), ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: logFd === null ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
   });
+  if (logFd !== null) closeSync(logFd);
   const killOnExit = () => child.kill('SIGKILL'); // never leave a server behind if this process dies
   process.once('exit', killOnExit);
   child.once('exit', () => process.off('exit', killOnExit));
-  let out = '';
-  const keep = (d: Buffer) => (out = (out + d.toString('utf8')).slice(-4000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  let piped = '';
+  const keep = (d: Buffer) => (piped = (piped + d.toString('utf8')).slice(-4000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const tail = () => {
+    try {
+      const t = readFileSync(opts.logFile!, 'utf8');
+      return t.slice(-4000);
+    } catch {
+      return '';
+    }
+  };
+  const logs = () => (opts.logFile ? tail() : piped);
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`palisade exited with code ${child.exitCode}:\n${out}`);
+    if (child.exitCode !== null) throw new Error(`palisade exited with code ${child.exitCode}:\n${logs()}`);
     try {
       const ca = await readFile(join(dataDir, 'tls/ca.pem'), 'utf8');
       if ((await call(port, ca, 'GET', '/readyz')).status === 200) {
-        return { target: { pid: child.pid!, port, ca, headers: { authorization: `Bearer ${token}` } }, child, dataDir, logs: () => out };
+        return { target: { pid: child.pid!, port, ca, headers: { authorization: `Bearer ${token}` } }, child, dataDir, logs };
       }
     } catch {
       // not listening or no CA yet
     }
     if (Date.now() > deadline) {
       await stop(child);
-      throw new Error(`palisade not ready after 30 s:\n${out}`);
+      throw new Error(`palisade not ready after 30 s:\n${logs()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
