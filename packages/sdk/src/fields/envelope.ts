@@ -14,6 +14,12 @@ export const TAG_BYTES = 16;
 export const COMMITMENT_BYTES = 32;
 /** encrypted_at in the compact form and in the AAD: milliseconds since the epoch, 48 bits big-endian. */
 export const TIME_BYTES = 6;
+/** The compact form's seal part: commitment ‖ encrypted_at ‖ iv ‖ tag, at these offsets (66 bytes, 88 characters). */
+export const SEAL_COMMITMENT = 0;
+export const SEAL_TIME = SEAL_COMMITMENT + 32;
+export const SEAL_IV = SEAL_TIME + 6;
+export const SEAL_TAG = SEAL_IV + 12;
+export const SEAL_BYTES = SEAL_TAG + 16;
 /** The KMS's EncryptedData of the DEK, its byte fields concatenated: iv (12) ‖ ciphertext ‖ tag (16). */
 const WRAP_OVERHEAD = 12 + 16;
 
@@ -92,8 +98,9 @@ export function dekNameParts(name: string): { data_type: string; classification:
 // a million strings.
 const STD = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const STD_VALUE = new Int8Array(128).fill(-1);
-const URL_VALUE = new Int8Array(128).fill(-1);
+/** Character code (below 256) → its 6-bit value, or -1; one table per alphabet. */
+const STD_VALUE = new Int8Array(256).fill(-1);
+const URL_VALUE = new Int8Array(256).fill(-1);
 for (let i = 0; i < 64; i++) {
   STD_VALUE[STD.charCodeAt(i)] = i;
   URL_VALUE[URL.charCodeAt(i)] = i;
@@ -124,24 +131,41 @@ export function strictDecode(s: string, url: boolean, into?: Buffer): Buffer | u
   const partial = n % 3; // bytes of the last, partial group: 1 leaves 4 bits of its last character unused, 2 leaves 2
   if (partial !== 0) {
     const c = s.charCodeAt(chars - 1);
-    if (c >= 128 || (table[c]! & (partial === 1 ? 15 : 3)) !== 0) return undefined; // an invalid character's -1 fails too
+    if (c > 255 || (table[c]! & (partial === 1 ? 15 : 3)) !== 0) return undefined; // an invalid character's -1 fails too
   }
   const out = into !== undefined && n <= into.length ? into : undefined;
   if (len <= SHORT) {
     const b = out ?? Buffer.allocUnsafe(n);
-    let acc = 0;
-    let bits = 0;
     let o = 0;
-    for (let i = 0; i < chars; i++) {
-      const c = s.charCodeAt(i);
-      const v = c < 128 ? table[c]! : -1;
-      if (v < 0) return undefined;
-      acc = ((acc << 6) | v) & 0xffffff;
-      bits += 6;
-      if (bits >= 8) {
-        bits -= 8;
-        b[o++] = (acc >> bits) & 0xff;
-      }
+    let i = 0;
+    for (; i + 4 <= chars; i += 4) {
+      const c0 = s.charCodeAt(i);
+      const c1 = s.charCodeAt(i + 1);
+      const c2 = s.charCodeAt(i + 2);
+      const c3 = s.charCodeAt(i + 3);
+      const v0 = table[c0 & 255]!;
+      const v1 = table[c1 & 255]!;
+      const v2 = table[c2 & 255]!;
+      const v3 = table[c3 & 255]!;
+      if ((c0 | c1 | c2 | c3) > 255 || (v0 | v1 | v2 | v3) < 0) return undefined;
+      const v = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3;
+      b[o] = v >>> 16;
+      b[o + 1] = (v >>> 8) & 255;
+      b[o + 2] = v & 255;
+      o += 3;
+    }
+    if (i < chars) {
+      // 2 or 3 characters left: 1 or 2 bytes (the unused bits were checked above)
+      const c0 = s.charCodeAt(i);
+      const c1 = s.charCodeAt(i + 1);
+      const c2 = chars - i === 3 ? s.charCodeAt(i + 2) : 65; // 'A' (0) when absent
+      const v0 = table[c0 & 255]!;
+      const v1 = table[c1 & 255]!;
+      const v2 = table[c2 & 255]!;
+      if ((c0 | c1 | c2) > 255 || (v0 | v1 | v2) < 0 || chars - i === 1) return undefined;
+      const v = (v0 << 18) | (v1 << 12) | (v2 << 6);
+      b[o] = v >>> 16;
+      if (chars - i === 3) b[o + 1] = (v >>> 8) & 255;
     }
     return b.length === n ? b : b.subarray(0, n);
   }
@@ -156,6 +180,49 @@ export function strictDecode(s: string, url: boolean, into?: Buffer): Buffer | u
   }
   if (url ? s.indexOf('+') !== -1 || s.indexOf('/') !== -1 || s.indexOf('=') !== -1 : s.indexOf('-') !== -1 || s.indexOf('_') !== -1) return undefined;
   return b;
+}
+
+/**
+ * Decodes the unpadded base64url of exactly `bytes` bytes found in `s` at `start` (⌈4·bytes/3⌉ characters) into `out`
+ * at `at`; false unless those characters are its canonical encoding. For the fixed-size members of compact envelopes,
+ * read in place (no substring).
+ */
+export function decodeBase64urlAt(s: string, start: number, bytes: number, out: Buffer, at: number): boolean {
+  const end = start + Math.ceil((bytes * 4) / 3);
+  if (end > s.length) return false;
+  let i = start;
+  let o = at;
+  for (; i + 4 <= end; i += 4) {
+    const c0 = s.charCodeAt(i);
+    const c1 = s.charCodeAt(i + 1);
+    const c2 = s.charCodeAt(i + 2);
+    const c3 = s.charCodeAt(i + 3);
+    const v0 = URL_VALUE[c0 & 255]!;
+    const v1 = URL_VALUE[c1 & 255]!;
+    const v2 = URL_VALUE[c2 & 255]!;
+    const v3 = URL_VALUE[c3 & 255]!;
+    if ((c0 | c1 | c2 | c3) > 255 || (v0 | v1 | v2 | v3) < 0) return false;
+    const v = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3;
+    out[o] = v >>> 16;
+    out[o + 1] = (v >>> 8) & 255;
+    out[o + 2] = v & 255;
+    o += 3;
+  }
+  const left = end - i; // 0, 2 (one byte; 4 unused bits) or 3 (two bytes; 2 unused bits)
+  if (left > 0) {
+    const c0 = s.charCodeAt(i);
+    const c1 = s.charCodeAt(i + 1);
+    const c2 = left === 3 ? s.charCodeAt(i + 2) : 65;
+    const v0 = URL_VALUE[c0 & 255]!;
+    const v1 = URL_VALUE[c1 & 255]!;
+    const v2 = URL_VALUE[c2 & 255]!;
+    if ((c0 | c1 | c2) > 255 || (v0 | v1 | v2) < 0) return false;
+    if (left === 2 ? (v1 & 15) !== 0 : (v2 & 3) !== 0) return false;
+    const v = (v0 << 18) | (v1 << 12) | (v2 << 6);
+    out[o] = v >>> 16;
+    if (left === 3) out[o + 1] = (v >>> 8) & 255;
+  }
+  return true;
 }
 
 /** Canonical padded base64 → bytes (a buffer of their own), or undefined. */
@@ -329,13 +396,13 @@ export function fromJsonEnvelope(e: unknown, path?: string): SealedField {
 // ------------------------------------------------------------------------------------------------ compact form
 
 /*
- * Compact form: `pf2.<key>.<commitment>.<field>.<ciphertext>.<tag>`, each part unpadded base64url.
+ * Compact form: `pf2.<key>.<seal>.<ciphertext>`, each part unpadded base64url.
  * - key: what names the data key, the same for every field under it (so it is encoded once per DEK): u8 length +
  *   DEK name (ASCII; it names data_type and classification), u8 length + KEK id, u32 big-endian KEK version, u8
  *   length + KEK algorithm, u8 length + wrapped key;
- * - commitment: 32 bytes;
- * - field: 6-byte big-endian encrypted_at in milliseconds since the epoch ‖ 12-byte IV (24 characters);
- * - ciphertext, tag (16 bytes).
+ * - seal: the fixed-size members, 66 bytes (88 characters): the data key's 32-byte commitment, the 6-byte big-endian
+ *   encrypted_at in milliseconds since the epoch, the 12-byte IV and the 16-byte tag;
+ * - ciphertext.
  * The JSON form's data_type and classification are the ones the DEK name spells (both decoders insist on that), and
  * its encrypted_at is the toISOString() of the milliseconds, so the two forms hold the same information.
  */
@@ -361,10 +428,12 @@ export function encodeKeyPart(k: SealedKeyPart): string {
 }
 
 export function toCompact(f: SealedField): string {
-  const field = Buffer.alloc(TIME_BYTES + IV_BYTES);
-  field.writeUIntBE(isoMs(f.encrypted_at), 0, TIME_BYTES);
-  f.iv.copy(field, TIME_BYTES);
-  return `${PREFIX_DOT}${encodeKeyPart(f)}.${f.commitment.toString('base64url')}.${field.toString('base64url')}.${f.ciphertext.toString('base64url')}.${f.tag.toString('base64url')}`;
+  const seal = Buffer.alloc(SEAL_BYTES);
+  f.commitment.copy(seal, SEAL_COMMITMENT);
+  seal.writeUIntBE(isoMs(f.encrypted_at), SEAL_TIME, TIME_BYTES);
+  f.iv.copy(seal, SEAL_IV);
+  f.tag.copy(seal, SEAL_TAG);
+  return `${PREFIX_DOT}${encodeKeyPart(f)}.${seal.toString('base64url')}.${f.ciphertext.toString('base64url')}`;
 }
 
 export function isCompactEnvelope(v: unknown): v is string {
@@ -377,17 +446,6 @@ export function looksLikeCompactEnvelope(v: unknown): v is string {
   return typeof v === 'string' && ANY_VERSION.test(v);
 }
 
-/** The five parts of a compact envelope after its prefix, without decoding them; undefined unless there are exactly five. */
-export function splitCompact(s: string): [key: string, commitment: string, field: string, ciphertext: string, tag: string] | undefined {
-  const a = PREFIX_DOT.length;
-  const b = s.indexOf('.', a);
-  const c = b < 0 ? -1 : s.indexOf('.', b + 1);
-  const d = c < 0 ? -1 : s.indexOf('.', c + 1);
-  const e = d < 0 ? -1 : s.indexOf('.', d + 1);
-  if (e < 0 || s.indexOf('.', e + 1) >= 0) return undefined;
-  return [s.slice(a, b), s.slice(b + 1, c), s.slice(c + 1, d), s.slice(d + 1, e), s.slice(e + 1)];
-}
-
 export function fromCompact(s: unknown, path?: string): SealedField {
   if (!isCompactEnvelope(s)) {
     const m = typeof s === 'string' ? ANY_VERSION.exec(s) : null;
@@ -395,7 +453,7 @@ export function fromCompact(s: unknown, path?: string): SealedField {
     throw envelopeError(`is not a compact encrypted field (${PREFIX_DOT}…)`, path);
   }
   const parts = s.split('.');
-  if (parts.length !== 6) throw envelopeError(`compact form has ${parts.length - 1} parts after ${COMPACT_PREFIX}, not 5 (truncated?)`, path);
+  if (parts.length !== 4) throw envelopeError(`compact form has ${parts.length - 1} parts after ${COMPACT_PREFIX}, not 3 (truncated?)`, path);
   const h = fromB64url(parts[1]!, 'key part', path);
   let o = 0;
   const take = (n: number, what: string): Buffer => {
@@ -418,22 +476,22 @@ export function fromCompact(s: unknown, path?: string): SealedField {
   if (o !== h.length) throw envelopeError('key part has trailing bytes', path);
   const named = dekNameParts(dek);
   if (!named) throw envelopeError('key_id is not a DEK name {data_type}_{classification}_{YYYYMM}', path);
-  const field = fromB64url(parts[3]!, 'field part', path);
-  if (field.length !== TIME_BYTES + IV_BYTES) throw envelopeError('field part has the wrong length (encrypted_at and iv)', path);
+  const seal = fromB64url(parts[2]!, 'seal part', path);
+  if (seal.length !== SEAL_BYTES) throw envelopeError('seal part has the wrong length (commitment, encrypted_at, iv, tag; truncated?)', path);
   return check(
     {
       dek,
       classification: named.classification,
       data_type: named.data_type,
-      encrypted_at: new Date(field.readUIntBE(0, TIME_BYTES)).toISOString(),
+      encrypted_at: new Date(seal.readUIntBE(SEAL_TIME, TIME_BYTES)).toISOString(),
       kek_id,
       kek_version,
       kek_algorithm,
       wrapped_key,
-      commitment: fromB64url(parts[2]!, 'commitment', path),
-      iv: field.subarray(TIME_BYTES),
-      ciphertext: fromB64url(parts[4]!, 'ciphertext', path),
-      tag: fromB64url(parts[5]!, 'tag', path),
+      commitment: seal.subarray(SEAL_COMMITMENT, SEAL_TIME),
+      iv: seal.subarray(SEAL_IV, SEAL_TAG),
+      ciphertext: fromB64url(parts[3]!, 'ciphertext', path),
+      tag: seal.subarray(SEAL_TAG, SEAL_BYTES),
     },
     path,
   );

@@ -27,6 +27,11 @@ import {
   COMPACT_PREFIX,
   FIELD_ALGORITHM,
   IV_BYTES,
+  SEAL_BYTES,
+  SEAL_COMMITMENT,
+  SEAL_IV,
+  SEAL_TAG,
+  SEAL_TIME,
   TAG_BYTES,
   TIME_BYTES,
   dekName,
@@ -35,8 +40,8 @@ import {
   isJsonEnvelope,
   isoMs,
   parseEnvelope,
-  splitCompact,
   ciphertextScratch,
+  decodeBase64urlAt,
   strictDecode,
   type EnvelopeForm,
   type FieldEnvelope,
@@ -96,13 +101,18 @@ const ENCRYPTED_CLASSIFICATIONS: ReadonlySet<string> = new Set(['internal', 'con
 const GCM = 'aes-256-gcm';
 const DECIPHER_OPTIONS = { authTagLength: TAG_BYTES } as const;
 const PREFIX_DOT = `${COMPACT_PREFIX}.`;
-const FIELD_PART_BYTES = TIME_BYTES + IV_BYTES;
 const MAX_PATHS = 4096;
 /** Reused by the cached path to decode an envelope's fixed-size members into (no allocation per field). */
 const COMMITMENT_SCRATCH = Buffer.alloc(COMMITMENT_BYTES);
 const IV_SCRATCH = Buffer.alloc(IV_BYTES);
 const TAG_SCRATCH = Buffer.alloc(TAG_BYTES);
-const FIELD_PART_SCRATCH = Buffer.alloc(TIME_BYTES + IV_BYTES);
+/** The compact form's seal part, decoded (with fixed views of its members) and encoded. */
+const SEAL_IN = Buffer.alloc(SEAL_BYTES);
+const SEAL_IN_COMMITMENT = SEAL_IN.subarray(SEAL_COMMITMENT, SEAL_TIME);
+const SEAL_IN_IV = SEAL_IN.subarray(SEAL_IV, SEAL_TAG);
+const SEAL_IN_TAG = SEAL_IN.subarray(SEAL_TAG, SEAL_BYTES);
+const SEAL_OUT = Buffer.alloc(SEAL_BYTES);
+const SEAL_CHARS = (SEAL_BYTES * 4) / 3;
 /** What the cached path returns when it cannot answer: the full path runs. */
 const MISS: unique symbol = Symbol('miss');
 
@@ -152,6 +162,9 @@ export class FieldEncryptor {
   /** The month of the last DEK name made, and the last encrypted_at: both change rarely from one field to the next. */
   #month: { from: number; to: number; suffix: string; names: Record<EncryptedClassification, Map<string, string>> } = { from: 0, to: 0, suffix: '', names: { internal: new Map(), confidential: new Map(), restricted: new Map() } };
   #iso = { ms: -1, text: '' };
+  /** The last compact key part and JSON wrapped_key looked up (strings whose hash V8 has already computed). */
+  #lastKeyPart = '';
+  #lastWrapped = '';
 
   constructor(opts: FieldEncryptorOptions) {
     if (!opts?.kms) throw new TypeError('FieldEncryptor: kms is required (client.kms)');
@@ -298,17 +311,20 @@ export class FieldEncryptor {
   }
 
   #sealWith(k: FieldKey, plaintext: Buffer, ms: number, recordId: string, path: string, form: EnvelopeForm): FieldEnvelope | string {
-    const compact = form === 'compact';
-    // The compact form's field part is encrypted_at ‖ iv: drawn together (the time overwrites 6 random bytes).
-    const fieldPart = poolRandom(compact ? FIELD_PART_BYTES : IV_BYTES);
-    if (compact) fieldPart.writeUIntBE(ms, 0, TIME_BYTES);
-    const iv = compact ? fieldPart.subarray(TIME_BYTES) : fieldPart;
+    const iv = poolRandom(IV_BYTES);
     const cipher = createCipheriv(GCM, k.key, iv);
     cipher.setAAD(fieldAad(k.aadHead, ms, recordId, path));
     const ciphertext = cipher.update(plaintext);
     cipher.final();
     const tag = cipher.getAuthTag();
-    if (compact) return `${PREFIX_DOT}${k.id}.${k.commitmentBase64url}.${fieldPart.toString('base64url')}.${ciphertext.toString('base64url')}.${tag.toString('base64url')}`;
+    if (form === 'compact') {
+      const seal = SEAL_OUT; // used before this returns
+      k.part.commitment.copy(seal, SEAL_COMMITMENT);
+      seal.writeUIntBE(ms, SEAL_TIME, TIME_BYTES);
+      iv.copy(seal, SEAL_IV);
+      tag.copy(seal, SEAL_TAG);
+      return `${PREFIX_DOT}${k.id}.${seal.toString('base64url')}.${ciphertext.toString('base64url')}`;
+    }
     const p = k.part;
     return {
       v: 2,
@@ -365,19 +381,30 @@ export class FieldEncryptor {
     let tag: Buffer | undefined;
     // Decoded into buffers reused from call to call: they are used before this returns (the cipher copies IV and tag).
     if (typeof envelope === 'string') {
-      if (!envelope.startsWith(PREFIX_DOT)) return MISS;
-      const parts = splitCompact(envelope);
-      if (!parts || !(k = this.cache.get(parts[0], 0))) return MISS;
-      commitment = strictDecode(parts[1], true, COMMITMENT_SCRATCH);
-      const fieldPart = strictDecode(parts[2], true, FIELD_PART_SCRATCH);
-      tag = strictDecode(parts[4], true, TAG_SCRATCH);
-      ciphertext = strictDecode(parts[3], true, ciphertextScratch((parts[3].length * 3) >> 2));
-      if (!fieldPart || fieldPart.length !== FIELD_PART_BYTES) return MISS;
-      ms = fieldPart.readUIntBE(0, TIME_BYTES);
-      iv = fieldPart.subarray(TIME_BYTES);
+      // pf2.<key>.<seal: 88 characters>.<ciphertext>: the seal is read in place, into one reused buffer
+      const s = envelope;
+      if (!s.startsWith(PREFIX_DOT)) return MISS;
+      const keyEnd = s.indexOf('.', PREFIX_DOT.length);
+      const sealEnd = keyEnd + 1 + SEAL_CHARS;
+      if (keyEnd < 0 || s.charCodeAt(sealEnd) !== 46) return MISS;
+      // The key part is looked up by the string the cache holds when it is the last one seen (no new 200-character
+      // string to hash; fields read together mostly share their DEK).
+      const keyPart = s.slice(PREFIX_DOT.length, keyEnd);
+      const last = this.#lastKeyPart;
+      const id = keyPart === last ? last : (this.#lastKeyPart = keyPart);
+      if (!(k = this.cache.get(id, 0)) || !decodeBase64urlAt(s, keyEnd + 1, SEAL_BYTES, SEAL_IN, 0)) return MISS;
+      commitment = SEAL_IN_COMMITMENT;
+      iv = SEAL_IN_IV;
+      tag = SEAL_IN_TAG;
+      ms = SEAL_IN.readUIntBE(SEAL_TIME, TIME_BYTES);
+      const ctText = s.slice(sealEnd + 1);
+      ciphertext = strictDecode(ctText, true, ciphertextScratch((ctText.length * 3) >> 2));
     } else if (isJsonEnvelope(envelope)) {
       const e = envelope;
-      if (typeof e.wrapped_key !== 'string' || !(k = this.cache.get(e.wrapped_key, 1))) return MISS;
+      const wrapped = e.wrapped_key;
+      if (typeof wrapped !== 'string') return MISS;
+      const last = this.#lastWrapped;
+      if (!(k = this.cache.get(wrapped === last ? last : (this.#lastWrapped = wrapped), 1))) return MISS;
       const p = k.part;
       if (e.v !== 2 || e.key_id !== p.dek || e.kek_id !== p.kek_id || e.kek_version !== p.kek_version || e.kek_algorithm !== p.kek_algorithm) return MISS;
       if (e.classification !== k.classification || e.data_type !== k.dataType || e.algorithm !== FIELD_ALGORITHM) return MISS;
