@@ -286,28 +286,30 @@ export class FieldEncryptor {
         throw schemaError(`field ${at}: the value is not JSON data (${(e as Error).message})`, { path: at });
       }
     }
-    const bytes = json ? json.length : Buffer.byteLength(value as string, 'utf8');
-    const ms = this.#now();
-    if (!(ms >= 0 && ms < 2 ** 48)) throw new RangeError('FieldEncryptor: the clock is before 1970 or after the year 10889 (encrypted_at is 48-bit milliseconds)');
-    const name = this.#dekName(dataType, classification, ms);
-    const kek = this.kekFor(classification);
-    // A cached DEK wrapped under another KMS key (the configuration changed) or, when re-encrypting, under an
-    // older version of it than the current one, is not used for new fields.
-    const accept = (k: FieldKey) => k.part.kek_id === kek && k.part.kek_version >= minKekVersion;
-    const cached = this.cache.take(name, bytes, accept);
-    if (cached) {
-      // Encrypted now, before any await: a string's plaintext can go through the reused buffer.
-      const pt = json ? jsonPlaintext(json) : (stringPlaintextScratch(value as string, bytes) ?? stringPlaintext(value as string)!);
-      json?.fill(0);
-      try {
-        return this.#sealWith(cached, pt, ms, recordId, path, form);
-      } finally {
-        pt.fill(0);
+    try {
+      const bytes = json ? json.length : Buffer.byteLength(value as string, 'utf8');
+      const ms = this.#now();
+      if (!(ms >= 0 && ms < 2 ** 48)) throw new RangeError('FieldEncryptor: the clock is before 1970 or after the year 10889 (encrypted_at is 48-bit milliseconds)');
+      const name = this.#dekName(dataType, classification, ms);
+      const kek = this.kekFor(classification);
+      // A cached DEK wrapped under another KMS key (the configuration changed) or, when re-encrypting, under an
+      // older version of it than the current one, is not used for new fields.
+      const accept = (k: FieldKey) => k.part.kek_id === kek && k.part.kek_version >= minKekVersion;
+      const cached = this.cache.take(name, bytes, accept);
+      if (cached) {
+        // Encrypted now, before any await: a string's plaintext can go through the reused buffer.
+        const pt = json ? jsonPlaintext(json) : (stringPlaintextScratch(value as string, bytes) ?? stringPlaintext(value as string)!);
+        try {
+          return this.#sealWith(cached, pt, ms, recordId, path, form);
+        } finally {
+          pt.fill(0);
+        }
       }
+      const pt = json ? jsonPlaintext(json) : stringPlaintext(value as string)!;
+      return this.cache.acquire(name, bytes, () => this.#fetchKey(kek, name), (k) => this.#sealWith(k, pt, ms, recordId, path, form), accept).finally(() => pt.fill(0));
+    } finally {
+      json?.fill(0); // (the plaintext buffers are copies)
     }
-    const pt = json ? jsonPlaintext(json) : stringPlaintext(value as string)!;
-    json?.fill(0);
-    return this.cache.acquire(name, bytes, () => this.#fetchKey(kek, name), (k) => this.#sealWith(k, pt, ms, recordId, path, form), accept).finally(() => pt.fill(0));
   }
 
   #sealWith(k: FieldKey, plaintext: Buffer, ms: number, recordId: string, path: string, form: EnvelopeForm): FieldEnvelope | string {
