@@ -19,8 +19,8 @@
 // decryption by the compact key part or the JSON wrapped_key, whose other members must then equal the cached key's),
 // strict base64 without a regex, one AES-GCM, and the value (strings as UTF-8, other JSON values as canonical JSON,
 // a kind byte in front). Anything unusual takes the full path, which validates everything and says what is wrong.
-import { PalisadeError, canonicalBytes, constantTimeEqual, type EncryptedData } from '@palisade/core';
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { PalisadeError, canonicalBytes, type EncryptedData } from '@palisade/core';
+import { createCipheriv, createDecipheriv, timingSafeEqual } from 'node:crypto';
 import { DekCache, type DekCacheLimits } from './dek-cache.js';
 import {
   COMMITMENT_BYTES,
@@ -398,7 +398,8 @@ export class FieldEncryptor {
       commitment = SEAL_IN_COMMITMENT;
       iv = SEAL_IN_IV;
       tag = SEAL_IN_TAG;
-      ms = SEAL_IN.readUIntBE(SEAL_TIME, TIME_BYTES);
+      const t = SEAL_IN;
+      ms = (t[SEAL_TIME]! * 256 + t[SEAL_TIME + 1]!) * 2 ** 32 + ((t[SEAL_TIME + 2]! << 24) >>> 0) + (t[SEAL_TIME + 3]! << 16) + (t[SEAL_TIME + 4]! << 8) + t[SEAL_TIME + 5]!;
       const ctText = s.slice(sealEnd + 1);
       ciphertext = strictDecode(ctText, true, ciphertextScratch((ctText.length * 3) >> 2));
     } else if (isJsonEnvelope(envelope)) {
@@ -446,7 +447,7 @@ export class FieldEncryptor {
 
   /** Commitment first (constant time), then AES-256-GCM; the value. */
   #openWith(k: FieldKey, commitment: Buffer, ms: number, iv: Buffer, ciphertext: Buffer, tag: Buffer, b: FieldBinding, at: string): unknown {
-    if (!constantTimeEqual(commitment, k.part.commitment)) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
+    if (commitment.length !== COMMITMENT_BYTES || !timingSafeEqual(commitment, k.part.commitment)) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
     const decipher = createDecipheriv(GCM, k.key, iv, DECIPHER_OPTIONS);
     decipher.setAAD(fieldAad(k.aadHead, ms, b.recordId, b.path));
     decipher.setAuthTag(tag);

@@ -130,11 +130,20 @@ export function wrappedBytes(w: EncryptedData): Buffer {
  * be well-formed UTF-16 (the encryptor checks): a lone surrogate would be written as U+FFFD, two ids as one.
  */
 let aadScratch = Buffer.allocUnsafeSlow(1024);
+/** The head at the start of aadScratch (fields in a row mostly share their DEK: it is not copied again). */
+let aadScratchHead: Buffer | undefined;
 export function fieldAad(head: Buffer, ms: number, recordId: string, path: string): Buffer {
   const need = head.length + TIME_BYTES + 8 + 3 * (recordId.length + path.length);
-  if (need > aadScratch.length) aadScratch = Buffer.allocUnsafeSlow(Math.max(need, 2 * aadScratch.length));
+  if (need > aadScratch.length) {
+    aadScratch = Buffer.allocUnsafeSlow(Math.max(need, 2 * aadScratch.length));
+    aadScratchHead = undefined;
+  }
   const b = aadScratch;
-  let o = head.copy(b, 0);
+  if (aadScratchHead !== head) {
+    head.copy(b, 0);
+    aadScratchHead = head;
+  }
+  let o = head.length;
   // 48-bit time, big-endian, by hand (below 2^48: the high part is at most 16 bits)
   const high = Math.floor(ms / 2 ** 32);
   const low = ms - high * 2 ** 32;
