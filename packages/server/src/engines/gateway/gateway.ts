@@ -143,8 +143,15 @@ export class Gateway {
   /** `per_endpoint` limits: counted per client for every path their pattern matches. */
   readonly #endpoints: Array<{ policy: string; pattern: PathPattern; rate: RateSetting }>;
 
+  /**
+   * The request log: its fields are fixed and carry no credential or body, so it skips pino's redaction, which
+   * re-reads every redact path on each call (about 12 µs and 30 KiB of garbage per line, measured in the benchmark).
+   */
+  readonly #access: Logger;
+
   constructor(deps: GatewayDeps) {
     this.#d = deps;
+    this.#access = deps.log.child({}, { redact: { paths: [] } });
     const c = deps.config;
     this.#headers = securityHeaders(c.headers);
     for (const [name, s] of Object.entries(c.upstreams)) {
@@ -232,7 +239,7 @@ export class Gateway {
     const route = x.route?.s.name ?? 'unmatched';
     this.#d.metrics.answered(route, status, ms / 1000, upstreamMs === null ? null : upstreamMs / 1000);
     if (code) this.#d.metrics.refused(route, code);
-    this.#d.log.info(
+    this.#access.info(
       {
         request_id: x.id,
         route,
