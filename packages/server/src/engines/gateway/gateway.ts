@@ -108,6 +108,26 @@ function windows(policy: string, key: string, r: RateSetting): WindowSpec[] {
   return windowsFor(policy, key, { requests: r.requests, per_ms: PER_MS[r.per], ...(r.burst !== undefined ? { burst: r.burst } : {}) });
 }
 
+/** The request body, or null as soon as it passes `limit` bytes (the rest is not read). Events, not `for await`: cheaper. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.off('data', onData).off('end', onEnd).off('error', reject);
+        req.pause();
+        resolve(null);
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    req.on('data', onData).once('end', onEnd).once('error', reject);
+  });
+}
+
 function lowerKeys(h: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
 }
@@ -439,14 +459,8 @@ export class Gateway {
     if (declared !== undefined && Number(declared) > route.maxBody) {
       await this.#invalid(x, new PalisadeError('PAL_BODY_TOO_LARGE', `the body (${declared} bytes) exceeds this route's ${route.maxBody} bytes`), 'declared-length-over-limit');
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req as AsyncIterable<Buffer>) {
-      size += c.length;
-      if (size > route.maxBody) await this.#invalid(x, new PalisadeError('PAL_BODY_TOO_LARGE', `the body exceeds this route's ${route.maxBody} bytes`), 'body-over-limit');
-      chunks.push(c);
-    }
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    const body = await readBody(req, route.maxBody);
+    if (body === null) return this.#invalid(x, new PalisadeError('PAL_BODY_TOO_LARGE', `the body exceeds this route's ${route.maxBody} bytes`), 'body-over-limit');
     if (!isJson(type)) return { body, parsed: undefined };
     let parsed: unknown;
     try {
