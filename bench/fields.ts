@@ -24,6 +24,8 @@
 // - bare node:crypto + base64: the same, its iv, ciphertext and tag encoded as base64 text (and decoded before
 //   decrypting), because an envelope is text and Palisade must encode (the JSON form in base64, the compact form in
 //   base64url). Ratios are printed against both bare loops; the goal is judged against the raw one.
+// - the same again behind an async function (for information: what an API that returns a promise of text costs at
+//   the least; no ratio is judged against it).
 //
 // Fairness: every side is called the same way by the same timing loop, which awaits a side's promise when it returns
 // one (Palisade's and AWS's APIs are async: that await is part of their cost, and the bare loops are synchronous);
@@ -31,7 +33,12 @@
 //
 //   node --import tsx bench/fields.ts        (after `npx tsc -b`; `npm run bench` builds first)
 //
-// Env knobs: BENCH_FIELDS_SLICE_MS (1000), BENCH_FIELDS_ROUNDS (2: slices alternate order), BENCH_FIELDS_WARMUP_MS
+// Order: on this shared 2-core machine the slot a side ran in (right after the AWS sides' heavy slices, or not) moved
+// its rate by 10-20%. So round r runs the sides rotated by r, in forward order for the first n rounds (n sides) and
+// reversed for the next n: over 2n rounds (the default) every side runs twice in every slot, once after each of its
+// neighbours. Rates and ratios are of the summed operations over the summed time.
+//
+// Env knobs: BENCH_FIELDS_SLICE_MS (300), BENCH_FIELDS_ROUNDS (2 × the sides, which balances the order), BENCH_FIELDS_WARMUP_MS
 // (300), BENCH_FIELDS_RECORDS (1000), BENCH_FIELDS_SERVER=0 (in-process KMS stand-in instead of the real server).
 import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -67,7 +74,7 @@ const DATA_TYPE = 'notes';
 // ------------------------------------------------------------------------------------------------ sides
 
 type Op = 'encrypt' | 'decrypt';
-type SideName = 'bare' | 'bare-b64' | 'palisade-json' | 'palisade-compact' | 'aws-commit' | 'aws-default';
+type SideName = 'bare' | 'bare-b64' | 'bare-b64-async' | 'palisade-json' | 'palisade-compact' | 'aws-commit' | 'aws-default';
 interface Side {
   name: SideName;
   /** The i-th operation; async sides return a promise (the timing loop awaits it). */
@@ -139,6 +146,11 @@ function freshIv(): Buffer {
   const iv = ivPool.subarray(ivOffset, ivOffset + 12);
   ivOffset += 12;
   return iv;
+}
+
+/** The base64 bare loop behind an async function. */
+function asyncSide(s: Side): Side {
+  return { ...s, name: 'bare-b64-async', encrypt: async (i) => s.encrypt(i), decrypt: async (i) => s.decrypt(i) };
 }
 
 /** One AES-256-GCM per operation, of the value's UTF-8, AAD = record id and path; `b64`: the output as base64 text. */
@@ -351,8 +363,8 @@ export interface FieldsResult {
 
 export async function runFields(opts: { quiet?: boolean } = {}): Promise<FieldsResult> {
   const log = (s: string) => opts.quiet || console.log(s);
-  const sliceMs = env('BENCH_FIELDS_SLICE_MS', 1000);
-  const rounds = Math.max(2, env('BENCH_FIELDS_ROUNDS', 2));
+  const sliceMs = env('BENCH_FIELDS_SLICE_MS', 300);
+  const roundsWanted = env('BENCH_FIELDS_ROUNDS', 0); // 0: twice the number of sides (set below)
   const warmupMs = env('BENCH_FIELDS_WARMUP_MS', 300);
   const records = env('BENCH_FIELDS_RECORDS', 1000);
   const inp = inputs(records);
@@ -391,20 +403,24 @@ export async function runFields(opts: { quiet?: boolean } = {}): Promise<FieldsR
     const sides: Side[] = [
       bareSide(inp, false),
       bareSide(inp, true),
+      asyncSide(bareSide(inp, true)),
       await palisadeSide(inp, c.kms, kekId!, c.calls, 'json'),
       await palisadeSide(inp, c.kms, kekId!, c.calls, 'compact'),
       awsCommit,
       await awsSide(inp, 'aws-default'),
     ];
     for (const s of sides) await s.check();
+    const rounds = roundsWanted > 0 ? Math.max(2, roundsWanted) : 2 * sides.length;
     const out = Object.fromEntries(sides.map((s) => [s.name, {}])) as FieldsResult['sides'];
     let at = 0;
     for (const op of ['encrypt', 'decrypt'] as const) {
-      log(`  ${op}: ${sides.length} sides, ${rounds} × ${sliceMs} ms each, alternating order ...`);
+      log(`  ${op}: ${sides.length} sides, ${rounds} × ${sliceMs} ms each, order rotated every round (forward, then reversed) ...`);
       for (const s of sides) await slice(s[op], warmupMs, s.calls, (at += 1_000_003));
       const got = new Map<SideName, Slice[]>(sides.map((s) => [s.name, []]));
       for (let r = 0; r < rounds; r++) {
-        for (const s of r % 2 === 0 ? sides : [...sides].reverse()) got.get(s.name)!.push(await slice(s[op], sliceMs, s.calls, (at += 1_000_003)));
+        const k = r % sides.length;
+        const rotated = [...sides.slice(k), ...sides.slice(0, k)];
+        for (const s of Math.floor(r / sides.length) % 2 === 0 ? rotated : rotated.reverse()) got.get(s.name)!.push(await slice(s[op], sliceMs, s.calls, (at += 1_000_003)));
       }
       for (const s of sides) out[s.name][op] = stats(got.get(s.name)!);
     }
@@ -427,6 +443,7 @@ const us = (x: number) => num(x, x < 10 ? 2 : x < 100 ? 1 : 0);
 const LABEL: Record<SideName, string> = {
   bare: 'bare node:crypto AES-256-GCM, bytes (limit)',
   'bare-b64': 'bare node:crypto AES-256-GCM + base64 text',
+  'bare-b64-async': '  the same behind an async function (info)',
   'palisade-json': 'palisade FieldEncryptor, JSON envelope',
   'palisade-compact': 'palisade FieldEncryptor, compact pf2.',
   'aws-commit': 'aws-crypto 5, committing, unsigned',
@@ -473,7 +490,7 @@ export function fieldsSummaryRows(r: FieldsResult): Cell[][] {
 export function printFields(r: FieldsResult): void {
   heading('field-level encryption, 1 KiB, warm cache, one core');
   const m = machine();
-  console.log(`node ${m.node} (OpenSSL ${m.openssl}), ${m.cpu}, ${m.cores} cores; one operation in flight per side; ${r.rounds} alternating slices of ${r.sliceMs} ms per side and operation`);
+  console.log(`node ${m.node} (OpenSSL ${m.openssl}), ${m.cpu}, ${m.cores} cores; one operation in flight per side; ${r.rounds} slices of ${r.sliceMs} ms per side and operation, in rotated order`);
   console.log(`Palisade's KMS: ${r.kms}. The DEK cache is warm before timing: this measures the field path, not the KMS round trip.`);
   console.log(`Inputs: 1 KiB string values (64 distinct), bound to ${num(r.records)} record ids cycled and the path ${PATH}; AWS: encryption context {record_id, path}.\n`);
   const rows: Cell[][] = [];
@@ -485,7 +502,8 @@ export function printFields(r: FieldsResult): void {
   console.log(table(['op', 'side', 'n', 'ops/s', 'ops/CPU-s', 'p50 µs', 'p99 µs', 'max µs', '÷ bare', '÷ bare+b64', '÷ bare CPU', 'key calls'], rows));
   console.log('ops/s = operations ÷ wall time (one in flight: one core); ops/CPU-s = ÷ this process\'s CPU time (robust when the machine is shared).');
   console.log('÷ bare = ÷ the bare loop whose output is bytes; ÷ bare+b64 = ÷ the bare loop that also encodes them as base64 text (and decodes');
-  console.log('before decrypting), as Palisade must: its envelopes are text. The bare loops are synchronous; Palisade\'s and AWS\'s APIs return promises.');
+  console.log('before decrypting), as Palisade must: its envelopes are text. The bare loops are synchronous; Palisade\'s and AWS\'s APIs return promises:');
+  console.log('"the same behind an async function" is the base64 bare loop awaited as they are, the least such an API costs (information only).');
   console.log('key calls = KMS calls (Palisade) or keyring wrap/unwrap calls (AWS: cache misses) during the timed slices; 0 = warm cache throughout.');
   console.log('"new records" = the AWS committing suite encrypting records it has not seen: its cache is keyed by the encryption context, so each one');
   console.log('is a miss and a new data key (Palisade binds the record in the AAD under a shared, cached DEK, so its numbers do not depend on that).\n');
