@@ -31,6 +31,7 @@ export async function startUpstream(): Promise<TestUpstream> {
   const waiting: Array<() => void> = [];
   const pending: number[] = [];
   const state = { aborted: 0 };
+  const dropped = new Set<string>();
   const gate = () => new Promise<void>((r) => (pending.length > 0 ? (pending.shift(), r()) : waiting.push(r)));
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -57,6 +58,13 @@ export async function startUpstream(): Promise<TestUpstream> {
       return;
     }
     if (path.endsWith('/slow')) return; // never answers
+    // Closes the connection without answering, the first time a path is asked for: a kept-alive connection the
+    // upstream dropped just as the proxy reused it.
+    if (path.includes('/drop-once') && !dropped.has(path)) {
+      dropped.add(path);
+      req.socket.destroy();
+      return;
+    }
     if (path.endsWith('/fail')) {
       res.writeHead(503, { 'content-type': 'text/plain' }).end('down');
       return;

@@ -442,6 +442,19 @@ describe('the API gateway in front of a real upstream', () => {
     expect(opened).toEqual({ card: '4111 1111 1111 1111', name: 'Ada' });
   });
 
+  it('a kept-alive upstream connection that was dropped is retried once on a fresh one for an idempotent request, never for a POST', async () => {
+    const h = as(agentKey);
+    expect((await send('GET', '/framework/warm', { headers: h })).status).toBe(200); // leaves a kept-alive connection
+    const before = up.seen.length;
+    const get = await send('GET', '/framework/drop-once/a', { headers: h });
+    expect(get.status, get.text).toBe(200);
+    expect(up.seen.slice(before).map((r) => r.url)).toEqual(['/framework/drop-once/a', '/framework/drop-once/a']);
+    expect((await send('GET', '/framework/warm', { headers: h })).status).toBe(200);
+    const post = await send('POST', '/framework/drop-once/b', { headers: h, json: { n: 1 } });
+    expect([post.status, post.json.code]).toEqual([502, 'PAL_GATEWAY_UPSTREAM_UNAVAILABLE']);
+    expect(up.seen.filter((r) => r.url === '/framework/drop-once/b').length).toBe(1); // sent once: a POST may have had an effect
+  });
+
   it('prompt screening: a route that blocks refuses an injected prompt (audited); a route that flags forwards it, marked', async () => {
     const h = as(agentKey);
     const before = up.seen.length;

@@ -14,6 +14,9 @@ import type { GatewayConfig } from './config.js';
 
 type UpstreamSetting = GatewayConfig['upstreams'][string];
 
+/** Methods whose request may be sent twice (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the gateway sets itself: never copied from one side to the other. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -120,7 +123,24 @@ export class Upstream {
         ticket.failure();
         reject(e);
       };
-      const up = this.#open(f.method, f.target, f.headers);
+      let retried = false;
+      const send = (): ClientRequest => {
+        const req = this.#open(f.method, f.target, f.headers);
+        req.on('error', (e: NodeJS.ErrnoException) => {
+          // A kept-alive connection the upstream had already closed (its idle timeout raced our reuse): the request
+          // never reached it, so an idempotent one is sent once more on a fresh connection instead of failing.
+          if (!settled && !retried && req.reusedSocket && IDEMPOTENT.has(f.method) && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
+            retried = true;
+            up = send();
+            return;
+          }
+          fail(new PalisadeError('PAL_GATEWAY_UPSTREAM_UNAVAILABLE', `${this.name} is unreachable or broke the connection (${e.code ?? e.message})`, { extensions: { upstream: this.name }, cause: e }));
+        });
+        req.on('response', onResponse);
+        if (f.body && f.body.length > 0) req.end(f.body);
+        else req.end();
+        return req;
+      };
       const timer = setTimeout(() => {
         up.destroy();
         fail(new PalisadeError('PAL_GATEWAY_UPSTREAM_TIMEOUT', `${this.name} did not answer within ${f.timeoutMs} ms`, { extensions: { upstream: this.name } }));
@@ -137,10 +157,7 @@ export class Upstream {
           }
         }
       });
-      up.on('error', (e: NodeJS.ErrnoException) => {
-        fail(new PalisadeError('PAL_GATEWAY_UPSTREAM_UNAVAILABLE', `${this.name} is unreachable or broke the connection (${e.code ?? e.message})`, { extensions: { upstream: this.name }, cause: e }));
-      });
-      up.on('response', (upRes) => {
+      const onResponse = (upRes: IncomingMessage) => {
         if (settled) {
           upRes.destroy();
           return;
@@ -189,9 +206,8 @@ export class Upstream {
           end();
         });
         upRes.pipe(res);
-      });
-      if (f.body && f.body.length > 0) up.end(f.body);
-      else up.end();
+      };
+      let up = send();
     });
   }
 
