@@ -16,6 +16,7 @@ import { gatewayMetrics } from './metrics.js';
 import { MemorySlidingWindowLimiter, RedisSlidingWindowLimiter, type SlidingWindowLimiter } from './rate-limit.js';
 import { MemoryReplayCache, RedisReplayCache, type ReplayCache } from '../../kernel/signing/replay-cache.js';
 import { signatureVerifier, type SigningKeys } from './signing-keys.js';
+import { closeRedis, connectRedis } from '../../storage/redis.js';
 
 export interface GatewayRuntime {
   engine: Gateway;
@@ -40,8 +41,10 @@ export interface OpenGatewayOptions extends Omit<GatewayDeps, 'limiter' | 'metri
 
 export async function openGateway(o: OpenGatewayOptions): Promise<GatewayRuntime> {
   // Rate-limit windows and the nonces of signed requests: in Redis when there is one, so they hold across nodes.
-  const limiter: SlidingWindowLimiter = o.redisUrl ? new RedisSlidingWindowLimiter(o.redisUrl) : new MemorySlidingWindowLimiter();
-  const replay: ReplayCache = o.redisUrl ? new RedisReplayCache(o.redisUrl) : new MemoryReplayCache();
+  // One connection serves both (each store leaves a caller's connection open; it is closed here).
+  const redis = o.redisUrl ? connectRedis(o.redisUrl) : null;
+  const limiter: SlidingWindowLimiter = redis ? new RedisSlidingWindowLimiter(redis) : new MemorySlidingWindowLimiter();
+  const replay: ReplayCache = redis ? new RedisReplayCache(redis) : new MemoryReplayCache();
   const log = o.log.child({ component: 'gateway' });
   const { tls, redisUrl: _r, registry, signingKeys, ...deps } = o;
   const engine = new Gateway({ ...deps, log, limiter, signatures: signatureVerifier(signingKeys, replay, o.clock), metrics: gatewayMetrics(registry) });
@@ -87,6 +90,7 @@ export async function openGateway(o: OpenGatewayOptions): Promise<GatewayRuntime
       engine.close();
       await limiter.close();
       await replay.close();
+      if (redis) await closeRedis(redis);
     },
   };
 }

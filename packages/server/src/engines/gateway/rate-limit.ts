@@ -8,7 +8,8 @@
 // all of them, and a refused request is recorded in none. With Redis the test-and-record is one Lua script, so two
 // nodes racing for the last slot cannot both win.
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { RedisConnection } from '../../storage/redis.js';
 import { PalisadeError } from '@palisade/core';
 
 /** One window to count a request in: at most `limit` requests in any `windowMs` span (a sliding log, exact). */
@@ -304,20 +305,14 @@ export interface RedisSlidingWindowLimiterOptions {
  * A Redis failure is PAL_UNAVAILABLE; the gateway decides whether to fail closed.
  */
 export class RedisSlidingWindowLimiter implements SlidingWindowLimiter {
+  readonly #conn: RedisConnection;
   readonly #redis: Redis;
-  readonly #owner: boolean;
   readonly #prefix: string;
 
   constructor(redis: string | Redis, opts: RedisSlidingWindowLimiterOptions = {}) {
     this.#prefix = opts.prefix ?? 'palisade:rl:';
-    if (typeof redis === 'string') {
-      this.#redis = new Redis(redis, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
-      this.#redis.on('error', () => {}); // surfaced as failed checks (PAL_UNAVAILABLE), not as a crash
-      this.#owner = true;
-    } else {
-      this.#redis = redis;
-      this.#owner = false;
-    }
+    this.#conn = new RedisConnection(redis);
+    this.#redis = this.#conn.redis;
   }
 
   async check(windows: readonly WindowSpec[], nowMs: number, requestId: string): Promise<LimitOutcome> {
@@ -355,7 +350,7 @@ export class RedisSlidingWindowLimiter implements SlidingWindowLimiter {
   }
 
   async close(): Promise<void> {
-    if (this.#owner) await this.#redis.quit().catch(() => this.#redis.disconnect());
+    await this.#conn.close();
   }
 }
 

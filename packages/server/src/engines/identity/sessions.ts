@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { closeRedis, connectRedis } from '../../storage/redis.js';
 import { PalisadeError, randomBytes, sha256 } from '@palisade/core';
 import type { Executor, Storage } from '../../storage/database.js';
 
@@ -101,8 +102,7 @@ export class RedisSessionStore implements SessionStore {
   readonly kind = 'redis' as const;
   readonly #redis: Redis;
   constructor(url: string, prefix = 'palisade:') {
-    this.#redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true, keyPrefix: prefix });
-    this.#redis.on('error', () => {}); // surfaced as failed commands (503 on the request), not as a crash
+    this.#redis = connectRedis(url, { keyPrefix: prefix });
   }
 
   /** A Redis failure is the server's, not the client's: 503 PAL_UNAVAILABLE, never a 500 or a 401. */
@@ -163,6 +163,6 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async close(): Promise<void> {
-    await this.#redis.quit().catch(() => this.#redis.disconnect());
+    await closeRedis(this.#redis);
   }
 }

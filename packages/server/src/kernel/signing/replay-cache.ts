@@ -1,5 +1,6 @@
 // Nonces of accepted signed requests, remembered for as long as their timestamp could still be accepted.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { RedisConnection } from '../../storage/redis.js';
 import { PalisadeError } from '@palisade/core';
 
 /** Where accepted nonces are remembered. */
@@ -82,20 +83,14 @@ export interface RedisReplayCacheOptions {
  * client (the caller owns it).
  */
 export class RedisReplayCache implements ReplayCache {
+  readonly #conn: RedisConnection;
   readonly #redis: Redis;
-  readonly #owner: boolean;
   readonly #prefix: string;
 
   constructor(redis: string | Redis, opts: RedisReplayCacheOptions = {}) {
     this.#prefix = opts.prefix ?? 'palisade:';
-    if (typeof redis === 'string') {
-      this.#redis = new Redis(redis, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
-      this.#redis.on('error', () => {}); // surfaced as failed commands (503 on the request), not as a crash
-      this.#owner = true;
-    } else {
-      this.#redis = redis;
-      this.#owner = false;
-    }
+    this.#conn = new RedisConnection(redis);
+    this.#redis = this.#conn.redis;
   }
 
   async seen(keyId: string, nonce: string, ttlSeconds: number): Promise<boolean> {
@@ -110,6 +105,6 @@ export class RedisReplayCache implements ReplayCache {
   }
 
   async close(): Promise<void> {
-    if (this.#owner) await this.#redis.quit().catch(() => this.#redis.disconnect());
+    await this.#conn.close();
   }
 }
