@@ -760,7 +760,7 @@ export function printGateway(r: GatewayResult): void {
   for (const p of r.paths.filter((x) => x !== 'direct')) {
     const a = added(r, p);
     const s = sat(r, p);
-    const vsNginx = p === 'nginx' ? null : { p50: fix(r, p)!.load.latencyMs.p50 - fix(r, 'nginx')!.load.latencyMs.p50, p99: fix(r, p)!.load.latencyMs.p99 - fix(r, 'nginx')!.load.latencyMs.p99 };
+    const vsNginx = p === 'nginx' || !fix(r, 'nginx') ? null : { p50: fix(r, p)!.load.latencyMs.p50 - fix(r, 'nginx')!.load.latencyMs.p50, p99: fix(r, p)!.load.latencyMs.p99 - fix(r, 'nginx')!.load.latencyMs.p99 };
     rows.push([
       p,
       a ? signed(a.p50) : 'n/a',

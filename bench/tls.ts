@@ -27,7 +27,8 @@ import { PalisadeClient } from '@palisade/sdk';
 import { ECDH_CURVES, TLS13_CIPHERSUITES } from '../packages/server/src/http/tls.js';
 import { X509ClientAuthenticator } from '../packages/server/src/kernel/auth/client-certificates.js';
 import { holdConnections, runHandshakes, type HandshakeResult, type HoldChecked, type HoldOpened } from './lib/tls-client.js';
-import { cpuSeconds, freePort, machineBusySeconds, startPalisade, stop } from './lib/servers.js';
+import { freePort, machineBusySeconds, startPalisade, stop } from './lib/servers.js';
+import { cpuOfPids as cpuOf, processFamily } from './lib/nginx.js';
 import { heading, isEntry, machine, num, percentile, ratio, table } from './lib/report.js';
 
 /** The seed's targets. */
@@ -94,22 +95,6 @@ function nofile(): number {
   return soft === 'unlimited' ? Infinity : Number(soft);
 }
 
-/** The process and its direct children (nginx: master + workers). */
-function family(pid: number): number[] {
-  const kids: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) kids.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return [pid, ...kids];
-}
-
-const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + cpuSeconds(p), 0);
 const rssMb = (pids: number[]) =>
   pids.reduce((s, p) => s + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0), 0) / 1024;
 
@@ -167,7 +152,7 @@ http {
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const logs = () => `${out}${existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8').slice(-2000) : ''}`;
-  const nginx: Nginx = { child, workers, port, mtlsPort, pids: () => family(child.pid!), logs };
+  const nginx: Nginx = { child, workers, port, mtlsPort, pids: () => processFamily(child.pid!), logs };
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`nginx exited with code ${child.exitCode}:\n${logs()}`);

@@ -12,6 +12,7 @@
 // The requests are pre-serialized; responses are parsed minimally (status line, Content-Length; chunked responses are
 // refused as an error). Plain HTTP (http://) or TLS (https://, TLS 1.3 only, certificate verified against `ca` at
 // connect: all handshakes happen before the first scheduled request). No dependencies.
+import { RawResponse } from './raw-response.js';
 import { fork } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -68,8 +69,6 @@ export interface FixedRateResult {
 
 export type FixedRateMessage = { type: 'window'; event: 'start' | 'end' } | { type: 'result'; result: FixedRateResult } | { type: 'error'; message: string };
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-
 interface Sample {
   scheduled: number;
   sent: number;
@@ -77,12 +76,7 @@ interface Sample {
 
 class Connection {
   socket!: Socket;
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private headerEnd = -1;
-  private status = 0;
-  private contentLength = -1;
-  private closeAfter = false;
+  private readonly res = new RawResponse();
   current: Sample | null = null;
 
   constructor(
@@ -113,45 +107,28 @@ class Connection {
   }
 
   send(s: Sample): void {
-    this.chunks = [];
-    this.buffered = 0;
-    this.headerEnd = -1;
-    this.contentLength = -1;
-    this.closeAfter = false;
+    this.res.reset();
     this.current = s;
     s.sent = performance.now();
     this.socket.write(this.bytes);
   }
 
   private onData(d: Buffer): void {
-    this.chunks.push(d);
-    this.buffered += d.length;
-    if (this.headerEnd < 0) {
-      const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-      this.chunks = [all];
-      const i = all.indexOf(CRLFCRLF);
-      if (i < 0) return;
-      this.headerEnd = i + 4;
-      const head = all.subarray(0, i).toString('latin1');
-      this.status = Number(head.slice(9, 12));
-      const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-      if (!cl) {
-        const c = this.current;
-        this.current = null;
-        this.onFail(this, c, 'response without Content-Length (chunked responses are not supported)');
-        this.socket.destroy();
-        return;
-      }
-      this.contentLength = Number(cl[1]);
-      this.closeAfter = /\r\nconnection:\s*close/i.test(head);
+    const r = this.res.push(d);
+    if (r === 'more') return;
+    if (r !== 'done') {
+      const c = this.current;
+      this.current = null;
+      this.onFail(this, c, r);
+      this.socket.destroy();
+      return;
     }
-    if (this.buffered < this.headerEnd + this.contentLength) return;
     const s = this.current!;
     this.current = null;
-    const chunks = this.chunks;
-    const headerEnd = this.headerEnd;
-    this.onDone(this, s, this.status, () => Buffer.concat(chunks).subarray(headerEnd, headerEnd + 300).toString('utf8'));
-    if (this.closeAfter) this.socket.destroy(); // counted by onFail (current is null: no sample lost)
+    const res = this.res;
+    const { chunks, headerEnd } = res; // reset() replaces them: the body stays readable for onDone, read only if asked
+    this.onDone(this, s, res.status, () => Buffer.concat(chunks).subarray(headerEnd, headerEnd + 300).toString('utf8'));
+    if (res.closeAfter) this.socket.destroy(); // counted by onFail (current is null: no sample lost)
   }
 }
 

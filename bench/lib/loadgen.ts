@@ -6,6 +6,7 @@
 //   raw   (default) tls.connect + a pre-serialized request + a minimal response parser (Content-Length bodies only).
 //         Cheapest per request, so the client's single core saturates last.
 //   https node:https with a keep-alive Agent; heavier (HTTP parser, streams), kept to cross-check the raw client.
+import { RawResponse } from './raw-response.js';
 import { connect, type TLSSocket } from 'node:tls';
 import { Agent, request } from 'node:https';
 import { fork } from 'node:child_process';
@@ -60,17 +61,10 @@ interface Recorder {
   windowStart: bigint;
 }
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-
 /** One keep-alive TLS connection issuing the same request in a closed loop. */
 class RawConnection {
   private socket!: TLSSocket;
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private headerEnd = -1;
-  private status = 0;
-  private contentLength = -1;
-  private closeAfter = false;
+  private readonly res = new RawResponse();
   private startedAt = 0n;
   private inFlight = false;
   idle!: () => void;
@@ -94,37 +88,16 @@ class RawConnection {
   }
 
   send(): void {
-    this.chunks = [];
-    this.buffered = 0;
-    this.headerEnd = -1;
-    this.contentLength = -1;
-    this.closeAfter = false;
+    this.res.reset();
     this.inFlight = true;
     this.startedAt = process.hrtime.bigint();
     this.socket.write(this.requestBytes);
   }
 
   private onData(d: Buffer): void {
-    this.chunks.push(d);
-    this.buffered += d.length;
-    if (this.headerEnd < 0) {
-      const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-      this.chunks = [all];
-      const i = all.indexOf(CRLFCRLF);
-      if (i < 0) return;
-      this.headerEnd = i + 4;
-      const head = all.subarray(0, i).toString('latin1');
-      this.status = Number(head.slice(9, 12));
-      const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-      if (!cl) {
-        this.fail('response without Content-Length (chunked responses are not supported by the raw client)');
-        return;
-      }
-      this.contentLength = Number(cl[1]);
-      this.closeAfter = /\r\nconnection:\s*close/i.test(head);
-    }
-    if (this.buffered < this.headerEnd + this.contentLength) return;
-    this.complete();
+    const r = this.res.push(d);
+    if (r === 'done') this.complete();
+    else if (r !== 'more') this.fail(r);
   }
 
   private complete(): void {
@@ -132,17 +105,17 @@ class RawConnection {
     const rec = this.rec;
     this.inFlight = false;
     if (rec.recording && this.startedAt >= rec.windowStart) {
-      if (this.status >= 200 && this.status < 300) {
+      if (this.res.status >= 200 && this.res.status < 300) {
         rec.latencies.push(Number(end - this.startedAt) / 1e6);
-        rec.responseBytes += this.buffered;
+        rec.responseBytes += this.res.buffered;
       } else {
         rec.non2xx++;
       }
     }
-    if ((this.status < 200 || this.status >= 300) && rec.firstBad === null) {
-      rec.firstBad = `${this.status} ${Buffer.concat(this.chunks).subarray(this.headerEnd, this.headerEnd + 300).toString('utf8')}`;
+    if ((this.res.status < 200 || this.res.status >= 300) && rec.firstBad === null) {
+      rec.firstBad = `${this.res.status} ${this.res.bodyStart()}`;
     }
-    if (this.closeAfter) {
+    if (this.res.closeAfter) {
       this.fail('server closed the keep-alive connection');
       return;
     }
