@@ -11,7 +11,7 @@ import { FieldEncryptor, openBody, sealBody, type FieldKms } from '@palisade/sdk
 import type { Storage } from '../../storage/database.js';
 import type { AuditLedger } from '../../kernel/audit/ledger.js';
 import type { KmsService } from '../kms/service.js';
-import { PalisadeError, type EncryptedData } from '@palisade/core';
+import type { EncryptedData } from '@palisade/core';
 import type { FieldSpec, GatewayFields } from './gateway.js';
 
 const ACTOR = { principal_id: 'system:gateway', api_key_id: null, source_ip: null };
@@ -44,12 +44,7 @@ export function gatewayFields(o: { kms: KmsService; storage: Storage; ledger: Au
   // One encryptor (and so one data-key cache) per set of KEKs routes name; names resolve to key ids once, so the
   // envelopes name the key as any SDK client would.
   const encryptors = new Map<string, Promise<FieldEncryptor>>();
-  const idOf = async (ref: string | undefined) => {
-    if (ref === undefined) return undefined;
-    const row = await o.storage.db.selectFrom('kms_keys').select('key_id').where((eb) => eb.or([eb('key_id', '=', ref), eb('name', '=', ref)])).executeTakeFirst();
-    if (!row) throw new PalisadeError('PAL_KMS_KEY_NOT_FOUND', `the gateway's field encryption names no existing key ${ref}`);
-    return row.key_id;
-  };
+  const idOf = async (ref: string | undefined) => (ref === undefined ? undefined : o.kms.keyIdOf(o.storage.db, ref));
   const encryptor = (keys: FieldSpec['keys']) => {
     const id = JSON.stringify([keys.internal, keys.confidential, keys.restricted]);
     let e = encryptors.get(id);

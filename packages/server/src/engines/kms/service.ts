@@ -302,6 +302,13 @@ export class KmsService {
     return a;
   }
 
+  /** The id of the key with this id or (unique) name; PAL_KMS_KEY_NOT_FOUND when there is none. */
+  async keyIdOf(db: Executor, idOrName: string): Promise<string> {
+    const row = await db.selectFrom('kms_keys').select('key_id').where((eb) => eb.or([eb('key_id', '=', idOrName), eb('name', '=', idOrName)])).executeTakeFirst();
+    if (!row) throw new PalisadeError('PAL_KMS_KEY_NOT_FOUND', `no key ${idOrName}`);
+    return row.key_id;
+  }
+
   async get(db: Executor, keyId: string, withVersions = true): Promise<KeyMetadata> {
     const key = await this.#key(db, keyId);
     const versions = withVersions ? await db.selectFrom('kms_key_versions').selectAll().where('key_id', '=', keyId).orderBy('version').execute() : undefined;
