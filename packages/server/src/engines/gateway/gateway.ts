@@ -375,7 +375,7 @@ export class Gateway {
     const pe = toPalisadeError(e);
     if (pe.status !== 401) throw pe;
     const details = certificate ? { method: 'client_certificate', ...(typeof pe.extensions.reason === 'string' ? { reason: pe.extensions.reason } : {}) } : {};
-    await this.#audit(x, 'auth.failed', pe.code, details, { resource: null });
+    await this.#audit(x, { type: 'auth.failed', error_code: pe.code, details, resource: null });
     throw pe;
   }
 
@@ -384,7 +384,7 @@ export class Gateway {
     const d = await this.#d.authz.authorize({ principal: x.principal!, source_ip: x.ip, approval_id: null }, route.permission, resource);
     if (d.decision === 'allow') return;
     const reason = d.decision === 'approval_required' ? `${d.reason} (approvals are not taken at the gateway)` : d.reason;
-    await this.#audit(x, 'authz.denied', 'PAL_FORBIDDEN', {}, { resource: { type: 'gateway_route', id: route.s.name }, authz: { decision: d.decision, reason: d.reason, by: d.by } });
+    await this.#audit(x, { type: 'authz.denied', error_code: 'PAL_FORBIDDEN', details: {}, resource: { type: 'gateway_route', id: route.s.name }, authz: { decision: d.decision, reason: d.reason, by: d.by } });
     throw new PalisadeError('PAL_FORBIDDEN', `${route.permission} is not allowed: ${reason}`, { extensions: { permission: route.permission, reason } });
   }
 
@@ -392,17 +392,14 @@ export class Gateway {
    * Audits what happened to this request: its actor, id and route (the route's permission as the action). A refusal
    * (error_code set) is `denied`; otherwise `success`.
    */
-  async #audit(x: Exchange, type: string, error_code: string | null, details: Record<string, unknown>, over: Partial<Pick<AuditEventInput, 'resource' | 'authz'>> = {}): Promise<void> {
+  async #audit(x: Exchange, e: Pick<AuditEventInput, 'type' | 'error_code' | 'details'> & Partial<Pick<AuditEventInput, 'resource' | 'authz'>>): Promise<void> {
     await this.#d.audit({
-      type,
       actor: { principal_id: x.principal?.principal_id ?? null, api_key_id: x.principal?.api_key_id ?? null, source_ip: x.ip },
-      outcome: error_code ? 'denied' : 'success',
+      outcome: e.error_code ? 'denied' : 'success',
       request_id: x.id,
       action: x.route?.permission ?? null,
-      error_code,
       resource: x.route ? { type: 'route', id: x.route.s.name } : null,
-      details,
-      ...over,
+      ...e,
     });
   }
 
@@ -434,7 +431,7 @@ export class Gateway {
     if ((this.#limitAudited.get(auditKey) ?? 0) <= now) {
       if (this.#limitAudited.size > 10_000) this.#limitAudited.clear();
       this.#limitAudited.set(auditKey, now + spec.windowMs);
-      await this.#audit(x, 'gateway.block.rate_limit', 'PAL_GATEWAY_RATE_LIMITED', { route: route.s.name, method: x.method, policy, key: policy.startsWith('global') ? 'global' : x.principal ? 'principal' : 'ip', limit: spec.limit, window_seconds: spec.windowMs / 1000 });
+      await this.#audit(x, { type: 'gateway.block.rate_limit', error_code: 'PAL_GATEWAY_RATE_LIMITED', details: { route: route.s.name, method: x.method, policy, key: policy.startsWith('global') ? 'global' : x.principal ? 'principal' : 'ip', limit: spec.limit, window_seconds: spec.windowMs / 1000 } });
     }
     throw Object.assign(new PalisadeError('PAL_GATEWAY_RATE_LIMITED', `rate limit ${policy} exceeded: ${spec.limit} requests per ${spec.windowMs / 1000} s`, { extensions: { limit: policy } }), { headers });
   }
@@ -480,7 +477,7 @@ export class Gateway {
   async #rejected(x: Exchange, e: unknown, reason?: string): Promise<void> {
     const pe = toPalisadeError(e);
     const why = reason ?? (typeof pe.extensions.reason === 'string' ? pe.extensions.reason : pe.message);
-    await this.#audit(x, 'gateway.request.rejected', pe.code, { route: x.route?.s.name ?? '', method: x.method, reason: why.slice(0, 300) });
+    await this.#audit(x, { type: 'gateway.request.rejected', error_code: pe.code, details: { route: x.route?.s.name ?? '', method: x.method, reason: why.slice(0, 300) } });
   }
 
   async #verifySignature(req: IncomingMessage, x: Exchange, body: Buffer): Promise<void> {
@@ -529,11 +526,11 @@ export class Gateway {
     const details = { route: name, method: x.method, rule_id: this.#detector.name, score: v.score, labels: v.labels, path: at };
     if (s.action === 'block') {
       this.#d.metrics.screened(name, 'block');
-      await this.#audit(x, 'gateway.block.waf', 'PAL_GATEWAY_PROMPT_BLOCKED', { ...details, rule_category: 'prompt_injection' });
+      await this.#audit(x, { type: 'gateway.block.waf', error_code: 'PAL_GATEWAY_PROMPT_BLOCKED', details: { ...details, rule_category: 'prompt_injection' } });
       throw new PalisadeError('PAL_GATEWAY_PROMPT_BLOCKED', `the ${s.kind.replace('_', ' ')} at ${at} was refused by screening (${v.labels.join(', ') || 'score ' + v.score})`, { extensions: { labels: v.labels, path: at } });
     }
     this.#d.metrics.screened(name, 'flag');
-    await this.#audit(x, 'gateway.prompt.flag', null, details);
+    await this.#audit(x, { type: 'gateway.prompt.flag', error_code: null, details });
     return `flagged; score=${v.score}; labels=${v.labels.join(',')}; path=${at}`;
   }
 
