@@ -61,7 +61,8 @@ function toInfo(row: ApiKeyTable): ApiKeyInfo {
  */
 export class ApiKeyService {
   readonly #lastUsedWritten = new Map<string, number>();
-  readonly #valid = new Map<string, { row: ApiKeyTable; at: number }>();
+  /** Valid keys by their hash (base64), with what every request needs of the row already parsed. */
+  readonly #valid = new Map<string, { row: ApiKeyTable; at: number; permissions: string[]; expiresMs: number }>();
 
   constructor(
     private readonly storage: Storage,
@@ -76,20 +77,21 @@ export class ApiKeyService {
     const hash = hashToken(token);
     const now = this.clock();
     const cacheKey = hash.toString('base64');
-    const cached = this.#valid.get(cacheKey);
-    let row: ApiKeyTable | undefined;
-    if (cached && Date.now() - cached.at < AUTH_CACHE_MS) row = cached.row;
-    else {
-      row = await this.storage.db.selectFrom('api_keys').selectAll().where('token_hash', '=', hash).executeTakeFirst();
+    let entry = this.#valid.get(cacheKey);
+    if (!entry || Date.now() - entry.at >= AUTH_CACHE_MS) {
+      const row = await this.storage.db.selectFrom('api_keys').selectAll().where('token_hash', '=', hash).executeTakeFirst();
       if (this.#valid.size >= 10_000) this.#valid.clear();
-      if (row && row.revoked_at === null) this.#valid.set(cacheKey, { row, at: Date.now() });
-      else this.#valid.delete(cacheKey);
+      if (row && row.revoked_at === null) {
+        entry = { row, at: Date.now(), permissions: JSON.parse(row.permissions) as string[], expiresMs: row.expires_at === null ? Infinity : Date.parse(row.expires_at) };
+        this.#valid.set(cacheKey, entry);
+      } else {
+        entry = undefined;
+        this.#valid.delete(cacheKey);
+      }
     }
-    if (!row || !constantTimeEqual(row.token_hash, hash) || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now.toISOString())) {
-      throw new PalisadeError('PAL_AUTH_INVALID');
-    }
-    this.#touch(row.id, now);
-    return { principal_id: row.principal_id, api_key_id: row.id, permissions: JSON.parse(row.permissions) as string[] };
+    if (!entry || !constantTimeEqual(entry.row.token_hash, hash) || entry.expiresMs <= now.getTime()) throw new PalisadeError('PAL_AUTH_INVALID');
+    this.#touch(entry.row.id, now);
+    return { principal_id: entry.row.principal_id, api_key_id: entry.row.id, permissions: [...entry.permissions] };
   }
 
   /** last_used_at is informational: written at most once a minute per key per node, never on the request's path. */
