@@ -247,6 +247,25 @@ describe.each(IMPLS)('sliding-window rate limits ($name)', ({ available, nodes }
       expect(rateLimitHeaders(o)).toEqual({});
     });
 
+    it('many windows in one check (beyond the pairwise grouping): shared logs still count a request once', async () => {
+      const base = freshKey('client:usr_many');
+      // 12 logs (6 keys × 2 lengths), each named by two windows with different limits: 24 windows
+      const ws: WindowSpec[] = [];
+      for (let k = 0; k < 6; k++) {
+        for (const windowMs of [1000, 60_000]) {
+          ws.push({ policy: `p${k}-${windowMs}`, key: `${base}:${k}`, limit: 10 + k, windowMs });
+          ws.push({ policy: `q${k}-${windowMs}`, key: `${base}:${k}`, limit: 20, windowMs });
+        }
+      }
+      ws.push(ws.shift()!); // the first log is named first and last
+      expect(allowedCount(await burst([a], ws, T0, 12))).toBe(10); // the smallest limit is 10 (key 0)
+      const o = await a.check(ws, T0, rid());
+      expect(o.allowed).toBe(false);
+      expect(o.windows.map((w) => w.remaining)).toEqual(ws.map((w) => w.limit - 10));
+      expect(o.exceeded).toEqual(['p0-60000', 'p0-1000']);
+      expect(o.retryAfterMs).toBe(60_000);
+    });
+
     it('rejects invalid windows with RangeError, before counting anything', async () => {
       const key = freshKey('client:usr_7');
       const ok: WindowSpec = { policy: 'client', key, limit: 1, windowMs: 1000 };
@@ -370,6 +389,146 @@ describe('memory limiter specifics', () => {
     expect(l.size).toBe(1);
   });
 
+  it('drops from the front of a log exactly, on either side of its compaction (dead prefix at, then past, half)', async () => {
+    const l = track(new MemorySlidingWindowLimiter());
+    const w: WindowSpec = { policy: 'p', key: 'front', limit: 4, windowMs: 10 };
+    for (let i = 0; i < 4; i++) expect((await l.check([w], T0 + i, rid())).allowed).toBe(true); // T0 … T0+3
+    // at T0+11, T0 and T0+1 have left: two of four gone (exactly half)
+    expect(await l.check([w], T0 + 11, rid())).toMatchObject({ allowed: true, windows: [{ remaining: 1, resetMs: 1 }] }); // T0+2 leaves at T0+12
+    expect(await l.check([w], T0 + 11, rid())).toMatchObject({ allowed: true, windows: [{ remaining: 0, resetMs: 1 }] });
+    expect(await l.check([w], T0 + 11, rid())).toMatchObject({ allowed: false, retryAfterMs: 1 });
+    // at T0+13, T0+2 and T0+3 leave too: T0+11 ×2 remain
+    expect(await l.check([w], T0 + 13, rid())).toMatchObject({ allowed: true, windows: [{ remaining: 1, resetMs: 8 }] });
+    expect(await l.check([w], T0 + 14, rid())).toMatchObject({ allowed: true, windows: [{ remaining: 0, resetMs: 7 }] });
+    expect(await l.check([w], T0 + 20, rid())).toMatchObject({ allowed: false, retryAfterMs: 1, windows: [{ remaining: 0, resetMs: 1 }] });
+    // at T0+21 the two of T0+11 leave (half again): T0+13, T0+14, T0+21
+    expect(await l.check([w], T0 + 21, rid())).toMatchObject({ allowed: true, windows: [{ remaining: 1, resetMs: 2 }] });
+    // a clock that went back to T0+5 (before the two that left) records its request first among the live ones
+    expect(await l.check([w], T0 + 5, rid())).toMatchObject({ allowed: true, windows: [{ remaining: 0, resetMs: 10 }] });
+    // at T0+22 that request of T0+5 has left (past half): T0+13, T0+14, T0+21, and this one
+    expect(await l.check([w], T0 + 22, rid())).toMatchObject({ allowed: true, windows: [{ remaining: 0, resetMs: 1 }] });
+    expect(await l.check([w], T0 + 22, rid())).toMatchObject({ allowed: false, retryAfterMs: 1 });
+    // everything leaves at once, then the log starts again
+    expect(await l.check([w], T0 + 1000, rid())).toMatchObject({ allowed: true, windows: [{ remaining: 3, resetMs: 10 }] });
+    expect(l.size).toBe(1);
+  });
+
+  it('stays exact through many trims of long logs (matches a plain sliding log, step by step)', async () => {
+    const l = track(new MemorySlidingWindowLimiter());
+    let seed = 42;
+    const random = (n: number): number => {
+      seed = (seed * 48_271) % 2_147_483_647; // Park–Miller: deterministic, the same steps on every run
+      return Math.floor((seed / 2_147_483_647) * n);
+    };
+    // the reference: per log, the times of the allowed requests still in its window (a plain array, trimmed naively)
+    const reference = new Map<string, number[]>();
+    const live = (w: WindowSpec, now: number): number[] => {
+      const id = `${w.key}:w${w.windowMs}`;
+      const times = reference.get(id) ?? [];
+      reference.set(id, times);
+      while (times.length > 0 && times[0]! <= now - w.windowMs) times.shift();
+      return times;
+    };
+    const refusedBy = new Set<string>();
+    let now = T0;
+    for (let step = 0; step < 8000; step++) {
+      const r = random(1000);
+      now += r < 1 ? 1500 : r < 10 ? 60 : r < 60 ? 4 : r < 400 ? 1 : 0; // bursts, a trickle, and rare pauses that empty every log
+      const client = `c${random(3)}`;
+      const ws: WindowSpec[] = [];
+      if (random(4) > 0) ws.push({ policy: 'global', key: 'g', limit: 150, windowMs: 1000 }, { policy: 'global-burst', key: 'g', limit: 40, windowMs: 100 });
+      if (random(4) > 0) ws.push({ policy: 'client', key: client, limit: 60, windowMs: 1000 });
+      if (random(2) > 0) ws.push({ policy: 'client-strict', key: client, limit: 45, windowMs: 1000 }); // the same log as "client"
+      if (random(2) > 0) ws.push({ policy: 'endpoint', key: `e:${client}`, limit: 4, windowMs: 37 });
+      if (ws.length === 0) continue;
+
+      const fits = ws.every((w) => live(w, now).length < w.limit);
+      const o = await l.check(ws, now, rid());
+      expect(o.allowed).toBe(fits);
+      if (fits) for (const times of new Set(ws.map((w) => live(w, now)))) times.push(now);
+      const expected = ws.map((w) => {
+        const times = live(w, now);
+        const resetMs = times.length >= w.limit ? times[times.length - w.limit]! + w.windowMs - now : times.length > 0 ? times[0]! + w.windowMs - now : 0;
+        return { policy: w.policy, limit: w.limit, windowMs: w.windowMs, remaining: Math.max(0, w.limit - times.length), resetMs };
+      });
+      expect(o.windows).toEqual(expected);
+      const full = fits ? [] : expected.filter((e) => e.remaining === 0);
+      expect(o.exceeded).toEqual(full.map((e) => e.policy));
+      expect(o.retryAfterMs).toBe(fits ? 0 : Math.max(1, ...full.map((e) => e.resetMs)));
+      for (const e of full) refusedBy.add(e.policy);
+    }
+    expect([...refusedBy].sort()).toEqual(['client', 'client-strict', 'endpoint', 'global', 'global-burst']); // every window was filled
+  });
+
+  it('evicts by use order whether a log was trimmed or not, and a key keeps its other window lengths', async () => {
+    const l = track(new MemorySlidingWindowLimiter({ maxKeys: 3 }));
+    const long: WindowSpec = { policy: 'c', key: 'k', limit: 5, windowMs: 60_000 };
+    const short: WindowSpec = { policy: 'c-burst', key: 'k', limit: 4, windowMs: 10 };
+    for (let i = 0; i < 4; i++) expect((await l.check([long, short], T0 + i, rid())).allowed).toBe(true);
+    // at T0+12 three of the short log's four have left (trimmed, past half), one is still live
+    expect((await l.check([long, short], T0 + 12, rid())).windows.map((w) => w.remaining)).toEqual([0, 2]);
+    await l.check([{ ...long, key: 'x' }], T0 + 13, rid()); // three logs: k (long), k (short), x
+    await l.check([short], T0 + 14, rid()); // the short log is the most recently used; k's long log the least
+    await l.check([{ ...long, key: 'y' }], T0 + 15, rid()); // no log has expired: k's long log goes
+    expect(l.size).toBe(3);
+    expect((await l.check([short], T0 + 16, rid())).windows[0]).toMatchObject({ remaining: 1, resetMs: 6 }); // kept: 12, 12, 14, 16
+    expect((await l.check([long], T0 + 17, rid())).windows[0]!.remaining).toBe(4); // afresh (x goes to make room)
+    expect(l.size).toBe(3);
+    // k's two logs and y: y goes, then k's short log (now the least recently used) when another key comes
+    await l.check([{ ...long, key: 'z' }], T0 + 18, rid());
+    await l.check([long], T0 + 19, rid());
+    await l.check([{ ...long, key: 'w' }], T0 + 20, rid());
+    expect(l.size).toBe(3);
+    expect((await l.check([long], T0 + 21, rid())).windows[0]!.remaining).toBe(2); // k's long log kept its three
+    expect((await l.check([long, short], T0 + 22, rid())).windows.map((w) => w.remaining)).toEqual([1, 3]); // the short one is new
+  });
+
+  it('sweeps a log that emptied after trims, and its key keeps its other log', async () => {
+    const l = track(new MemorySlidingWindowLimiter({ maxKeys: 3 }));
+    const long: WindowSpec = { policy: 'c', key: 'k', limit: 50, windowMs: 60_000 };
+    const short: WindowSpec = { policy: 'c-burst', key: 'k', limit: 50, windowMs: 10 };
+    for (let t = T0; t < T0 + 40; t++) await l.check([long, short], t, rid()); // the short log is trimmed on each
+    await l.check([{ ...long, key: 'x' }], T0 + 100, rid());
+    await l.check([{ ...long, key: 'y' }], T0 + 100, rid()); // room is made by sweeping the short log (expired), not evicting
+    expect(l.size).toBe(3);
+    expect((await l.check([long, short], T0 + 101, rid())).windows.map((w) => w.remaining)).toEqual([9, 49]);
+  });
+
+  it('drops expired logs as it goes, without waiting for maxKeys', async () => {
+    const l = track(new MemorySlidingWindowLimiter());
+    await l.check([{ policy: 'p', key: 'short', limit: 5, windowMs: 1000 }], T0, rid());
+    await l.check([{ policy: 'p', key: 'long', limit: 5, windowMs: 60_000 }], T0, rid());
+    expect(l.size).toBe(2);
+    await l.check([{ policy: 'p', key: 'other', limit: 5, windowMs: 60_000 }], T0 + 1000, rid()); // `short` has expired
+    expect(l.size).toBe(2);
+  });
+
+  it('never evicts a log of the check in progress, even past maxKeys', async () => {
+    const l = track(new MemorySlidingWindowLimiter({ maxKeys: 1 }));
+    const w = (key: string): WindowSpec => ({ policy: 'p', key, limit: 5, windowMs: 60_000 });
+    await l.check([w('a')], T0, rid());
+    await l.check([w('a'), w('b')], T0 + 1, rid()); // a exists, b is new: nothing else to drop
+    expect(l.size).toBe(2);
+    expect((await l.check([w('a'), w('b'), w('c')], T0 + 2, rid())).windows.map((x) => x.remaining)).toEqual([2, 3, 4]);
+    expect(l.size).toBe(3);
+    // past maxKeys, each new log makes room for itself alone: a (least recently used) goes, b and c stay
+    expect((await l.check([w('d')], T0 + 3, rid())).windows[0]!.remaining).toBe(4);
+    expect(l.size).toBe(3);
+    expect((await l.check([w('b'), w('c'), w('a')], T0 + 4, rid())).windows.map((x) => x.remaining)).toEqual([2, 3, 4]); // a afresh; d goes
+    expect(l.size).toBe(3);
+  });
+
+  it('a key with several window lengths loses only the evicted one', async () => {
+    const l = track(new MemorySlidingWindowLimiter({ maxKeys: 4 }));
+    const w = (windowMs: number): WindowSpec => ({ policy: `p${windowMs}`, key: 'k', limit: 5, windowMs });
+    await l.check([w(60_000), w(120_000), w(180_000)], T0, rid());
+    await l.check([w(60_000), w(180_000)], T0 + 1, rid()); // the 120 s log is the least recently used
+    await l.check([{ policy: 'q', key: 'x', limit: 5, windowMs: 60_000 }], T0 + 2, rid());
+    await l.check([{ policy: 'q', key: 'y', limit: 5, windowMs: 60_000 }], T0 + 3, rid()); // the 120 s log goes
+    expect(l.size).toBe(4);
+    expect((await l.check([w(60_000), w(120_000), w(180_000)], T0 + 4, rid())).windows.map((x) => x.remaining)).toEqual([2, 4, 2]);
+  });
+
   it('rejects maxKeys < 1', () => {
     expect(() => new MemorySlidingWindowLimiter({ maxKeys: 0 })).toThrow(RangeError);
   });
@@ -461,6 +620,35 @@ describe('rateLimitHeaders (draft-ietf-httpapi-ratelimit-headers-11)', () => {
     const h = rateLimitHeaders({ allowed: true, retryAfterMs: 0, exceeded: [], windows: ws.map((w) => ({ policy: w.policy, limit: w.limit, windowMs: w.windowMs, remaining: w.limit - 1, resetMs: w.windowMs })) });
     expect(h['RateLimit-Policy']).toBe('"global";q=1000;w=1, "global-burst";q=100;w=1;palisade-window-ms=100');
     expect(h.RateLimit).toBe('"global-burst";r=99;t=1');
+  });
+
+  it('the same policy with another quota or window, another order, or a repeated window: each spelled as it is', () => {
+    const o = (ws: { policy: string; limit: number; windowMs: number }[]): LimitOutcome => ({ allowed: true, retryAfterMs: 0, exceeded: [], windows: ws.map((w) => ({ ...w, remaining: 1, resetMs: 1000 })) });
+    const a = { policy: 'client', limit: 60, windowMs: 60_000 };
+    const b = { policy: 'client-burst', limit: 10, windowMs: 10_000 };
+    for (let i = 0; i < 2; i++) {
+      expect(rateLimitHeaders(o([a, b]))['RateLimit-Policy']).toBe('"client";q=60;w=60, "client-burst";q=10;w=10');
+      expect(rateLimitHeaders(o([b, a]))['RateLimit-Policy']).toBe('"client-burst";q=10;w=10, "client";q=60;w=60');
+      expect(rateLimitHeaders(o([a]))['RateLimit-Policy']).toBe('"client";q=60;w=60');
+      expect(rateLimitHeaders(o([a, b, a, { ...b }]))['RateLimit-Policy']).toBe('"client";q=60;w=60, "client-burst";q=10;w=10');
+      expect(rateLimitHeaders(o([{ ...a, limit: 61 }, b]))['RateLimit-Policy']).toBe('"client";q=61;w=60, "client-burst";q=10;w=10');
+      expect(rateLimitHeaders(o([{ ...a, windowMs: 1500 }, b]))['RateLimit-Policy']).toBe('"client";q=60;w=2;palisade-window-ms=1500, "client-burst";q=10;w=10');
+    }
+  });
+
+  it('many distinct policies and windows: every header still right', () => {
+    for (let i = 0; i < 3000; i++) {
+      const h = rateLimitHeaders({
+        allowed: true,
+        retryAfterMs: 0,
+        exceeded: [],
+        windows: [
+          { policy: 'global', limit: 1000 + (i % 40), windowMs: 1000, remaining: 5, resetMs: 1000 },
+          { policy: `endpoint:/e${i}`, limit: 5, windowMs: 1000 * (1 + (i % 3)), remaining: 1, resetMs: 1000 },
+        ],
+      });
+      expect(h).toEqual({ 'RateLimit-Policy': `"global";q=${1000 + (i % 40)};w=1, "endpoint:/e${i}";q=5;w=${1 + (i % 3)}`, RateLimit: `"endpoint:/e${i}";r=1;t=1` });
+    }
   });
 
   it('policy names are valid Structured Field Strings (escaped; no CR/LF or non-ASCII reaches a header)', () => {

@@ -69,10 +69,10 @@ export interface SlidingWindowLimiter {
 /**
  * The log a window counts in. Windows of the same key but different lengths are separate logs (so `windowsFor`'s
  * "client" and "client-burst" windows may share the key `client:usr_123`); windows of the same key and length share
- * one log, which a request is recorded in once.
+ * one log, which a request is recorded in once. (`:w` then digits ends every id, so an id names one key × length.)
  */
-function logId(spec: WindowSpec): string {
-  return `${spec.key}:w${spec.windowMs}`;
+function logId(key: string, windowMs: number): string {
+  return `${key}:w${windowMs}`;
 }
 
 function validate(windows: readonly WindowSpec[], nowMs: number, requestId: string): void {
@@ -88,40 +88,57 @@ function validate(windows: readonly WindowSpec[], nowMs: number, requestId: stri
 /** What the decision left in one log: how many requests it counts, and its oldest entries' times, oldest first. */
 interface LogView {
   count: number;
-  /** At least the oldest max(1, count − (smallest limit on this log) + 1) times (all of them is fine). */
-  oldest: readonly number[];
+  /** From `times[start]` on: at least the oldest max(1, count − (smallest limit on this log) + 1) times (all is fine). */
+  times: readonly number[];
+  start: number;
 }
 
+/** One log of a check: a key × window length, and the smallest limit checked against it. */
 interface LogGroup {
-  id: string;
+  key: string;
   windowMs: number;
   minLimit: number;
 }
 
-function groupLogs(windows: readonly WindowSpec[]): LogGroup[] {
-  const groups = new Map<string, LogGroup>();
-  for (const w of windows) {
-    const id = logId(w);
-    const g = groups.get(id);
-    if (g) g.minLimit = Math.min(g.minLimit, w.limit);
-    else groups.set(id, { id, windowMs: w.windowMs, minLimit: w.limit });
+/** Beyond this many windows, grouping goes through a Map rather than comparing every pair. */
+const PAIRWISE_GROUPING_MAX = 16;
+
+/** The logs of a check, in order of first appearance; `of[i]` is the index of window i's log. */
+function groupLogs(windows: readonly WindowSpec[], of: number[]): LogGroup[] {
+  const groups: LogGroup[] = [];
+  const byId = windows.length > PAIRWISE_GROUPING_MAX ? new Map<string, number>() : null;
+  for (let i = 0; i < windows.length; i++) {
+    const w = windows[i]!;
+    let j: number;
+    if (byId) {
+      const id = logId(w.key, w.windowMs);
+      j = byId.get(id) ?? groups.length;
+      if (j === groups.length) byId.set(id, j);
+    } else {
+      j = 0;
+      while (j < groups.length && (groups[j]!.windowMs !== w.windowMs || groups[j]!.key !== w.key)) j++;
+    }
+    if (j === groups.length) groups.push({ key: w.key, windowMs: w.windowMs, minLimit: w.limit });
+    else if (w.limit < groups[j]!.minLimit) groups[j]!.minLimit = w.limit;
+    of[i] = j;
   }
-  return [...groups.values()];
+  return groups;
 }
 
 /** The outcome, from each log's state after the decision (the new request included when allowed). */
-function outcomeOf(windows: readonly WindowSpec[], views: ReadonlyMap<string, LogView>, allowed: boolean, nowMs: number): LimitOutcome {
+function outcomeOf(windows: readonly WindowSpec[], of: readonly number[], views: readonly LogView[], allowed: boolean, nowMs: number): LimitOutcome {
   const states: WindowState[] = [];
   const exceeded: string[] = [];
   let retryAfterMs = 0;
-  for (const w of windows) {
-    const { count, oldest } = views.get(logId(w))!;
+  for (let i = 0; i < windows.length; i++) {
+    const w = windows[i]!;
+    const { count, times, start } = views[of[i]!]!;
     let resetMs = 0;
     if (count >= w.limit) {
       // the (count − limit + 1)-th oldest must leave before one more fits
-      resetMs = oldest[count - w.limit]! + w.windowMs - nowMs;
+      resetMs = times[start + count - w.limit]! + w.windowMs - nowMs;
     } else if (count > 0) {
-      resetMs = oldest[0]! + w.windowMs - nowMs;
+      resetMs = times[start]! + w.windowMs - nowMs;
     }
     resetMs = Math.max(0, resetMs);
     states.push({ policy: w.policy, limit: w.limit, windowMs: w.windowMs, remaining: Math.max(0, w.limit - count), resetMs });
@@ -143,9 +160,9 @@ export interface MemorySlidingWindowLimiterOptions {
   maxKeys?: number;
 }
 
-/** Index of the first element of sorted `a` greater than `x`. */
-function upperBound(a: readonly number[], x: number): number {
-  let lo = 0;
+/** Index of the first element of sorted `a[from…]` greater than `x` (`a.length` when there is none). */
+function upperBound(a: readonly number[], from: number, x: number): number {
+  let lo = from;
   let hi = a.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
@@ -156,22 +173,43 @@ function upperBound(a: readonly number[], x: number): number {
 }
 
 interface MemoryLog {
+  key: string;
   windowMs: number;
-  /** Times of the counted requests, sorted; never longer than the largest limit checked against it. */
+  /**
+   * Times of the counted requests, sorted, from `times[head]` on; the `head` entries before it have left the window
+   * and are dropped in bulk once they outnumber the live ones (so dropping from the front is amortised O(1), not a
+   * move of every live entry on every check). Live entries never outnumber the largest limit checked against the log,
+   * so the array holds at most about twice that.
+   */
   times: number[];
+  head: number;
+  /** The check that last looked this log up (a log of the check in progress is never swept or evicted). */
+  mark: number;
+  /** The next log of the same key (another window length), or null. */
+  sibling: MemoryLog | null;
+  /** Neighbours in use order (`older` is null for the least recently used). */
+  older: MemoryLog | null;
+  newer: MemoryLog | null;
 }
 
+const NO_TIMES: readonly number[] = [];
+
 /**
- * The embedded default: one process's logs in a Map (key × window → sorted times), exact for a single node. Each log
- * is trimmed when touched and holds at most `limit` times (refused requests are not recorded), so memory is
- * O(limit) per live key. Logs whose newest entry has left their window are dropped as the limiter goes; when
- * `maxKeys` live logs exist, the least recently used one is dropped. Eviction can only under-count (a dropped client
- * starts afresh) and only on this node. Behind a load balancer every node counts alone, so N nodes admit up to N × the
- * limit: use RedisSlidingWindowLimiter, the exact multi-node form.
+ * The embedded default: one process's logs (key × window → sorted times), exact for a single node. Each log is
+ * trimmed when touched and counts at most `limit` times (refused requests are not recorded), so memory is O(limit)
+ * per live key. Logs whose newest entry has left their window are dropped as the limiter goes; when `maxKeys` live
+ * logs exist, the least recently used one is dropped. Eviction can only under-count (a dropped client starts afresh)
+ * and only on this node. Behind a load balancer every node counts alone, so N nodes admit up to N × the limit: use
+ * RedisSlidingWindowLimiter, the exact multi-node form.
  */
 export class MemorySlidingWindowLimiter implements SlidingWindowLimiter {
-  /** Map order is use order: the first entry is the least recently used. */
-  readonly #logs = new Map<string, MemoryLog>();
+  /** key → its first log; the key's other window lengths follow through `sibling`. */
+  readonly #byKey = new Map<string, MemoryLog>();
+  /** Least and most recently used ends of the use-order list through every log. */
+  #oldest: MemoryLog | null = null;
+  #newest: MemoryLog | null = null;
+  #size = 0;
+  #checks = 0;
   readonly #maxKeys: number;
 
   constructor(opts: MemorySlidingWindowLimiterOptions = {}) {
@@ -181,74 +219,141 @@ export class MemorySlidingWindowLimiter implements SlidingWindowLimiter {
 
   /** Live logs held (for tests and metrics). */
   get size(): number {
-    return this.#logs.size;
+    return this.#size;
   }
 
   // Synchronous from start to end, so it is atomic with respect to every other check in this process.
   async check(windows: readonly WindowSpec[], nowMs: number, requestId: string): Promise<LimitOutcome> {
     validate(windows, nowMs, requestId);
     if (windows.length === 0) return allowedEmpty();
-    const groups = groupLogs(windows);
-    const inCheck = new Set(groups.map((g) => g.id));
-    this.#sweep(nowMs, inCheck, 8);
+    const of: number[] = [];
+    const groups = groupLogs(windows, of);
+    const mark = ++this.#checks;
+    const logs: (MemoryLog | null)[] = [];
+    for (const g of groups) {
+      const log = this.#find(g.key, g.windowMs);
+      if (log) log.mark = mark;
+      logs.push(log);
+    }
+    this.#sweep(nowMs, mark, 8);
 
     let allowed = true;
-    for (const g of groups) {
-      const log = this.#logs.get(g.id);
+    for (let j = 0; j < groups.length; j++) {
+      const log = logs[j];
       if (!log) continue;
-      const cut = upperBound(log.times, nowMs - g.windowMs);
-      if (cut > 0) log.times.splice(0, cut);
-      this.#touch(g.id, log);
-      if (log.times.length >= g.minLimit) allowed = false;
+      const cut = upperBound(log.times, log.head, nowMs - log.windowMs);
+      if (cut > log.head) {
+        if (cut === log.times.length) {
+          log.times.length = 0;
+          log.head = 0;
+        } else if (cut * 2 > log.times.length) {
+          log.times.splice(0, cut); // more dead than live: moving the live ones costs less than the drops it settles
+          log.head = 0;
+        } else {
+          log.head = cut;
+        }
+      }
+      this.#touch(log);
+      if (log.times.length - log.head >= groups[j]!.minLimit) allowed = false;
     }
 
-    const views = new Map<string, LogView>();
-    for (const g of groups) {
-      let log = this.#logs.get(g.id);
+    const views: LogView[] = [];
+    for (let j = 0; j < groups.length; j++) {
+      let log = logs[j];
       if (allowed) {
         if (!log) {
-          if (this.#logs.size >= this.#maxKeys) this.#makeRoom(nowMs, inCheck);
-          log = { windowMs: g.windowMs, times: [] };
-          this.#logs.set(g.id, log);
+          if (this.#size >= this.#maxKeys) this.#makeRoom(nowMs, mark);
+          log = this.#add(groups[j]!.key, groups[j]!.windowMs, mark);
         }
         const t = log.times;
-        if (t.length === 0 || t[t.length - 1]! <= nowMs) t.push(nowMs);
-        else t.splice(upperBound(t, nowMs), 0, nowMs); // a caller whose clock went back
+        if (t.length === log.head || t[t.length - 1]! <= nowMs) t.push(nowMs);
+        else t.splice(upperBound(t, log.head, nowMs), 0, nowMs); // a caller whose clock went back
       }
-      views.set(g.id, log ? { count: log.times.length, oldest: log.times } : { count: 0, oldest: [] });
+      views.push(log ? { count: log.times.length - log.head, times: log.times, start: log.head } : { count: 0, times: NO_TIMES, start: 0 });
     }
-    return outcomeOf(windows, views, allowed, nowMs);
+    return outcomeOf(windows, of, views, allowed, nowMs);
   }
 
-  #touch(id: string, log: MemoryLog): void {
-    this.#logs.delete(id);
-    this.#logs.set(id, log);
+  #find(key: string, windowMs: number): MemoryLog | null {
+    let log = this.#byKey.get(key) ?? null;
+    while (log && log.windowMs !== windowMs) log = log.sibling;
+    return log;
+  }
+
+  /** A new, empty log, the most recently used. */
+  #add(key: string, windowMs: number, mark: number): MemoryLog {
+    const first = this.#byKey.get(key) ?? null;
+    const log: MemoryLog = { key, windowMs, times: [], head: 0, mark, sibling: first, older: this.#newest, newer: null };
+    this.#byKey.set(key, log);
+    if (this.#newest) this.#newest.newer = log;
+    else this.#oldest = log;
+    this.#newest = log;
+    this.#size++;
+    return log;
+  }
+
+  /** Makes `log` the most recently used. */
+  #touch(log: MemoryLog): void {
+    if (log === this.#newest) return;
+    // unlink (it has a newer neighbour, since it is not the newest)
+    log.newer!.older = log.older;
+    if (log.older) log.older.newer = log.newer;
+    else this.#oldest = log.newer;
+    // append
+    log.older = this.#newest;
+    log.newer = null;
+    this.#newest!.newer = log;
+    this.#newest = log;
+  }
+
+  #delete(log: MemoryLog): void {
+    if (log.older) log.older.newer = log.newer;
+    else this.#oldest = log.newer;
+    if (log.newer) log.newer.older = log.older;
+    else this.#newest = log.older;
+    log.older = log.newer = null;
+    const first = this.#byKey.get(log.key)!;
+    if (first === log) {
+      if (log.sibling) this.#byKey.set(log.key, log.sibling);
+      else this.#byKey.delete(log.key);
+    } else {
+      let prev = first;
+      while (prev.sibling !== log) prev = prev.sibling!;
+      prev.sibling = log.sibling;
+    }
+    log.sibling = null;
+    this.#size--;
   }
 
   /** Drops logs whose newest entry has left their window, looking at no more than `budget` of the least recently used. */
-  #sweep(nowMs: number, keep: ReadonlySet<string>, budget: number): void {
+  #sweep(nowMs: number, keep: number, budget: number): void {
     let looked = 0;
-    for (const [id, log] of this.#logs) {
+    for (let log = this.#oldest; log; ) {
+      const next = log.newer;
       if (looked++ >= budget) return;
-      if (keep.has(id)) continue;
-      const newest = log.times[log.times.length - 1];
-      if (newest === undefined || newest <= nowMs - log.windowMs) this.#logs.delete(id);
+      if (log.mark !== keep) {
+        const t = log.times;
+        if (t.length === log.head || t[t.length - 1]! <= nowMs - log.windowMs) this.#delete(log);
+      }
+      log = next;
     }
   }
 
   /** Frees one place: an expired log if one is found, else the least recently used (never one of this check). */
-  #makeRoom(nowMs: number, keep: ReadonlySet<string>): void {
+  #makeRoom(nowMs: number, keep: number): void {
     this.#sweep(nowMs, keep, 64);
-    if (this.#logs.size < this.#maxKeys) return;
-    for (const id of this.#logs.keys()) {
-      if (keep.has(id)) continue;
-      this.#logs.delete(id);
+    if (this.#size < this.#maxKeys) return;
+    for (let log = this.#oldest; log; log = log.newer) {
+      if (log.mark === keep) continue;
+      this.#delete(log);
       return;
     }
   }
 
   async close(): Promise<void> {
-    this.#logs.clear();
+    this.#byKey.clear();
+    this.#oldest = this.#newest = null;
+    this.#size = 0;
   }
 }
 
@@ -318,8 +423,9 @@ export class RedisSlidingWindowLimiter implements SlidingWindowLimiter {
   async check(windows: readonly WindowSpec[], nowMs: number, requestId: string): Promise<LimitOutcome> {
     validate(windows, nowMs, requestId);
     if (windows.length === 0) return allowedEmpty();
-    const groups = groupLogs(windows);
-    const keys = groups.map((g) => this.#prefix + g.id);
+    const of: number[] = [];
+    const groups = groupLogs(windows, of);
+    const keys = groups.map((g) => this.#prefix + logId(g.key, g.windowMs));
     const args: string[] = [String(nowMs), requestId];
     for (const g of groups) args.push(String(nowMs - g.windowMs), String(g.windowMs), String(g.minLimit));
 
@@ -338,15 +444,15 @@ export class RedisSlidingWindowLimiter implements SlidingWindowLimiter {
     if (!Array.isArray(reply) || reply.length !== 1 + 2 * groups.length) {
       throw new PalisadeError('PAL_UNAVAILABLE', 'the rate limiter (Redis) is unavailable', { cause: new Error('unexpected reply from the rate limit script') });
     }
-    const views = new Map<string, LogView>();
-    groups.forEach((g, i) => {
+    const views: LogView[] = [];
+    for (let i = 0; i < groups.length; i++) {
       const count = Number(reply[1 + 2 * i]);
       const range = reply[2 + 2 * i] as unknown[];
       const oldest: number[] = [];
       for (let j = 1; j < range.length; j += 2) oldest.push(Number(range[j])); // [member, score, member, score, ...]
-      views.set(g.id, { count, oldest });
-    });
-    return outcomeOf(windows, views, reply[0] === 1, nowMs);
+      views.push({ count, times: oldest, start: 0 });
+    }
+    return outcomeOf(windows, of, views, reply[0] === 1, nowMs);
   }
 
   async close(): Promise<void> {
@@ -383,6 +489,70 @@ function sfString(s: string): string {
 const seconds = (ms: number): number => Math.ceil(ms / 1000);
 
 /**
+ * A policy name's header forms, cached: the gateway sends the same few policies (and the same windows) on every
+ * request, so escaping them and spelling out their RateLimit-Policy items again each time is wasted work. The cache is
+ * keyed by value (the gateway builds new window objects per request) and bounded, since the function is public.
+ */
+interface PolicyForms {
+  /** The name as a Structured Field String. */
+  sf: string;
+  /** RateLimit-Policy items of this policy, by quota and window length. */
+  items: { limit: number; windowMs: number; item: string }[];
+}
+const policyForms = new Map<string, PolicyForms>();
+const MAX_CACHED_POLICIES = 1024;
+const MAX_CACHED_ITEMS_PER_POLICY = 16;
+
+function formsOf(policy: string): PolicyForms {
+  let f = policyForms.get(policy);
+  if (!f) {
+    if (policyForms.size >= MAX_CACHED_POLICIES) policyForms.clear();
+    f = { sf: sfString(policy), items: [] };
+    policyForms.set(policy, f);
+  }
+  return f;
+}
+
+/** One window's RateLimit-Policy item: `"<policy>";q=<limit>;w=<whole seconds, ≥ 1>[;palisade-window-ms=<ms>]`. */
+function policyItem(w: WindowState): string {
+  const f = formsOf(w.policy);
+  for (const c of f.items) if (c.limit === w.limit && c.windowMs === w.windowMs) return c.item;
+  let item = `${f.sf};q=${w.limit};w=${Math.max(1, seconds(w.windowMs))}`;
+  if (w.windowMs % 1000 !== 0) item += `;palisade-window-ms=${w.windowMs}`;
+  if (f.items.length >= MAX_CACHED_ITEMS_PER_POLICY) f.items.length = 0;
+  f.items.push({ limit: w.limit, windowMs: w.windowMs, item });
+  return item;
+}
+
+/**
+ * Whole RateLimit-Policy values by their items (the same item is always the same string, from policyItem): first
+ * item → the lists of items starting with it, compared item by item, and their joined value.
+ */
+const policyHeaders = new Map<string, { items: string[]; value: string }[]>();
+const MAX_CACHED_POLICY_HEADERS = 1024;
+const MAX_CACHED_HEADERS_PER_FIRST_ITEM = 16;
+
+function policyHeader(items: readonly string[]): string {
+  let list = policyHeaders.get(items[0]!);
+  if (list) {
+    for (const c of list) {
+      if (c.items.length !== items.length) continue;
+      let same = true;
+      for (let i = 1; i < items.length && same; i++) same = c.items[i] === items[i];
+      if (same) return c.value;
+    }
+  } else {
+    if (policyHeaders.size >= MAX_CACHED_POLICY_HEADERS) policyHeaders.clear();
+    list = [];
+    policyHeaders.set(items[0]!, list);
+  }
+  const value = items.join(', ');
+  if (list.length >= MAX_CACHED_HEADERS_PER_FIRST_ITEM) list.length = 0;
+  list.push({ items: items.slice(), value });
+  return value;
+}
+
+/**
  * Response headers for an outcome, in the Structured Field form of draft-ietf-httpapi-ratelimit-headers-11:
  *
  *   RateLimit-Policy: "client";q=60;w=60, "client-burst";q=10;w=10     every window (quota, window in seconds)
@@ -400,16 +570,15 @@ export function rateLimitHeaders(outcome: LimitOutcome): Record<string, string> 
   if (outcome.windows.length > 0) {
     const items: string[] = [];
     for (const w of outcome.windows) {
-      let item = `${sfString(w.policy)};q=${w.limit};w=${Math.max(1, seconds(w.windowMs))}`;
-      if (w.windowMs % 1000 !== 0) item += `;palisade-window-ms=${w.windowMs}`;
+      const item = policyItem(w);
       if (!items.includes(item)) items.push(item);
     }
-    headers['RateLimit-Policy'] = items.join(', ');
+    headers['RateLimit-Policy'] = policyHeader(items);
     let tightest = outcome.windows[0]!;
     for (const w of outcome.windows) {
       if (w.remaining < tightest.remaining || (w.remaining === tightest.remaining && w.resetMs > tightest.resetMs)) tightest = w;
     }
-    headers.RateLimit = `${sfString(tightest.policy)};r=${tightest.remaining};t=${seconds(tightest.resetMs)}`;
+    headers.RateLimit = `${formsOf(tightest.policy).sf};r=${tightest.remaining};t=${seconds(tightest.resetMs)}`;
   }
   if (!outcome.allowed) headers['Retry-After'] = String(Math.max(1, seconds(outcome.retryAfterMs)));
   return headers;
