@@ -128,10 +128,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
   });
 }
 
-function lowerKeys(h: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
-}
-
 function mediaType(header: string | undefined): string {
   return (header ?? '').split(';')[0]!.trim().toLowerCase();
 }
@@ -423,7 +419,7 @@ export class Gateway {
       }
       throw e;
     }
-    const headers = lowerKeys(rateLimitHeaders(outcome));
+    const headers = rateLimitHeaders(outcome);
     if (outcome.allowed) return headers;
     const policy = outcome.exceeded[0] ?? 'global';
     const spec = specs.find((s) => s.policy === policy)!;

@@ -105,7 +105,7 @@ describe.each(IMPLS)('sliding-window rate limits ($name)', ({ available, nodes }
       }
       const refused = await a.check([w], T0, rid());
       expect(refused).toEqual({ allowed: false, retryAfterMs: 60_000, exceeded: ['client'], windows: [{ policy: 'client', limit: 10, windowMs: 60_000, remaining: 0, resetMs: 60_000 }] });
-      expect(rateLimitHeaders(refused)).toEqual({ 'RateLimit-Policy': '"client";q=10;w=60', RateLimit: '"client";r=0;t=60', 'Retry-After': '60' });
+      expect(rateLimitHeaders(refused)).toEqual({ 'ratelimit-policy': '"client";q=10;w=60', ratelimit: '"client";r=0;t=60', 'retry-after': '60' });
 
       const almost = await a.check([w], T0 + 59_999, rid());
       expect(almost.allowed).toBe(false);
@@ -576,7 +576,7 @@ describe('rateLimitHeaders (draft-ietf-httpapi-ratelimit-headers-11)', () => {
         { ...clientBurst, remaining: 9, resetMs: 10_000 },
       ],
     });
-    expect(h).toEqual({ 'RateLimit-Policy': '"client";q=60;w=60, "client-burst";q=10;w=10', RateLimit: '"client-burst";r=9;t=10' });
+    expect(h).toEqual({ 'ratelimit-policy': '"client";q=60;w=60, "client-burst";q=10;w=10', ratelimit: '"client-burst";r=9;t=10' });
   });
 
   it('refused: the exhausted window with the longest reset, and Retry-After in whole seconds rounded up', () => {
@@ -589,16 +589,16 @@ describe('rateLimitHeaders (draft-ietf-httpapi-ratelimit-headers-11)', () => {
         { ...client, remaining: 0, resetMs: 11_001 },
       ],
     });
-    expect(h.RateLimit).toBe('"client";r=0;t=12');
-    expect(h['Retry-After']).toBe('12');
+    expect(h.ratelimit).toBe('"client";r=0;t=12');
+    expect(h['retry-after']).toBe('12');
   });
 
   it('Retry-After is at least 1', () => {
     const refused = (retryAfterMs: number): LimitOutcome => ({ allowed: false, retryAfterMs, exceeded: ['client'], windows: [{ ...client, remaining: 0, resetMs: retryAfterMs }] });
-    expect(rateLimitHeaders(refused(1))['Retry-After']).toBe('1');
-    expect(rateLimitHeaders(refused(0))['Retry-After']).toBe('1');
-    expect(rateLimitHeaders(refused(1000))['Retry-After']).toBe('1');
-    expect(rateLimitHeaders(refused(1001))['Retry-After']).toBe('2');
+    expect(rateLimitHeaders(refused(1))['retry-after']).toBe('1');
+    expect(rateLimitHeaders(refused(0))['retry-after']).toBe('1');
+    expect(rateLimitHeaders(refused(1000))['retry-after']).toBe('1');
+    expect(rateLimitHeaders(refused(1001))['retry-after']).toBe('2');
   });
 
   it('equal remaining: the longer reset is the more constraining', () => {
@@ -612,14 +612,14 @@ describe('rateLimitHeaders (draft-ietf-httpapi-ratelimit-headers-11)', () => {
         { policy: 'c', limit: 9, windowMs: 1000, remaining: 3, resetMs: 900 },
       ],
     });
-    expect(h.RateLimit).toBe('"b";r=3;t=31');
+    expect(h.ratelimit).toBe('"b";r=3;t=31');
   });
 
   it('a window shorter than a second is advertised as w=1 with its exact length as a vendor parameter', () => {
     const ws = windowsFor('global', 'global', { requests: 1000, per_ms: 1000, burst: 100 });
     const h = rateLimitHeaders({ allowed: true, retryAfterMs: 0, exceeded: [], windows: ws.map((w) => ({ policy: w.policy, limit: w.limit, windowMs: w.windowMs, remaining: w.limit - 1, resetMs: w.windowMs })) });
-    expect(h['RateLimit-Policy']).toBe('"global";q=1000;w=1, "global-burst";q=100;w=1;palisade-window-ms=100');
-    expect(h.RateLimit).toBe('"global-burst";r=99;t=1');
+    expect(h['ratelimit-policy']).toBe('"global";q=1000;w=1, "global-burst";q=100;w=1;palisade-window-ms=100');
+    expect(h.ratelimit).toBe('"global-burst";r=99;t=1');
   });
 
   it('the same policy with another quota or window, another order, or a repeated window: each spelled as it is', () => {
@@ -627,12 +627,12 @@ describe('rateLimitHeaders (draft-ietf-httpapi-ratelimit-headers-11)', () => {
     const a = { policy: 'client', limit: 60, windowMs: 60_000 };
     const b = { policy: 'client-burst', limit: 10, windowMs: 10_000 };
     for (let i = 0; i < 2; i++) {
-      expect(rateLimitHeaders(o([a, b]))['RateLimit-Policy']).toBe('"client";q=60;w=60, "client-burst";q=10;w=10');
-      expect(rateLimitHeaders(o([b, a]))['RateLimit-Policy']).toBe('"client-burst";q=10;w=10, "client";q=60;w=60');
-      expect(rateLimitHeaders(o([a]))['RateLimit-Policy']).toBe('"client";q=60;w=60');
-      expect(rateLimitHeaders(o([a, b, a, { ...b }]))['RateLimit-Policy']).toBe('"client";q=60;w=60, "client-burst";q=10;w=10');
-      expect(rateLimitHeaders(o([{ ...a, limit: 61 }, b]))['RateLimit-Policy']).toBe('"client";q=61;w=60, "client-burst";q=10;w=10');
-      expect(rateLimitHeaders(o([{ ...a, windowMs: 1500 }, b]))['RateLimit-Policy']).toBe('"client";q=60;w=2;palisade-window-ms=1500, "client-burst";q=10;w=10');
+      expect(rateLimitHeaders(o([a, b]))['ratelimit-policy']).toBe('"client";q=60;w=60, "client-burst";q=10;w=10');
+      expect(rateLimitHeaders(o([b, a]))['ratelimit-policy']).toBe('"client-burst";q=10;w=10, "client";q=60;w=60');
+      expect(rateLimitHeaders(o([a]))['ratelimit-policy']).toBe('"client";q=60;w=60');
+      expect(rateLimitHeaders(o([a, b, a, { ...b }]))['ratelimit-policy']).toBe('"client";q=60;w=60, "client-burst";q=10;w=10');
+      expect(rateLimitHeaders(o([{ ...a, limit: 61 }, b]))['ratelimit-policy']).toBe('"client";q=61;w=60, "client-burst";q=10;w=10');
+      expect(rateLimitHeaders(o([{ ...a, windowMs: 1500 }, b]))['ratelimit-policy']).toBe('"client";q=60;w=2;palisade-window-ms=1500, "client-burst";q=10;w=10');
     }
   });
 
@@ -647,13 +647,13 @@ describe('rateLimitHeaders (draft-ietf-httpapi-ratelimit-headers-11)', () => {
           { policy: `endpoint:/e${i}`, limit: 5, windowMs: 1000 * (1 + (i % 3)), remaining: 1, resetMs: 1000 },
         ],
       });
-      expect(h).toEqual({ 'RateLimit-Policy': `"global";q=${1000 + (i % 40)};w=1, "endpoint:/e${i}";q=5;w=${1 + (i % 3)}`, RateLimit: `"endpoint:/e${i}";r=1;t=1` });
+      expect(h).toEqual({ 'ratelimit-policy': `"global";q=${1000 + (i % 40)};w=1, "endpoint:/e${i}";q=5;w=${1 + (i % 3)}`, ratelimit: `"endpoint:/e${i}";r=1;t=1` });
     }
   });
 
   it('policy names are valid Structured Field Strings (escaped; no CR/LF or non-ASCII reaches a header)', () => {
     const h = rateLimitHeaders({ allowed: true, retryAfterMs: 0, exceeded: [], windows: [{ policy: 'endpoint:/a"b\\c\r\nX-Evil: 1é', limit: 5, windowMs: 1000, remaining: 4, resetMs: 1000 }] });
-    expect(h['RateLimit-Policy']).toBe('"endpoint:/a\\"b\\\\c??X-Evil: 1?";q=5;w=1');
-    expect(h.RateLimit).toBe('"endpoint:/a\\"b\\\\c??X-Evil: 1?";r=4;t=1');
+    expect(h['ratelimit-policy']).toBe('"endpoint:/a\\"b\\\\c??X-Evil: 1?";q=5;w=1');
+    expect(h.ratelimit).toBe('"endpoint:/a\\"b\\\\c??X-Evil: 1?";r=4;t=1');
   });
 });

@@ -563,7 +563,8 @@ function policyHeader(items: readonly string[]): string {
  * allows; a window that is not whole seconds also carries its exact length as `palisade-window-ms` (a vendor-prefixed
  * parameter, which the draft allows). RateLimit names the window with the lowest remaining quota, then the longest
  * reset; `t` is its reset in seconds, rounded up. Retry-After is retryAfterMs in whole seconds, rounded up, at least 1,
- * so it never points earlier than the end of the effective window (as the draft asks). No windows → no headers.
+ * so it never points earlier than the end of the effective window (as the draft asks). No windows → no headers. Names
+ * are lower-case, as Node sends them.
  */
 export function rateLimitHeaders(outcome: LimitOutcome): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -573,13 +574,13 @@ export function rateLimitHeaders(outcome: LimitOutcome): Record<string, string> 
       const item = policyItem(w);
       if (!items.includes(item)) items.push(item);
     }
-    headers['RateLimit-Policy'] = policyHeader(items);
+    headers['ratelimit-policy'] = policyHeader(items);
     let tightest = outcome.windows[0]!;
     for (const w of outcome.windows) {
       if (w.remaining < tightest.remaining || (w.remaining === tightest.remaining && w.resetMs > tightest.resetMs)) tightest = w;
     }
-    headers.RateLimit = `${formsOf(tightest.policy).sf};r=${tightest.remaining};t=${seconds(tightest.resetMs)}`;
+    headers.ratelimit = `${formsOf(tightest.policy).sf};r=${tightest.remaining};t=${seconds(tightest.resetMs)}`;
   }
-  if (!outcome.allowed) headers['Retry-After'] = String(Math.max(1, seconds(outcome.retryAfterMs)));
+  if (!outcome.allowed) headers['retry-after'] = String(Math.max(1, seconds(outcome.retryAfterMs)));
   return headers;
 }
