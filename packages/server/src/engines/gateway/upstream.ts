@@ -129,20 +129,23 @@ export class Upstream {
         ticket.failure();
         reject(e);
       };
-      // The client went away first: stop the upstream work too.
-      res.once('close', () => {
-        if (res.writableFinished) return;
+      // The client went away first (before or while we forward): stop the upstream work too. That is no failure of
+      // the upstream, so the circuit does not count it.
+      const clientGone = () => {
         controller?.abort(new Error('the client went away'));
-        if (!settled) {
-          settled = true;
-          ticket.release();
-          resolve({ status: 499, upstreamMs: performance.now() - started, bytesOut: 0 });
-        }
+        if (settled) return;
+        settled = true;
+        ticket.release();
+        resolve({ status: 499, upstreamMs: performance.now() - started, bytesOut: 0 });
+      };
+      if (res.destroyed) return clientGone();
+      res.once('close', () => {
+        if (!res.writableFinished) clientGone();
       });
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: (c) => {
           controller = c;
-          if (res.destroyed) c.abort(new Error('the client went away'));
+          if (res.destroyed) clientGone(); // its 'close' is still to come
         },
         onResponseStart: (c, status, upHeaders) => {
           if (settled) return c.abort(new Error('the client went away'));
