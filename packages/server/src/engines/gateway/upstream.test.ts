@@ -43,6 +43,28 @@ describe('Upstream.forward', () => {
     server.close();
   });
 
+  it('a client that leaves while the upstream is still working is a 499 and does not count against the circuit', async () => {
+    const u = new Upstream('fw', setting(up.url));
+    const results: Array<{ status: number }> = [];
+    const { server, port } = await front((req, res) => {
+      req.resume();
+      void u.forward({ method: 'GET', target: '/framework/slow', headers: { host: u.host }, body: null, timeoutMs: 2000 }, res, { headers: {} }).then((r) => results.push(r));
+    });
+    for (let i = 0; i < 3; i++) {
+      const before = up.seen.length;
+      const r = request({ host: '127.0.0.1', port, path: '/' });
+      r.on('error', () => undefined);
+      r.end();
+      await expect.poll(() => up.seen.length).toBe(before + 1); // the upstream has it and does not answer
+      r.destroy();
+      await expect.poll(() => results.length).toBe(i + 1);
+    }
+    expect(results.map((r) => r.status)).toEqual([499, 499, 499]);
+    expect(u.breaker.state).toBe('closed');
+    u.close();
+    server.close();
+  });
+
   it('an upstream that refuses connections fails twice and opens the circuit (threshold 2)', async () => {
     const dead = await front(() => undefined);
     const url = `http://127.0.0.1:${dead.port}`;

@@ -132,11 +132,12 @@ export class Upstream {
       // The client went away first (before or while we forward): stop the upstream work too. That is no failure of
       // the upstream, so the circuit does not count it.
       const clientGone = () => {
-        controller?.abort(new Error('the client went away'));
-        if (settled) return;
-        settled = true;
-        ticket.release();
-        resolve({ status: 499, upstreamMs: performance.now() - started, bytesOut: 0 });
+        if (!settled) {
+          settled = true;
+          ticket.release();
+          resolve({ status: 499, upstreamMs: performance.now() - started, bytesOut: 0 });
+        }
+        controller?.abort(new Error('the client went away')); // after settling: abort calls onResponseError at once
       };
       if (res.destroyed) return clientGone();
       res.once('close', () => {
