@@ -13,7 +13,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { PalisadeError } from '@palisade/core';
-import { CircuitBreaker } from './circuit-breaker.js';
+import { CircuitBreaker, type CircuitTicket } from './circuit-breaker.js';
 import type { GatewayConfig } from './config.js';
 
 type UpstreamSetting = GatewayConfig['upstreams'][string];
@@ -118,113 +118,7 @@ export class Upstream {
    */
   forward(f: ForwardRequest, res: ServerResponse, plan: ResponsePlan): Promise<ForwardResult> {
     const ticket = this.breaker.acquire();
-    const started = performance.now();
-    return new Promise<ForwardResult>((resolve, reject) => {
-      let settled = false; // the promise: by the response's start, a failure before it, or the client leaving
-      let retried = false;
-      let controller: Dispatcher.DispatchController | null = null;
-      const fail = (e: PalisadeError) => {
-        if (settled) return;
-        settled = true;
-        ticket.failure();
-        reject(e);
-      };
-      // The client went away first (before or while we forward): stop the upstream work too. That is no failure of
-      // the upstream, so the circuit does not count it.
-      const clientGone = () => {
-        if (!settled) {
-          settled = true;
-          ticket.release();
-          resolve({ status: 499, upstreamMs: performance.now() - started, bytesOut: 0 });
-        }
-        controller?.abort(new Error('the client went away')); // after settling: abort calls onResponseError at once
-      };
-      if (res.destroyed) return clientGone();
-      res.once('close', () => {
-        if (!res.writableFinished) clientGone();
-      });
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart: (c) => {
-          controller = c;
-          if (res.destroyed) clientGone(); // its 'close' is still to come
-        },
-        onResponseStart: (c, status, upHeaders) => {
-          if (settled) return c.abort(new Error('the client went away'));
-          settled = true;
-          if (status >= 500) ticket.failure();
-          else ticket.success();
-          const upstreamMs = performance.now() - started;
-          const headers = { ...endToEnd(upHeaders), ...plan.headers };
-          const contentType = String(upHeaders['content-type'] ?? '');
-          if (plan.rewrite && status < 300 && contentType.includes('json')) {
-            this.#rewrite(c, res, status, headers, contentType, plan.rewrite, handler).then(
-              (bytes) => resolve({ status, upstreamMs, bytesOut: bytes }),
-              () => {
-                c.abort(new Error('response rewrite failed'));
-                res.destroy();
-                resolve({ status, upstreamMs, bytesOut: 0 });
-              },
-            );
-            return;
-          }
-          res.writeHead(status, headers);
-          // A stream (SSE, chunked: no length) shows its headers at once; a sized body goes out with them in one write.
-          if (upHeaders['content-length'] === undefined) res.flushHeaders();
-          let bytes = 0;
-          let ended = false;
-          const end = () => {
-            if (ended) return;
-            ended = true;
-            resolve({ status, upstreamMs, bytesOut: bytes });
-          };
-          res.on('drain', () => c.resume());
-          res.once('finish', end);
-          res.once('close', end);
-          handler.onResponseData = (dc, chunk) => {
-            bytes += chunk.length;
-            if (!res.write(chunk)) dc.pause();
-          };
-          handler.onResponseEnd = () => void res.end();
-          handler.onResponseError = () => void res.destroy(); // the upstream broke off or stalled mid-body: so does the answer
-        },
-        onResponseError: (_c, e: Error & { code?: string }) => {
-          if (settled) return;
-          const broken = e.code === 'UND_ERR_SOCKET' || e.code === 'ECONNRESET' || e.code === 'EPIPE';
-          if (broken && !retried && IDEMPOTENT.has(f.method) && !res.destroyed) {
-            retried = true;
-            this.#pool.dispatch(request, handler);
-            return;
-          }
-          if (e.code === 'UND_ERR_HEADERS_TIMEOUT') fail(new PalisadeError('PAL_GATEWAY_UPSTREAM_TIMEOUT', `${this.name} did not answer within ${f.timeoutMs} ms`, { extensions: { upstream: this.name } }));
-          else fail(new PalisadeError('PAL_GATEWAY_UPSTREAM_UNAVAILABLE', `${this.name} is unreachable or broke the connection (${e.code ?? e.message})`, { extensions: { upstream: this.name }, cause: e }));
-        },
-      };
-      // headersTimeout: until the response starts (504); bodyTimeout: the longest silence inside a body (a stalled
-      // stream is not kept open forever).
-      const request: Dispatcher.DispatchOptions = { method: f.method as Dispatcher.HttpMethod, path: f.target, headers: f.headers as Record<string, string>, body: f.body, headersTimeout: f.timeoutMs, bodyTimeout: f.timeoutMs };
-      this.#pool.dispatch(request, handler);
-    });
-  }
-
-  /** Buffer a JSON answer (up to `maxBytes`), rewrite it, send it sized. Resolves with the bytes sent. */
-  #rewrite(c: Dispatcher.DispatchController, res: ServerResponse, status: number, headers: OutgoingHttpHeaders, contentType: string, rw: NonNullable<ResponsePlan['rewrite']>, handler: Dispatcher.DispatchHandler): Promise<number> {
-    return new Promise<Buffer>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      handler.onResponseData = (_c, chunk) => {
-        size += chunk.length;
-        if (size > rw.maxBytes) c.abort(new Error(`response of ${this.name} exceeds ${rw.maxBytes} bytes`));
-        else chunks.push(chunk);
-      };
-      handler.onResponseEnd = () => resolve(Buffer.concat(chunks));
-      handler.onResponseError = (_c, e) => reject(e);
-    }).then(async (raw) => {
-      const { body, headers: more } = await rw.apply(raw, contentType);
-      delete headers['content-length'];
-      res.writeHead(status, { ...headers, ...more, 'content-length': body.length });
-      res.end(body);
-      return body.length;
-    });
+    return new Promise<ForwardResult>((resolve, reject) => new Forwarding(this, this.#pool, ticket, f, res, plan, resolve, reject).start());
   }
 
   /**
@@ -293,5 +187,157 @@ export class Upstream {
   close(): void {
     for (const t of this.#tunnels) t.destroy();
     this.#pool.destroy().catch(() => undefined);
+  }
+}
+
+/**
+ * One request on its way through the pool: the dispatch handler (undici calls it), and the promise it settles. A class
+ * with fields rather than closures: one object per request, whose methods undici calls directly.
+ */
+class Forwarding implements Dispatcher.DispatchHandler {
+  /** The promise is settled: by the response's start, a failure before it, or the client leaving. */
+  #settled = false;
+  #retried = false;
+  #controller: Dispatcher.DispatchController | null = null;
+  /** The response is being streamed (status, when its headers were in, bytes so far). */
+  #status = 0;
+  #upstreamMs = 0;
+  #bytes = 0;
+  /** A rewrite buffers the body instead (null: stream it). */
+  #buffered: Buffer[] | null = null;
+  #bufferedSize = 0;
+  readonly #started = performance.now();
+  readonly #request: Dispatcher.DispatchOptions;
+
+  constructor(
+    private readonly upstream: Upstream,
+    private readonly pool: Pool,
+    private readonly ticket: CircuitTicket,
+    private readonly f: ForwardRequest,
+    private readonly res: ServerResponse,
+    private readonly plan: ResponsePlan,
+    private readonly resolve: (r: ForwardResult) => void,
+    private readonly reject: (e: unknown) => void,
+  ) {
+    // headersTimeout: until the response starts (504); bodyTimeout: the longest silence inside a body (a stalled
+    // stream is not kept open forever).
+    this.#request = { method: f.method as Dispatcher.HttpMethod, path: f.target, headers: f.headers as Record<string, string>, body: f.body, headersTimeout: f.timeoutMs, bodyTimeout: f.timeoutMs };
+  }
+
+  start(): void {
+    // The client went away first (before or while we forward): stop the upstream work too.
+    if (this.res.destroyed) return this.#clientGone();
+    this.res.once('close', this.#onClose);
+    this.pool.dispatch(this.#request, this);
+  }
+
+  readonly #onClose = (): void => {
+    if (!this.res.writableFinished) this.#clientGone();
+  };
+
+  readonly #onDrain = (): void => this.#controller?.resume();
+
+  readonly #onDone = (): void => this.#finish();
+
+  /** No failure of the upstream, so the circuit does not count it. */
+  #clientGone(): void {
+    if (!this.#settled) {
+      this.#settled = true;
+      this.ticket.release();
+      this.resolve({ status: 499, upstreamMs: performance.now() - this.#started, bytesOut: 0 });
+    }
+    this.#controller?.abort(new Error('the client went away')); // after settling: abort calls onResponseError at once
+  }
+
+  #finish(): void {
+    if (this.#status === 0) return;
+    const r = { status: this.#status, upstreamMs: this.#upstreamMs, bytesOut: this.#bytes };
+    this.#status = 0;
+    this.resolve(r);
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.#controller = c;
+    if (this.res.destroyed) this.#clientGone(); // its 'close' is still to come
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, upHeaders: IncomingHttpHeaders): void {
+    if (this.#settled) return c.abort(new Error('the client went away'));
+    this.#settled = true;
+    if (status >= 500) this.ticket.failure();
+    else this.ticket.success();
+    this.#upstreamMs = performance.now() - this.#started;
+    this.#status = status;
+    const headers = { ...endToEnd(upHeaders), ...this.plan.headers };
+    const contentType = String(upHeaders['content-type'] ?? '');
+    if (this.plan.rewrite && status < 300 && contentType.includes('json')) {
+      this.#buffered = [];
+      this.#rewriteTo = { headers, contentType };
+      return;
+    }
+    const res = this.res;
+    res.writeHead(status, headers);
+    // A stream (SSE, chunked: no length) shows its headers at once; a sized body goes out with them in one write.
+    if (upHeaders['content-length'] === undefined) res.flushHeaders();
+    res.on('drain', this.#onDrain);
+    res.once('finish', this.#onDone);
+    res.once('close', this.#onDone);
+  }
+
+  #rewriteTo: { headers: OutgoingHttpHeaders; contentType: string } | null = null;
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#buffered) {
+      this.#bufferedSize += chunk.length;
+      if (this.#bufferedSize > this.plan.rewrite!.maxBytes) c.abort(new Error(`response of ${this.upstream.name} exceeds ${this.plan.rewrite!.maxBytes} bytes`));
+      else this.#buffered.push(chunk);
+      return;
+    }
+    this.#bytes += chunk.length;
+    if (!this.res.write(chunk)) c.pause();
+  }
+
+  onResponseEnd(): void {
+    if (!this.#buffered) {
+      this.res.end();
+      return;
+    }
+    const { headers, contentType } = this.#rewriteTo!;
+    this.plan.rewrite!.apply(Buffer.concat(this.#buffered), contentType).then(
+      ({ body, headers: more }) => {
+        delete headers['content-length'];
+        this.res.writeHead(this.#status, { ...headers, ...more, 'content-length': body.length });
+        this.res.end(body);
+        this.#bytes = body.length;
+        this.#finish();
+      },
+      () => this.#broken(),
+    );
+  }
+
+  #broken(): void {
+    this.res.destroy();
+    this.#bytes = 0;
+    this.#finish();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, e: Error & { code?: string }): void {
+    if (this.#settled) {
+      // the upstream broke off or stalled mid-body: so does the answer
+      if (this.#status !== 0) this.#broken();
+      return;
+    }
+    const f = this.f;
+    const broken = e.code === 'UND_ERR_SOCKET' || e.code === 'ECONNRESET' || e.code === 'EPIPE';
+    if (broken && !this.#retried && IDEMPOTENT.has(f.method) && !this.res.destroyed) {
+      this.#retried = true;
+      this.pool.dispatch(this.#request, this);
+      return;
+    }
+    this.#settled = true;
+    this.ticket.failure();
+    const name = this.upstream.name;
+    if (e.code === 'UND_ERR_HEADERS_TIMEOUT') this.reject(new PalisadeError('PAL_GATEWAY_UPSTREAM_TIMEOUT', `${name} did not answer within ${f.timeoutMs} ms`, { extensions: { upstream: name } }));
+    else this.reject(new PalisadeError('PAL_GATEWAY_UPSTREAM_UNAVAILABLE', `${name} is unreachable or broke the connection (${e.code ?? e.message})`, { extensions: { upstream: name }, cause: e }));
   }
 }
