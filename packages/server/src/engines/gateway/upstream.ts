@@ -227,7 +227,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
   start(): void {
     // The client went away first (before or while we forward): stop the upstream work too.
     if (this.res.destroyed) return this.#clientGone();
-    this.res.once('close', this.#onClose);
+    this.res.on('close', this.#onClose);
     this.pool.dispatch(this.#request, this);
   }
 
@@ -280,8 +280,8 @@ class Forwarding implements Dispatcher.DispatchHandler {
     // A stream (SSE, chunked: no length) shows its headers at once; a sized body goes out with them in one write.
     if (upHeaders['content-length'] === undefined) res.flushHeaders();
     res.on('drain', this.#onDrain);
-    res.once('finish', this.#onDone);
-    res.once('close', this.#onDone);
+    res.on('finish', this.#onDone);
+    res.on('close', this.#onDone);
   }
 
   #rewriteTo: { headers: OutgoingHttpHeaders; contentType: string } | null = null;
