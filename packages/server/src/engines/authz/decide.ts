@@ -236,7 +236,12 @@ export class DecisionPoint {
       }
     }
 
-    const out = (decision: DecisionEffect, reason: string, by: string[], extra: Partial<Decision> = {}): Decision => ({ decision, reason, by, ...extra, ...(steps ? { steps } : {}) });
+    // Object.assign, not a spread of `extra`: V8 keeps objects spread from a fresh object alive through young GCs.
+    const out = (decision: DecisionEffect, reason: string, by: string[], extra?: Partial<Decision>): Decision => {
+      const d: Decision = Object.assign({ decision, reason, by }, extra);
+      if (steps) d.steps = steps;
+      return d;
+    };
     if (deny) return out('deny', `rule ${deny.rule.id} denies ${input.action}: ${deny.why}`, [`rule:${deny.rule.id}`]);
     if (!allowBy) {
       const tail = expired ? `; grant ${expired.id} of ${expired.role} expired at ${new Date(expired.expires_at!).toISOString()}` : '';

@@ -268,7 +268,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
     else this.ticket.success();
     this.#upstreamMs = performance.now() - this.#started;
     this.#status = status;
-    const headers = { ...endToEnd(upHeaders), ...this.plan.headers };
+    const headers = Object.assign(endToEnd(upHeaders), this.plan.headers); // not a spread of a fresh object: see gateway.ts #serve
     const contentType = String(upHeaders['content-type'] ?? '');
     if (this.plan.rewrite && status < 300 && contentType.includes('json')) {
       this.#buffered = [];
@@ -306,7 +306,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
     this.plan.rewrite!.apply(Buffer.concat(this.#buffered), contentType).then(
       ({ body, headers: more }) => {
         delete headers['content-length'];
-        this.res.writeHead(this.#status, { ...headers, ...more, 'content-length': body.length });
+        this.res.writeHead(this.#status, Object.assign(headers, more, { 'content-length': body.length }));
         this.res.end(body);
         this.#bytes = body.length;
         this.#finish();
