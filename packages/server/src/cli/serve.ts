@@ -1,10 +1,14 @@
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { loadConfig, splitAddr } from '../config/config.js';
 import { createLogger } from '../logging.js';
 import { createRuntime } from '../runtime.js';
 
 /** `palisade serve`: initialise on first start, then serve HTTPS until SIGTERM/SIGINT, draining in-flight requests. */
 export async function serve(): Promise<void> {
+  // A long-running server: V8's memory reducer (made for idle browser tabs) runs a full mark-compact when allocation
+  // drops, and on a busy machine its marking stalls the first requests after a lull by tens of ms (ADR 0015).
+  setFlagsFromString('--no-memory-reducer');
   const config = loadConfig();
   const log = createLogger(config.log_level);
   let draining = false;
