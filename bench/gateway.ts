@@ -442,6 +442,11 @@ http {
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const pal = Object.fromEntries(gateways.map((g, i) => [g, pals[i]!])) as Record<'gateway' | 'gateway-redis', (typeof pals)[number]>;
+    // Only the Palisade being measured runs; the other one is stopped (SIGSTOP) meanwhile. An idle server still finishes
+    // a GC cycle or runs its timers, and on 2 shared cores that takes CPU from the path being measured.
+    const focus = (p: PathName) => {
+      for (const g of gateways) pal[g].child.kill(g === p ? 'SIGCONT' : 'SIGSTOP');
+    };
     const ca = pal.gateway.target.ca;
 
     // --- nginx as the peer proxy: the gateway's own certificate and key (bootstrap CA, ECDSA P-256), same TLS 1.3 settings
@@ -548,6 +553,7 @@ wrk.headers["Authorization"] = "Bearer ${origins[p].auth}"
       // Rounds alternate the order, so no path always runs first (or right after the heaviest one).
       for (const p of round % 2 === 0 ? paths : [...paths].reverse()) {
         const o = origins[p];
+        focus(p);
         const acc = satAcc.get(p)!;
         await writeFile(script, lua(p));
         const warmS = round === 0 ? secs(warmupMs) : 1;
@@ -579,6 +585,7 @@ wrk.headers["Authorization"] = "Bearer ${origins[p].auth}"
     for (let round = 0; round < rounds; round++) {
       for (const p of round % 2 === 0 ? [...paths].reverse() : paths) {
         const o = origins[p];
+        focus(p);
         const acc = fixedAcc.get(p)!;
         const warm = round === 0 ? rateWarmupMs : 1000;
         const dur = rateDurationMs / rounds;
@@ -636,6 +643,7 @@ wrk.headers["Authorization"] = "Bearer ${origins[p].auth}"
     if (!opts.quiet) console.error(`palisade output:\n${pals.map((p) => p.logs().slice(-2000)).join('\n')}\n${nginxes.map((n) => `nginx (${n.dir}):\n${n.logs()}`).join('\n')}`);
     throw e;
   } finally {
+    for (const p of pals) p.child.kill('SIGCONT'); // a stopped process cannot act on SIGTERM
     await Promise.all([...pals.map((p) => stop(p.child)), ...nginxes.map((n) => n.stop())]);
     await redis?.stop();
     await Promise.all(pals.map((p) => rm(p.dataDir, { recursive: true, force: true })));
