@@ -26,6 +26,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
 
 const NONE: ReadonlySet<string> = new Set();
 
+/** Headers of a message minus hop-by-hop ones, those its Connection header names, and `drop`. */
 export function endToEnd(headers: IncomingHttpHeaders, drop: ReadonlySet<string> = NONE): OutgoingHttpHeaders {
   const connection = headers.connection;
   const named = connection ? new Set(String(connection).toLowerCase().split(',').map((s) => s.trim())) : NONE;
@@ -203,9 +204,10 @@ class Forwarding implements Dispatcher.DispatchHandler {
   #status = 0;
   #upstreamMs = 0;
   #bytes = 0;
-  /** A rewrite buffers the body instead (null: stream it). */
+  /** A rewrite buffers the body instead (null: stream it), then answers with these headers. */
   #buffered: Buffer[] | null = null;
   #bufferedSize = 0;
+  #rewriteTo: { headers: OutgoingHttpHeaders; contentType: string } | null = null;
   readonly #started = performance.now();
   readonly #request: Dispatcher.DispatchOptions;
 
@@ -283,8 +285,6 @@ class Forwarding implements Dispatcher.DispatchHandler {
     res.on('finish', this.#onDone);
     res.on('close', this.#onDone);
   }
-
-  #rewriteTo: { headers: OutgoingHttpHeaders; contentType: string } | null = null;
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#buffered) {
