@@ -136,37 +136,7 @@ export function strictDecode(s: string, url: boolean, into?: Buffer): Buffer | u
   const out = into !== undefined && n <= into.length ? into : undefined;
   if (len <= SHORT) {
     const b = out ?? Buffer.allocUnsafe(n);
-    let o = 0;
-    let i = 0;
-    for (; i + 4 <= chars; i += 4) {
-      const c0 = s.charCodeAt(i);
-      const c1 = s.charCodeAt(i + 1);
-      const c2 = s.charCodeAt(i + 2);
-      const c3 = s.charCodeAt(i + 3);
-      const v0 = table[c0 & 255]!;
-      const v1 = table[c1 & 255]!;
-      const v2 = table[c2 & 255]!;
-      const v3 = table[c3 & 255]!;
-      if ((c0 | c1 | c2 | c3) > 255 || (v0 | v1 | v2 | v3) < 0) return undefined;
-      const v = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3;
-      b[o] = v >>> 16;
-      b[o + 1] = (v >>> 8) & 255;
-      b[o + 2] = v & 255;
-      o += 3;
-    }
-    if (i < chars) {
-      // 2 or 3 characters left: 1 or 2 bytes (the unused bits were checked above)
-      const c0 = s.charCodeAt(i);
-      const c1 = s.charCodeAt(i + 1);
-      const c2 = chars - i === 3 ? s.charCodeAt(i + 2) : 65; // 'A' (0) when absent
-      const v0 = table[c0 & 255]!;
-      const v1 = table[c1 & 255]!;
-      const v2 = table[c2 & 255]!;
-      if ((c0 | c1 | c2) > 255 || (v0 | v1 | v2) < 0 || chars - i === 1) return undefined;
-      const v = (v0 << 18) | (v1 << 12) | (v2 << 6);
-      b[o] = v >>> 16;
-      if (chars - i === 3) b[o + 1] = (v >>> 8) & 255;
-    }
+    if (!decodeRun(s, 0, chars, table, b, 0)) return undefined;
     return b.length === n ? b : b.subarray(0, n);
   }
   const enc = url ? 'base64url' : 'base64';
@@ -189,18 +159,26 @@ export function strictDecode(s: string, url: boolean, into?: Buffer): Buffer | u
  */
 export function decodeBase64urlAt(s: string, start: number, bytes: number, out: Buffer, at: number): boolean {
   const end = start + Math.ceil((bytes * 4) / 3);
-  if (end > s.length) return false;
-  let i = start;
+  return end <= s.length && decodeRun(s, start, end, URL_VALUE, out, at);
+}
+
+/**
+ * Decodes the characters `s[from, end)` (whole groups of 4, then 0, 2 or 3 more) into `out` from `at`, with one
+ * alphabet's `table`: false on a character outside the alphabet, a lone last character, or unused low bits of the last
+ * character that are not zero (so only the canonical encoding decodes).
+ */
+function decodeRun(s: string, from: number, end: number, table: Int8Array, out: Buffer, at: number): boolean {
+  let i = from;
   let o = at;
   for (; i + 4 <= end; i += 4) {
     const c0 = s.charCodeAt(i);
     const c1 = s.charCodeAt(i + 1);
     const c2 = s.charCodeAt(i + 2);
     const c3 = s.charCodeAt(i + 3);
-    const v0 = URL_VALUE[c0 & 255]!;
-    const v1 = URL_VALUE[c1 & 255]!;
-    const v2 = URL_VALUE[c2 & 255]!;
-    const v3 = URL_VALUE[c3 & 255]!;
+    const v0 = table[c0 & 255]!;
+    const v1 = table[c1 & 255]!;
+    const v2 = table[c2 & 255]!;
+    const v3 = table[c3 & 255]!;
     if ((c0 | c1 | c2 | c3) > 255 || (v0 | v1 | v2 | v3) < 0) return false;
     const v = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3;
     out[o] = v >>> 16;
@@ -209,19 +187,19 @@ export function decodeBase64urlAt(s: string, start: number, bytes: number, out: 
     o += 3;
   }
   const left = end - i; // 0, 2 (one byte; 4 unused bits) or 3 (two bytes; 2 unused bits)
-  if (left > 0) {
-    const c0 = s.charCodeAt(i);
-    const c1 = s.charCodeAt(i + 1);
-    const c2 = left === 3 ? s.charCodeAt(i + 2) : 65;
-    const v0 = URL_VALUE[c0 & 255]!;
-    const v1 = URL_VALUE[c1 & 255]!;
-    const v2 = URL_VALUE[c2 & 255]!;
-    if ((c0 | c1 | c2) > 255 || (v0 | v1 | v2) < 0) return false;
-    if (left === 2 ? (v1 & 15) !== 0 : (v2 & 3) !== 0) return false;
-    const v = (v0 << 18) | (v1 << 12) | (v2 << 6);
-    out[o] = v >>> 16;
-    if (left === 3) out[o + 1] = (v >>> 8) & 255;
-  }
+  if (left === 0) return true;
+  if (left === 1) return false;
+  const c0 = s.charCodeAt(i);
+  const c1 = s.charCodeAt(i + 1);
+  const c2 = left === 3 ? s.charCodeAt(i + 2) : 65; // 'A' (0) when absent
+  const v0 = table[c0 & 255]!;
+  const v1 = table[c1 & 255]!;
+  const v2 = table[c2 & 255]!;
+  if ((c0 | c1 | c2) > 255 || (v0 | v1 | v2) < 0) return false;
+  if (left === 2 ? (v1 & 15) !== 0 : (v2 & 3) !== 0) return false;
+  const v = (v0 << 18) | (v1 << 12) | (v2 << 6);
+  out[o] = v >>> 16;
+  if (left === 3) out[o + 1] = (v >>> 8) & 255;
   return true;
 }
 
