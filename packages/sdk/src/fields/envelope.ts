@@ -108,12 +108,14 @@ for (let i = 0; i < 64; i++) {
 const SHORT = 64;
 /** Reused ciphertexts are at most this long: a longer one gets a buffer of its own. */
 const MAX_SCRATCH = 64 * 1024;
+const MAX_VIEWS = 8 * 1024;
 
 /**
  * Canonical padded base64 (`url` false) or unpadded base64url (`url` true) → bytes, or undefined. With `into`, the
- * bytes are written there when they fit (the result is then `into` or a view of it: use it before `into` is reused).
+ * bytes are written there when they fit (the result is then `into` or a view of it: use it before `into` is reused);
+ * `into` may also be a function that gives a buffer of exactly n bytes, or undefined (scratchView).
  */
-export function strictDecode(s: string, url: boolean, into?: Buffer): Buffer | undefined {
+export function strictDecode(s: string, url: boolean, into?: Buffer | ((n: number) => Buffer | undefined)): Buffer | undefined {
   const len = s.length;
   let n: number;
   let pad = 0;
@@ -133,7 +135,7 @@ export function strictDecode(s: string, url: boolean, into?: Buffer): Buffer | u
     const c = s.charCodeAt(chars - 1);
     if (c > 255 || (table[c]! & (partial === 1 ? 15 : 3)) !== 0) return undefined; // an invalid character's -1 fails too
   }
-  const out = into !== undefined && n <= into.length ? into : undefined;
+  const out = typeof into === 'function' ? into(n) : into !== undefined && n <= into.length ? into : undefined;
   if (len <= SHORT) {
     const b = out ?? Buffer.allocUnsafe(n);
     if (!decodeRun(s, 0, chars, table, b, 0)) return undefined;
@@ -213,12 +215,21 @@ export function strictBase64url(s: string): Buffer | undefined {
   return strictDecode(s, true);
 }
 
-/** A buffer of at least `n` bytes to decode a ciphertext into, reused from call to call (up to 64 KiB; beyond, none). */
+/**
+ * A buffer of exactly `n` bytes to decode a ciphertext into, reused from call to call: a view of one scratch buffer,
+ * made once per length up to 8 KiB (making a view costs about as much as decoding a short string); up to 64 KiB. Undefined
+ * beyond: the ciphertext then gets a buffer of its own.
+ */
 let scratch = Buffer.allocUnsafeSlow(4096);
-export function ciphertextScratch(n: number): Buffer | undefined {
+let scratchViews: Buffer[] = [];
+export function scratchView(n: number): Buffer | undefined {
   if (n > MAX_SCRATCH) return undefined;
-  if (n > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.min(MAX_SCRATCH, Math.max(n, 2 * scratch.length)));
-  return scratch;
+  if (n > scratch.length) {
+    scratch = Buffer.allocUnsafeSlow(Math.min(MAX_SCRATCH, Math.max(n, 2 * scratch.length)));
+    scratchViews = [];
+  }
+  if (n > MAX_VIEWS) return scratch.subarray(0, n);
+  return scratchViews[n] ?? (scratchViews[n] = scratch.subarray(0, n));
 }
 
 function fromB64(s: unknown, what: string, path?: string): Buffer {
@@ -337,6 +348,19 @@ export function hasExactJsonKeys(e: object): boolean {
   if (keys.length !== JSON_KEYS.length) return false;
   for (const k of keys) if (!JSON_KEY_SET.has(k)) return false;
   return true;
+}
+
+/**
+ * For the cached path, which reads and checks every member of the envelope itself: is `e` a plain object with as many
+ * enumerable members as the envelope has? (for-in needs no array of keys; with Object.prototype as the prototype,
+ * every member it counts is own, unless Object.prototype itself was given enumerable members, which make the count
+ * wrong and the answer false.) hasExactJsonKeys is the check that names what is wrong.
+ */
+export function hasJsonMemberCount(e: object): boolean {
+  if (Object.getPrototypeOf(e) !== Object.prototype) return false;
+  let n = 0;
+  for (const _ in e) n++;
+  return n === JSON_KEYS.length;
 }
 
 /** Does this value look like a JSON envelope (an object with `v` and `key_id`)? Decoding still checks everything. */

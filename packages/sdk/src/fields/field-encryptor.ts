@@ -23,7 +23,6 @@ import { PalisadeError, canonicalBytes, type EncryptedData } from '@palisade/cor
 import { createCipheriv, createDecipheriv, timingSafeEqual } from 'node:crypto';
 import { DekCache, type DekCacheLimits } from './dek-cache.js';
 import {
-  COMMITMENT_BYTES,
   COMPACT_PREFIX,
   FIELD_ALGORITHM,
   IV_BYTES,
@@ -36,11 +35,11 @@ import {
   TIME_BYTES,
   dekName,
   encodeKeyPart,
-  hasExactJsonKeys,
+  hasJsonMemberCount,
   isJsonEnvelope,
   isoMs,
   parseEnvelope,
-  ciphertextScratch,
+  scratchView,
   decodeBase64urlAt,
   strictDecode,
   type EnvelopeForm,
@@ -103,7 +102,6 @@ const DECIPHER_OPTIONS = { authTagLength: TAG_BYTES } as const;
 const PREFIX_DOT = `${COMPACT_PREFIX}.`;
 const MAX_PATHS = 4096;
 /** Reused by the cached path to decode an envelope's fixed-size members into (no allocation per field). */
-const COMMITMENT_SCRATCH = Buffer.alloc(COMMITMENT_BYTES);
 const IV_SCRATCH = Buffer.alloc(IV_BYTES);
 const TAG_SCRATCH = Buffer.alloc(TAG_BYTES);
 /** The compact form's seal part, decoded (with fixed views of its members) and encoded. */
@@ -121,6 +119,14 @@ const ctxFor = (name: string) => ({ purpose: DEK_CONTEXT_PURPOSE, dek: name });
 function decryptFailed(b: FieldBinding, at: string, why: string, cause?: unknown): PalisadeError {
   return new PalisadeError('PAL_FIELD_DECRYPT_FAILED', `field ${at} of record ${JSON.stringify(b.recordId)} ${why}`, { extensions: { path: at, record_id: b.recordId }, ...(cause === undefined ? {} : { cause }) });
 }
+/** Equal strings, compared in time independent of where they differ (only the length can leak). */
+function sameText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
+}
+
 const MOVED_OR_TAMPERED = 'does not decrypt for this record and field (moved from another record or field, or tampered)';
 
 /** An unwrap that failed because of the envelope (said per caller: concurrent callers share one unwrap). */
@@ -162,7 +168,7 @@ export class FieldEncryptor {
   /** The month of the last DEK name made, and the last encrypted_at: both change rarely from one field to the next. */
   #month: { from: number; to: number; suffix: string; names: Record<EncryptedClassification, Map<string, string>> } = { from: 0, to: 0, suffix: '', names: { internal: new Map(), confidential: new Map(), restricted: new Map() } };
   #iso = { ms: -1, text: '' };
-  /** The last compact key part and JSON wrapped_key looked up (strings whose hash V8 has already computed). */
+  /** The last compact key part and JSON wrapped_key found in the cache (its own strings, whose hash V8 has computed). */
   #lastKeyPart = '';
   #lastWrapped = '';
 
@@ -376,54 +382,58 @@ export class FieldEncryptor {
    */
   #openCached(envelope: unknown, b: FieldBinding, at: string, classification?: FieldClassification, dataType?: string): unknown {
     let k: FieldKey | undefined;
-    let commitment: Buffer | undefined;
     let ms: number;
     let iv: Buffer | undefined;
-    let ciphertext: Buffer | undefined;
     let tag: Buffer | undefined;
+    let ciphertext: Buffer | undefined;
     // Decoded into buffers reused from call to call: they are used before this returns (the cipher copies IV and tag).
     if (typeof envelope === 'string') {
-      // pf2.<key>.<seal: 88 characters>.<ciphertext>: the seal is read in place, into one reused buffer
+      // pf2.<key>.<seal: 88 characters>.<ciphertext>: the key part is compared in place with the last one seen
+      // (fields read together mostly share their DEK: no substring to make and hash), the seal decoded in place.
       const s = envelope;
       if (!s.startsWith(PREFIX_DOT)) return MISS;
-      const keyEnd = s.indexOf('.', PREFIX_DOT.length);
-      const sealEnd = keyEnd + 1 + SEAL_CHARS;
-      if (keyEnd < 0 || s.charCodeAt(sealEnd) !== 46) return MISS;
-      // The key part is looked up by the string the cache holds when it is the last one seen (no new 200-character
-      // string to hash; fields read together mostly share their DEK).
-      const keyPart = s.slice(PREFIX_DOT.length, keyEnd);
       const last = this.#lastKeyPart;
-      const id = keyPart === last ? last : (this.#lastKeyPart = keyPart);
-      if (!(k = this.cache.get(id, 0)) || !decodeBase64urlAt(s, keyEnd + 1, SEAL_BYTES, SEAL_IN, 0)) return MISS;
-      commitment = SEAL_IN_COMMITMENT;
+      let keyEnd = PREFIX_DOT.length + last.length;
+      let id = last;
+      if (!(last.length > 0 && s.charCodeAt(keyEnd) === 46 && s.startsWith(last, PREFIX_DOT.length))) {
+        keyEnd = s.indexOf('.', PREFIX_DOT.length);
+        if (keyEnd < 0) return MISS;
+        id = s.slice(PREFIX_DOT.length, keyEnd);
+      }
+      const sealEnd = keyEnd + 1 + SEAL_CHARS;
+      if (s.charCodeAt(sealEnd) !== 46 || !(k = this.cache.get(id, 0)) || !decodeBase64urlAt(s, keyEnd + 1, SEAL_BYTES, SEAL_IN, 0)) return MISS;
+      this.#lastKeyPart = k.id; // (the cache's own string, flat, rather than a slice of this envelope)
+      if (!timingSafeEqual(SEAL_IN_COMMITMENT, k.part.commitment)) return MISS; // (the full path says why)
       iv = SEAL_IN_IV;
       tag = SEAL_IN_TAG;
       const t = SEAL_IN;
       ms = (t[SEAL_TIME]! * 256 + t[SEAL_TIME + 1]!) * 2 ** 32 + ((t[SEAL_TIME + 2]! << 24) >>> 0) + (t[SEAL_TIME + 3]! << 16) + (t[SEAL_TIME + 4]! << 8) + t[SEAL_TIME + 5]!;
       const ctText = s.slice(sealEnd + 1);
-      ciphertext = strictDecode(ctText, true, ciphertextScratch((ctText.length * 3) >> 2));
+      ciphertext = strictDecode(ctText, true, scratchView);
     } else if (isJsonEnvelope(envelope)) {
       const e = envelope;
       const wrapped = e.wrapped_key;
       if (typeof wrapped !== 'string') return MISS;
       const last = this.#lastWrapped;
-      if (!(k = this.cache.get(wrapped === last ? last : (this.#lastWrapped = wrapped), 1))) return MISS;
+      if (!(k = this.cache.get(wrapped === last ? last : wrapped, 1))) return MISS;
+      this.#lastWrapped = k.wrappedBase64;
       const p = k.part;
       if (e.v !== 2 || e.key_id !== p.dek || e.kek_id !== p.kek_id || e.kek_version !== p.kek_version || e.kek_algorithm !== p.kek_algorithm) return MISS;
       if (e.classification !== k.classification || e.data_type !== k.dataType || e.algorithm !== FIELD_ALGORITHM) return MISS;
-      if (typeof e.commitment !== 'string' || typeof e.iv !== 'string' || typeof e.tag !== 'string' || typeof e.ciphertext !== 'string' || typeof e.encrypted_at !== 'string' || !hasExactJsonKeys(e)) return MISS;
-      commitment = strictDecode(e.commitment, false, COMMITMENT_SCRATCH);
+      if (typeof e.commitment !== 'string' || typeof e.iv !== 'string' || typeof e.tag !== 'string' || typeof e.ciphertext !== 'string' || typeof e.encrypted_at !== 'string' || !hasJsonMemberCount(e)) return MISS;
+      // The commitment is public (every envelope under the key carries it): its canonical text is compared.
+      if (!sameText(e.commitment, k.commitmentBase64)) return MISS; // (the full path says why)
       iv = strictDecode(e.iv, false, IV_SCRATCH);
       tag = strictDecode(e.tag, false, TAG_SCRATCH);
-      ciphertext = strictDecode(e.ciphertext, false, ciphertextScratch((e.ciphertext.length * 3) >> 2));
       ms = isoMs(e.encrypted_at);
       if (!iv || iv.length !== IV_BYTES || Number.isNaN(ms)) return MISS;
+      ciphertext = strictDecode(e.ciphertext, false, scratchView);
     } else {
       return MISS;
     }
-    if (!commitment || commitment.length !== COMMITMENT_BYTES || !ciphertext || !tag || tag.length !== TAG_BYTES) return MISS;
+    if (!ciphertext || !tag || tag.length !== TAG_BYTES) return MISS;
     if ((classification !== undefined && classification !== k.classification) || (dataType !== undefined && dataType !== k.dataType)) return MISS;
-    return this.#openWith(k, commitment, ms, iv, ciphertext, tag, b, at);
+    return this.#openWith(k, ms, iv, ciphertext, tag, b, at);
   }
 
   /** The full path: the envelope is parsed and checked; its key from the cache, or unwrapped by the KMS. */
@@ -435,7 +445,10 @@ export class FieldEncryptor {
       throw decryptFailed(b, at, `holds data type ${f.data_type}, the schema says ${dataType} (moved from another field, or tampered)`);
     }
     const ms = isoMs(f.encrypted_at);
-    const use = (k: FieldKey) => this.#openWith(k, f.commitment, ms, f.iv, f.ciphertext, f.tag, b, at);
+    const use = (k: FieldKey) => {
+      if (!timingSafeEqual(f.commitment, k.part.commitment)) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
+      return this.#openWith(k, ms, f.iv, f.ciphertext, f.tag, b, at);
+    };
     const id = encodeKeyPart(f);
     const cached = this.cache.get(id, 0);
     if (cached) return use(cached);
@@ -445,9 +458,8 @@ export class FieldEncryptor {
     });
   }
 
-  /** Commitment first (constant time), then AES-256-GCM; the value. */
-  #openWith(k: FieldKey, commitment: Buffer, ms: number, iv: Buffer, ciphertext: Buffer, tag: Buffer, b: FieldBinding, at: string): unknown {
-    if (commitment.length !== COMMITMENT_BYTES || !timingSafeEqual(commitment, k.part.commitment)) throw decryptFailed(b, at, MOVED_OR_TAMPERED);
+  /** AES-256-GCM under the field key (its commitment already checked); the value. */
+  #openWith(k: FieldKey, ms: number, iv: Buffer, ciphertext: Buffer, tag: Buffer, b: FieldBinding, at: string): unknown {
     const decipher = createDecipheriv(GCM, k.key, iv, DECIPHER_OPTIONS);
     decipher.setAAD(fieldAad(k.aadHead, ms, b.recordId, b.path));
     decipher.setAuthTag(tag);

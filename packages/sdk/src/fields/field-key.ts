@@ -132,11 +132,14 @@ export function wrappedBytes(w: EncryptedData): Buffer {
 let aadScratch = Buffer.allocUnsafeSlow(1024);
 /** The head at the start of aadScratch (fields in a row mostly share their DEK: it is not copied again). */
 let aadScratchHead: Buffer | undefined;
+/** Views of aadScratch from its start, one per length, made once (a view costs more than writing the AAD). */
+let aadViews: Buffer[] = [];
 export function fieldAad(head: Buffer, ms: number, recordId: string, path: string): Buffer {
   const need = head.length + TIME_BYTES + 8 + 3 * (recordId.length + path.length);
   if (need > aadScratch.length) {
     aadScratch = Buffer.allocUnsafeSlow(Math.max(need, 2 * aadScratch.length));
     aadScratchHead = undefined;
+    aadViews = [];
   }
   const b = aadScratch;
   if (aadScratchHead !== head) {
@@ -155,7 +158,7 @@ export function fieldAad(head: Buffer, ms: number, recordId: string, path: strin
   b[o + 5] = low & 0xff;
   o = writeLengthPrefixed(b, o + TIME_BYTES, recordId);
   o = writeLengthPrefixed(b, o, path);
-  return b.subarray(0, o);
+  return o <= 4096 ? (aadViews[o] ?? (aadViews[o] = b.subarray(0, o))) : b.subarray(0, o);
 }
 
 /** u32 byte length ‖ UTF-8 of `s` at `o`; the offset after. Short ASCII strings (ids, paths) are copied here, others by Buffer. */
