@@ -78,6 +78,10 @@ export async function stop(child: ChildProcess): Promise<void> {
  * `logFile`: its stdout and stderr go to that file (no pipe through this process, which would spend this process's
  * CPU on every log line) and `logs()` reads its tail.
  */
+/** The server settings a benchmark run may set in its own environment (bench/README.md); other PALISADE_ variables are not passed on. */
+const PASSED_THROUGH = ['PALISADE_SQLITE_SYNCHRONOUS', 'PALISADE_GC_THREADS_NICE'];
+const passedThrough = () => Object.fromEntries(PASSED_THROUGH.filter((k) => process.env[k]).map((k) => [k, process.env[k]!]));
+
 export async function startPalisade(opts: { env?: Record<string, string>; logFile?: string } = {}): Promise<{ target: ServerTarget; child: ChildProcess; dataDir: string; logs: () => string }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'palisade-bench-'));
   const port = await freePort();
@@ -87,7 +91,7 @@ export async function startPalisade(opts: { env?: Record<string, string>; logFil
   const logFd = opts.logFile ? openSync(opts.logFile, 'a') : null;
   const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'packages/server/dist/main.js'), 'serve'], {
     cwd: dataDir, // no ./palisade.yaml from the repository
-    env: { ...clean, PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: `127.0.0.1:${port}`, PALISADE_BOOTSTRAP_TOKEN: token, PALISADE_LOG_LEVEL: 'warn', ...(process.env.PALISADE_SQLITE_SYNCHRONOUS ? { PALISADE_SQLITE_SYNCHRONOUS: process.env.PALISADE_SQLITE_SYNCHRONOUS } : {}), ...opts.env },
+    env: { ...clean, PALISADE_DATA_DIR: dataDir, PALISADE_ADDR: `127.0.0.1:${port}`, PALISADE_BOOTSTRAP_TOKEN: token, PALISADE_LOG_LEVEL: 'warn', ...passedThrough(), ...opts.env },
     stdio: logFd === null ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
   });
   if (logFd !== null) closeSync(logFd);

@@ -3,6 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import { loadConfig, splitAddr } from '../config/config.js';
 import { createLogger } from '../logging.js';
 import { createRuntime } from '../runtime.js';
+import { lowerGcThreadPriority } from './gc-threads.js';
 
 /** `palisade serve`: initialise on first start, then serve HTTPS until SIGTERM/SIGINT, draining in-flight requests. */
 export async function serve(): Promise<void> {
@@ -10,7 +11,11 @@ export async function serve(): Promise<void> {
   // drops, and on a busy machine its marking stalls the first requests after a lull by tens of ms (ADR 0015).
   setFlagsFromString('--no-memory-reducer');
   const config = loadConfig();
+  // Before the logger or anything else starts threads of its own (the platform's are found by their order).
+  const gcThreads = lowerGcThreadPriority(config.gc_threads_nice);
   const log = createLogger(config.log_level);
+  if ('reniced' in gcThreads) log.debug({ threads: gcThreads.reniced.length, nice: gcThreads.nice }, 'V8 GC threads niced');
+  else if (config.gc_threads_nice !== 0) log.warn({ reason: gcThreads.skipped }, 'V8 GC threads left at normal priority');
   let draining = false;
   const banner = (token: string) =>
     process.stderr.write(

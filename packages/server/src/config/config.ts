@@ -238,6 +238,12 @@ export const ConfigSchema = Type.Object(
     ),
     gateway: GatewayConfigSchema,
     shutdown_grace_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 25 }),
+    gc_threads_nice: Type.Integer({
+      minimum: 0,
+      maximum: 19,
+      default: 10,
+      description: 'nice value `palisade serve` gives V8\'s garbage-collector threads on Linux, so that on busy cores the event loop runs first; 0 leaves them at the process\'s priority (PALISADE_GC_THREADS_NICE; ADR 0015)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -275,6 +281,7 @@ const ENV: Record<string, { path: string[]; kind: 'string' | 'int' | 'bool' | 'l
   PALISADE_AUDIT_CHECKPOINT_SECONDS: { path: ['audit', 'checkpoint', 'interval_seconds'], kind: 'int' },
   PALISADE_GATEWAY_ENABLED: { path: ['gateway', 'enabled'], kind: 'bool' },
   PALISADE_GATEWAY_ADDR: { path: ['gateway', 'addr'], kind: 'string' },
+  PALISADE_GC_THREADS_NICE: { path: ['gc_threads_nice'], kind: 'int' },
 };
 
 function invalid(setting: string, reason: string): PalisadeError {
