@@ -73,15 +73,15 @@ export async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The server settings a benchmark run may set in its own environment (bench/README.md); other PALISADE_ variables are not passed on. */
+const PASSED_THROUGH = ['PALISADE_SQLITE_SYNCHRONOUS', 'PALISADE_GC_THREADS_NICE'];
+const passedThrough = () => Object.fromEntries(PASSED_THROUGH.filter((k) => process.env[k]).map((k) => [k, process.env[k]!]));
+
 /**
  * Starts `node packages/server/dist/main.js serve` on a fresh data directory; resolves once /readyz answers 200.
  * `logFile`: its stdout and stderr go to that file (no pipe through this process, which would spend this process's
  * CPU on every log line) and `logs()` reads its tail.
  */
-/** The server settings a benchmark run may set in its own environment (bench/README.md); other PALISADE_ variables are not passed on. */
-const PASSED_THROUGH = ['PALISADE_SQLITE_SYNCHRONOUS', 'PALISADE_GC_THREADS_NICE'];
-const passedThrough = () => Object.fromEntries(PASSED_THROUGH.filter((k) => process.env[k]).map((k) => [k, process.env[k]!]));
-
 export async function startPalisade(opts: { env?: Record<string, string>; logFile?: string } = {}): Promise<{ target: ServerTarget; child: ChildProcess; dataDir: string; logs: () => string }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'palisade-bench-'));
   const port = await freePort();

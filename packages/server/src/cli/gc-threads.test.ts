@@ -49,7 +49,7 @@ describe('V8 GC threads at a lower priority', () => {
     expect(got.pool.length).toBeGreaterThan(0); // and pbkdf2 the threadpool
     for (const t of got.gc) expect(reniced, `GC thread ${t}`).toContain(t);
     for (const t of got.pool) expect(reniced, `threadpool thread ${t}`).not.toContain(t);
-    for (const t of reniced) expect(got.nice[t]).toBe(7);
-    expect(got.nice[Object.keys(got.nice).map(Number).sort((a, b) => a - b)[0]!]).toBe(0); // the main thread is untouched
+    const main = got.nice[Object.keys(got.nice).map(Number).sort((a, b) => a - b)[0]!]!; // (untouched: the lowest id)
+    for (const t of reniced) expect(got.nice[t]).toBe(Math.min(19, main + 7));
   });
 });

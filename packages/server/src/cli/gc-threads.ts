@@ -13,7 +13,7 @@
 // size + 2 lowest ids after the main thread's. A test (gc-threads.test.ts) checks, on the Node in use, that these are
 // the threads that do the GC work and none of the threadpool's.
 import { readdirSync } from 'node:fs';
-import { availableParallelism, setPriority } from 'node:os';
+import { availableParallelism, getPriority, setPriority } from 'node:os';
 
 export type GcThreadsOutcome = { reniced: number[]; nice: number } | { skipped: string };
 
@@ -37,9 +37,12 @@ export function platformThreads(tids: readonly number[], pid: number, poolSize: 
   return sorted.slice(1, 1 + n);
 }
 
-/** Sets the nice value of the V8 platform's threads (1..19; 0 leaves them as they are). Never throws. */
-export function lowerGcThreadPriority(nice: number): GcThreadsOutcome {
-  if (nice === 0) return { skipped: 'gc_threads_nice is 0' };
+/**
+ * Gives the V8 platform's threads a nice value `steps` above the main thread's (at most 19; 0 leaves them as they
+ * are). Never throws.
+ */
+export function lowerGcThreadPriority(steps: number): GcThreadsOutcome {
+  if (steps === 0) return { skipped: 'gc_threads_nice is 0' };
   let tids: number[];
   try {
     tids = readdirSync('/proc/self/task').map(Number);
@@ -48,7 +51,9 @@ export function lowerGcThreadPriority(nice: number): GcThreadsOutcome {
   }
   const threads = platformThreads(tids, process.pid, v8PoolSize());
   if (typeof threads === 'string') return { skipped: threads };
+  let nice: number;
   try {
+    nice = Math.min(19, getPriority(process.pid) + steps);
     for (const tid of threads) setPriority(tid, nice);
   } catch (e) {
     return { skipped: `setpriority failed: ${(e as Error).message}` };

@@ -242,7 +242,7 @@ export const ConfigSchema = Type.Object(
       minimum: 0,
       maximum: 19,
       default: 10,
-      description: 'nice value `palisade serve` gives V8\'s garbage-collector threads on Linux, so that on busy cores the event loop runs first; 0 leaves them at the process\'s priority (PALISADE_GC_THREADS_NICE; ADR 0015)',
+      description: 'how many nice steps below the event loop `palisade serve` puts V8\'s garbage-collector threads on Linux, so that on busy cores the event loop runs first; 0 leaves them at the process\'s priority (PALISADE_GC_THREADS_NICE; ADR 0015)',
     }),
   },
   { additionalProperties: false },
