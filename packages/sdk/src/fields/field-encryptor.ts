@@ -388,18 +388,16 @@ export class FieldEncryptor {
     let ciphertext: Buffer | undefined;
     // Decoded into buffers reused from call to call: they are used before this returns (the cipher copies IV and tag).
     if (typeof envelope === 'string') {
-      // pf2.<key>.<seal: 88 characters>.<ciphertext>: the key part is compared in place with the last one seen
-      // (fields read together mostly share their DEK: no substring to make and hash), the seal decoded in place.
+      // pf2.<key>.<seal: 88 characters>.<ciphertext>: the key part is looked up by the cache's own string when it
+      // equals the last one found (fields read together mostly share their DEK: no new 200-character string to hash;
+      // a slice and === measured faster than startsWith at an offset), the seal decoded in place.
       const s = envelope;
       if (!s.startsWith(PREFIX_DOT)) return MISS;
+      const keyEnd = s.indexOf('.', PREFIX_DOT.length);
+      if (keyEnd < 0) return MISS;
+      const keyPart = s.slice(PREFIX_DOT.length, keyEnd);
       const last = this.#lastKeyPart;
-      let keyEnd = PREFIX_DOT.length + last.length;
-      let id = last;
-      if (!(last.length > 0 && s.charCodeAt(keyEnd) === 46 && s.startsWith(last, PREFIX_DOT.length))) {
-        keyEnd = s.indexOf('.', PREFIX_DOT.length);
-        if (keyEnd < 0) return MISS;
-        id = s.slice(PREFIX_DOT.length, keyEnd);
-      }
+      const id = keyPart === last ? last : keyPart;
       const sealEnd = keyEnd + 1 + SEAL_CHARS;
       if (s.charCodeAt(sealEnd) !== 46 || !(k = this.cache.get(id, 0)) || !decodeBase64urlAt(s, keyEnd + 1, SEAL_BYTES, SEAL_IN, 0)) return MISS;
       this.#lastKeyPart = k.id; // (the cache's own string, flat, rather than a slice of this envelope)
