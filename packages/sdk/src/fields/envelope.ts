@@ -155,22 +155,13 @@ export function strictDecode(s: string, url: boolean, into?: Buffer | ((n: numbe
 }
 
 /**
- * Decodes the unpadded base64url of exactly `bytes` bytes found in `s` at `start` (⌈4·bytes/3⌉ characters) into `out`
- * at `at`; false unless those characters are its canonical encoding. For the fixed-size members of compact envelopes.
- * Buffer's decoder does the work (on the 88 characters of a seal it is 3× faster than decodeRun): it skips characters
- * outside both alphabets and stops at '=' (then fewer bytes come out), and the other alphabet's '+' and '/' are looked
- * for; the unused low bits of a partial last group are checked as strictDecode does.
+ * Decodes the unpadded base64url of exactly `out.length` bytes found in `s` at `start` (⌈4·n/3⌉ characters) into
+ * `out`; false unless those characters are its canonical encoding. For the fixed-size members of compact envelopes
+ * (the 88-character seal goes through Buffer's decoder, 3× faster there than decodeRun).
  */
-export function decodeBase64urlAt(s: string, start: number, bytes: number, out: Buffer, at: number): boolean {
-  const end = start + Math.ceil((bytes * 4) / 3);
-  if (end > s.length) return false;
-  const partial = bytes % 3;
-  if (partial !== 0) {
-    const c = s.charCodeAt(end - 1);
-    if (c > 255 || (URL_VALUE[c]! & (partial === 1 ? 15 : 3)) !== 0) return false;
-  }
-  const t = s.slice(start, end);
-  return out.write(t, at, bytes, 'base64url') === bytes && t.indexOf('+') === -1 && t.indexOf('/') === -1;
+export function decodeBase64urlAt(s: string, start: number, out: Buffer): boolean {
+  const end = start + Math.ceil((out.length * 4) / 3);
+  return end <= s.length && strictDecode(s.slice(start, end), true, out) !== undefined;
 }
 
 /**

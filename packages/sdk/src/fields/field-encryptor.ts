@@ -399,7 +399,7 @@ export class FieldEncryptor {
       const last = this.#lastKeyPart;
       const id = keyPart === last ? last : keyPart;
       const sealEnd = keyEnd + 1 + SEAL_CHARS;
-      if (s.charCodeAt(sealEnd) !== 46 || !(k = this.cache.get(id, 0)) || !decodeBase64urlAt(s, keyEnd + 1, SEAL_BYTES, SEAL_IN, 0)) return MISS;
+      if (s.charCodeAt(sealEnd) !== 46 || !(k = this.cache.get(id, 0)) || !decodeBase64urlAt(s, keyEnd + 1, SEAL_IN)) return MISS;
       this.#lastKeyPart = k.id; // (the cache's own string, flat, rather than a slice of this envelope)
       if (!timingSafeEqual(SEAL_IN_COMMITMENT, k.part.commitment)) return MISS; // (the full path says why)
       iv = SEAL_IN_IV;
