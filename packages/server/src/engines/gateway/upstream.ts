@@ -205,9 +205,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
   #upstreamMs = 0;
   #bytes = 0;
   /** A rewrite buffers the body instead (null: stream it), then answers with these headers. */
-  #buffered: Buffer[] | null = null;
-  #bufferedSize = 0;
-  #rewriteTo: { headers: OutgoingHttpHeaders; contentType: string } | null = null;
+  #rewrite: { chunks: Buffer[]; size: number; headers: OutgoingHttpHeaders; contentType: string } | null = null;
   readonly #started = performance.now();
   readonly #request: Dispatcher.DispatchOptions;
 
@@ -273,8 +271,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
     const headers = Object.assign(endToEnd(upHeaders), this.plan.headers); // not a spread of a fresh object: see gateway.ts #serve
     const contentType = String(upHeaders['content-type'] ?? '');
     if (this.plan.rewrite && status < 300 && contentType.includes('json')) {
-      this.#buffered = [];
-      this.#rewriteTo = { headers, contentType };
+      this.#rewrite = { chunks: [], size: 0, headers, contentType };
       return;
     }
     const res = this.res;
@@ -287,10 +284,11 @@ class Forwarding implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#buffered) {
-      this.#bufferedSize += chunk.length;
-      if (this.#bufferedSize > this.plan.rewrite!.maxBytes) c.abort(new Error(`response of ${this.upstream.name} exceeds ${this.plan.rewrite!.maxBytes} bytes`));
-      else this.#buffered.push(chunk);
+    const rw = this.#rewrite;
+    if (rw) {
+      rw.size += chunk.length;
+      if (rw.size > this.plan.rewrite!.maxBytes) c.abort(new Error(`response of ${this.upstream.name} exceeds ${this.plan.rewrite!.maxBytes} bytes`));
+      else rw.chunks.push(chunk);
       return;
     }
     this.#bytes += chunk.length;
@@ -298,12 +296,13 @@ class Forwarding implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (!this.#buffered) {
+    const rw = this.#rewrite;
+    if (!rw) {
       this.res.end();
       return;
     }
-    const { headers, contentType } = this.#rewriteTo!;
-    this.plan.rewrite!.apply(Buffer.concat(this.#buffered), contentType).then(
+    const { headers } = rw;
+    this.plan.rewrite!.apply(Buffer.concat(rw.chunks), rw.contentType).then(
       ({ body, headers: more }) => {
         delete headers['content-length'];
         this.res.writeHead(this.#status, Object.assign(headers, more, { 'content-length': body.length }));
