@@ -170,7 +170,14 @@ function bareSide(inp: Inputs, b64: boolean): Side {
     const s = seal(i);
     return { iv: s.iv.toString('base64'), ct: s.ct.toString('base64'), tag: s.tag.toString('base64') };
   };
-  const sealed = Array.from({ length: n }, (_, i) => seal(i)); // (IVs are views of pools that are never refilled in place)
+  // The decryption inputs, copied out of what seal() returns: kept objects made at seal()'s own literal would get V8 to
+  // pretenure that allocation site, and every timed encryption's result would then be born in the old generation,
+  // its buffers kept until the next full GC (measured: the bytes loop 186k → 145k/s). (IVs are views of pools that are
+  // never refilled in place.)
+  const sealed = Array.from({ length: n }, (_, i) => {
+    const s = seal(i);
+    return { iv: s.iv, ct: s.ct, tag: s.tag };
+  });
   const texts = sealed.map((s) => ({ iv: s.iv.toString('base64'), ct: s.ct.toString('base64'), tag: s.tag.toString('base64') }));
   const openBytes = (i: number, iv: Buffer, ct: Buffer, tag: Buffer) => {
     const d = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: 16 });

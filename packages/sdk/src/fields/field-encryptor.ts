@@ -38,6 +38,7 @@ import {
   hasJsonMemberCount,
   isJsonEnvelope,
   isoMs,
+  JsonEnvelope,
   parseEnvelope,
   scratchView,
   decodeBase64urlAt,
@@ -334,22 +335,7 @@ export class FieldEncryptor {
       return `${PREFIX_DOT}${k.id}.${seal.toString('base64url')}.${ciphertext.toString('base64url')}`;
     }
     const p = k.part;
-    return {
-      v: 2,
-      ciphertext: ciphertext.toString('base64'),
-      iv: iv.toString('base64'),
-      tag: tag.toString('base64'),
-      key_id: p.dek,
-      algorithm: FIELD_ALGORITHM,
-      classification: k.classification,
-      data_type: k.dataType,
-      encrypted_at: this.#isoOf(ms),
-      kek_id: p.kek_id,
-      kek_version: p.kek_version,
-      kek_algorithm: p.kek_algorithm,
-      wrapped_key: k.wrappedBase64,
-      commitment: k.commitmentBase64,
-    };
+    return new JsonEnvelope(ciphertext.toString('base64'), iv.toString('base64'), tag.toString('base64'), p.dek, k.classification, k.dataType, this.#isoOf(ms), p.kek_id, p.kek_version, p.kek_algorithm, k.wrappedBase64, k.commitmentBase64);
   }
 
   async #fetchKey(kek: string, name: string): Promise<FieldKey> {

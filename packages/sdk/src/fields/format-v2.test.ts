@@ -207,6 +207,11 @@ describe('encrypted fields, format version 2', () => {
       expect(independentOpen(compact, dek, 'cust_1', 'a.b')).toEqual(value);
       const json = (await fe.encryptField(value, { recordId: 'cust_1', path: 'a.b', classification: 'restricted', data_type: 'ssn' })) as FieldEnvelope;
       expect(independentOpen(envelopeToCompact(json), dek, 'cust_1', 'a.b')).toEqual(value);
+      // a plain object (made by a constructor, not a literal: envelope.ts), its members in the seed's order first
+      expect(Object.getPrototypeOf(json)).toBe(Object.prototype);
+      expect(Object.keys(json)).toEqual(['v', 'ciphertext', 'iv', 'tag', 'key_id', 'algorithm', 'classification', 'data_type', 'encrypted_at', 'kek_id', 'kek_version', 'kek_algorithm', 'wrapped_key', 'commitment']);
+      expect(Object.keys(envelopeToJson(compact))).toEqual(Object.keys(json));
+      expect(JSON.parse(JSON.stringify(json))).toStrictEqual({ ...json });
     }
   });
 
