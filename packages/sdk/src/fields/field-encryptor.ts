@@ -168,7 +168,8 @@ export class FieldEncryptor {
   readonly #paths = new Map<string, string>();
   /** The month of the last DEK name made, and the last encrypted_at: both change rarely from one field to the next. */
   #month: { from: number; to: number; suffix: string; names: Record<EncryptedClassification, Map<string, string>> } = { from: 0, to: 0, suffix: '', names: { internal: new Map(), confidential: new Map(), restricted: new Map() } };
-  #iso = { ms: -1, text: '' };
+  #isoMs = NaN;
+  #isoText = ''; // (always new Date(#isoMs).toISOString(), or '' with NaN)
   /** The last compact key part and JSON wrapped_key found in the cache (its own strings, whose hash V8 has computed). */
   #lastKeyPart = '';
   #lastWrapped = '';
@@ -409,7 +410,7 @@ export class FieldEncryptor {
       if (!sameText(e.commitment, k.commitmentBase64)) return MISS; // (the full path says why)
       iv = strictDecode(e.iv, false, IV_SCRATCH);
       tag = strictDecode(e.tag, false, TAG_SCRATCH);
-      ms = isoMs(e.encrypted_at);
+      ms = this.#msOf(e.encrypted_at);
       if (!iv || iv.length !== IV_BYTES || Number.isNaN(ms)) return MISS;
       ciphertext = strictDecode(e.ciphertext, false, scratchView);
     } else {
@@ -512,9 +513,23 @@ export class FieldEncryptor {
     return name;
   }
 
-  /** new Date(ms).toISOString(), kept for the last ms. */
+  /** new Date(ms).toISOString(), kept for the last ms (encryption and decryption share the pair). */
   #isoOf(ms: number): string {
-    if (this.#iso.ms !== ms) this.#iso = { ms, text: new Date(ms).toISOString() };
-    return this.#iso.text;
+    if (this.#isoMs !== ms) {
+      this.#isoText = new Date(ms).toISOString();
+      this.#isoMs = ms;
+    }
+    return this.#isoText;
+  }
+
+  /** isoMs(text), kept for the last text (the fields of a record, encrypted together, mostly share it); NaN if invalid. */
+  #msOf(text: string): number {
+    if (text === this.#isoText) return this.#isoMs;
+    const ms = isoMs(text);
+    if (!Number.isNaN(ms)) {
+      this.#isoText = text;
+      this.#isoMs = ms;
+    }
+    return ms;
   }
 }
