@@ -314,10 +314,22 @@ interface Slice {
   calls: number;
 }
 
+/**
+ * Untimed operations for this long after each slice's full GC. A full GC throws away optimized code that embeds objects it
+ * found dead ("weak objects" in --trace-deopt: here node:crypto's createCipherBase, update, final, setAAD, … at every
+ * slice), so without this every slice would begin in the interpreter, and the side with the most JavaScript per
+ * operation would pay the most for a GC a running application makes about once a minute, not every 300 ms.
+ */
+const REWARM_MS = env('BENCH_FIELDS_REWARM_MS', 30);
+
 /** Sequential operations for `ms`, each timed with hrtime; sync and async sides alike (an async op is awaited). */
 async function slice(fn: (i: number) => unknown, ms: number, calls: () => number, start: number): Promise<Slice> {
   let lat = new Float64Array(1 << 16);
   gc();
+  for (let i = 1, until = performance.now() + REWARM_MS; performance.now() < until; i++) {
+    const r = fn(start - i);
+    if (r instanceof Promise) await r;
+  }
   const c0 = calls();
   const u0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
