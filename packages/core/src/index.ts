@@ -7,3 +7,4 @@ export * from './api/index.js';
 export * from './shamir/index.js';
 export * from './tsa/index.js';
 export * from './audit/index.js';
+export * from './runtime/index.js';

@@ -19,7 +19,7 @@
 // decryption by the compact key part or the JSON wrapped_key, whose other members must then equal the cached key's),
 // strict base64 without a regex, one AES-GCM, and the value (strings as UTF-8, other JSON values as canonical JSON,
 // a kind byte in front). Anything unusual takes the full path, which validates everything and says what is wrong.
-import { PalisadeError, canonicalBytes, type EncryptedData } from '@palisade/core';
+import { PalisadeError, canonicalBytes, keepWrapperPrototypesFast, type EncryptedData } from '@palisade/core';
 import { createCipheriv, createDecipheriv, timingSafeEqual } from 'node:crypto';
 import { DekCache, type DekCacheLimits } from './dek-cache.js';
 import {
@@ -184,6 +184,9 @@ export class FieldEncryptor {
     this.#now = clock ? () => clock().getTime() : Date.now;
     this.#form = opts.form ?? 'json';
     this.cache = new DekCache<FieldKey>(opts.cache, this.#now);
+    // A module loaded before (ioredis 6, say) may have left String.prototype in V8's slow mode, which costs these
+    // paths a quarter of their speed; undone here and whenever a key comes from the KMS (core runtime/fast-prototypes.ts).
+    keepWrapperPrototypesFast();
   }
 
   /** The KMS key that wraps the DEKs of this classification; PAL_FIELD_SCHEMA_INVALID when none is configured. */
@@ -341,6 +344,7 @@ export class FieldEncryptor {
 
   async #fetchKey(kek: string, name: string): Promise<FieldKey> {
     const r = await this.#kms.dataKey(kek, { context: ctxFor(name) });
+    keepWrapperPrototypesFast();
     try {
       if (r.plaintext.length !== 32) throw new Error(`the KMS returned a ${r.plaintext.length}-byte data key; AES-256 needs 32`);
       const w = r.ciphertext;
@@ -473,6 +477,7 @@ export class FieldEncryptor {
       }
       throw e; // the KMS is unreachable, sealed, the key disabled or destroyed, or this principal may not decrypt: said as it is
     }
+    keepWrapperPrototypesFast();
     try {
       if (dek.length !== 32) throw new UnwrapRefused(MOVED_OR_TAMPERED);
       return FieldKey.derive(dek, f);

@@ -1,0 +1,1 @@
+export { keepWrapperPrototypesFast } from './fast-prototypes.js';
