@@ -39,7 +39,8 @@
 // neighbours. Rates and ratios are of the summed operations over the summed time.
 //
 // Env knobs: BENCH_FIELDS_SLICE_MS (300), BENCH_FIELDS_ROUNDS (2 × the sides, which balances the order), BENCH_FIELDS_WARMUP_MS
-// (300), BENCH_FIELDS_RECORDS (1000), BENCH_FIELDS_SERVER=0 (in-process KMS stand-in instead of the real server).
+// (300), BENCH_FIELDS_REWARM_MS (30, after each slice's full GC), BENCH_FIELDS_RECORDS (1000), BENCH_FIELDS_SERVER=0 (in-process KMS
+// stand-in instead of the real server).
 import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';

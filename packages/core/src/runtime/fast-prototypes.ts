@@ -7,6 +7,7 @@
 // V8 makes a prototype fast again when a property store goes through an object that inherits from it; this does that
 // store for the three wrappers. It changes no behaviour and costs a few microseconds. fast-prototypes.test.ts checks
 // on the Node in use that the cliff is there and that this undoes it (and the server's module graph, with ioredis).
+// ADR 0016.
 
 const WRAPPER_PROTOTYPES: readonly object[] = [String.prototype, Number.prototype, Boolean.prototype];
 

@@ -325,7 +325,7 @@ function unknownVersion(v: string, path?: string): PalisadeError {
  * literal's allocation site once most of the objects made there are seen to survive (an application that keeps a
  * batch of envelopes, as a bulk insert does): from then on every envelope made there is born in the old generation
  * and keeps its ciphertext string (1.4 KB for a 1 KiB field) alive through young collections until the next full
- * GC, kept or not. Objects made by `new` are not pretenured. The prototype is Object.prototype: a plain object.
+ * GC, kept or not. Objects made by `new` are not pretenured (ADR 0016). The prototype is Object.prototype: a plain object.
  */
 type JsonEnvelopeMembers = [ciphertext: string, iv: string, tag: string, key_id: string, classification: EncryptedClassification, data_type: string, encrypted_at: string, kek_id: string, kek_version: number, kek_algorithm: string, wrapped_key: string, commitment: string];
 export const JsonEnvelope = function (this: FieldEnvelope, ciphertext: string, iv: string, tag: string, key_id: string, classification: EncryptedClassification, data_type: string, encrypted_at: string, kek_id: string, kek_version: number, kek_algorithm: string, wrapped_key: string, commitment: string) {
