@@ -320,14 +320,16 @@ function unknownVersion(v: string, path?: string): PalisadeError {
 
 // ------------------------------------------------------------------------------------------------ JSON form
 
+/** The JSON envelope's members but the constant v and algorithm, in its order: JsonEnvelope's parameters. */
+type JsonEnvelopeMembers = [ciphertext: string, iv: string, tag: string, key_id: string, classification: EncryptedClassification, data_type: string, encrypted_at: string, kek_id: string, kek_version: number, kek_algorithm: string, wrapped_key: string, commitment: string];
 /**
  * A JSON envelope from its members, made by a constructor rather than as an object literal. V8 pretenures an object
  * literal's allocation site once most of the objects made there are seen to survive (an application that keeps a
  * batch of envelopes, as a bulk insert does): from then on every envelope made there is born in the old generation
  * and keeps its ciphertext string (1.4 KB for a 1 KiB field) alive through young collections until the next full
- * GC, kept or not. Objects made by `new` are not pretenured (ADR 0016). The prototype is Object.prototype: a plain object.
+ * GC, kept or not. Objects made by `new` are not pretenured (ADR 0016). The prototype is Object.prototype: a plain
+ * object.
  */
-type JsonEnvelopeMembers = [ciphertext: string, iv: string, tag: string, key_id: string, classification: EncryptedClassification, data_type: string, encrypted_at: string, kek_id: string, kek_version: number, kek_algorithm: string, wrapped_key: string, commitment: string];
 export const JsonEnvelope = function (this: FieldEnvelope, ciphertext: string, iv: string, tag: string, key_id: string, classification: EncryptedClassification, data_type: string, encrypted_at: string, kek_id: string, kek_version: number, kek_algorithm: string, wrapped_key: string, commitment: string) {
   this.v = 2;
   this.ciphertext = ciphertext;
