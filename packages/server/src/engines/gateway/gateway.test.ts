@@ -255,11 +255,19 @@ describe('the API gateway in front of a real upstream', () => {
     expect((await events('gateway.request.rejected')).some((e) => e.error_code === code)).toBe(true);
   });
 
-  it('a slow client (headers never finished) is answered 408 and disconnected', async () => {
+  it('a slow client (headers never finished) is answered 408, disconnected and audited once; an idle connection is closed without either', async () => {
+    const newest = (await s.rt.ledger.query({ type: 'gateway.request.rejected', limit: 1 })).next_cursor; // (the newest record's index)
     const before = up.seen.length;
     const raw = await rawExchange(gw, s.ca, 'GET /framework/x HTTP/1.1\r\nHost: localhost\r\nX-Slow: ', 5000);
     expect([statusOf(raw), problemCode(raw)], raw).toEqual([408, 'PAL_GATEWAY_REQUEST_TIMEOUT']);
+    // a connection that sends nothing (a balancer's or a browser's preconnect, a TLS probe): closed, no answer
+    expect(await rawExchange(gw, s.ca, () => {}, 5000).catch(() => '')).toBe('');
+    // then a refused request, whose record comes after any the two above made
+    const last = await rawExchange(gw, s.ca, 'GET /framework/x HTTP/1.1\r\nHost: localhost\r\nX-A: a\nX-B: 1\r\n\r\n');
+    expect(statusOf(last)).toBe(400);
     expect(up.seen.length).toBe(before);
+    const rejected = (await s.rt.ledger.query({ type: 'gateway.request.rejected', order: 'asc', ...(newest ? { cursor: newest } : {}) })).events;
+    expect(rejected.map((e) => e.error_code)).toEqual(['PAL_GATEWAY_REQUEST_TIMEOUT', 'PAL_GATEWAY_HEADER_REJECTED']);
   });
 
   it("rate limits: the seed's per-client 60/min burst 10, then 429 with Retry-After and RateLimit headers; audited once per window", async () => {

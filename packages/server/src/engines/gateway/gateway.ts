@@ -156,6 +156,8 @@ export class Gateway {
   #warnedUnscreened = false;
   /** (policy, client) -> until when a refusal by it is not audited again (one event per window). */
   readonly #limitAudited = new Map<string, number>();
+  /** Connections clientError has answered. */
+  readonly #answered = new WeakSet<object>();
   /** `per_endpoint` limits: counted per client for every path their pattern matches. */
   readonly #endpoints: Array<{ policy: string; pattern: PathPattern; rate: RateSetting }>;
 
@@ -587,7 +589,17 @@ export class Gateway {
   }
 
   /** A request Node's parser refused (smuggling, bad headers, too large, too slow): answer, audit, close. */
-  async clientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex & { remoteAddress?: string }): Promise<void> {
+  async clientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex & { remoteAddress?: string; bytesRead?: number }): Promise<void> {
+    // Node reports the connection again when the client then goes (HPE_INVALID_EOF_STATE): answered and audited once.
+    if (this.#answered.has(socket)) return;
+    // A connection that sent nothing before the timeout (a balancer's or a browser's preconnect, a TCP or TLS probe)
+    // is not a refused request: closed without an answer or an audit record, as nginx does. (bytesRead counts the
+    // request's bytes, after TLS.)
+    if ((err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT') && socket.bytesRead === 0) {
+      socket.destroy();
+      return;
+    }
+    this.#answered.add(socket);
     const pe = parserError(err);
     const x: Exchange = { id: randomUUID(), started: performance.now(), method: '-', path: '-', route: null, principal: null, ip: socket.remoteAddress ?? '' };
     writeSocketProblem(socket, pe, { path: '-', requestId: x.id, headers: this.#headers });
