@@ -320,8 +320,6 @@ function unknownVersion(v: string, path?: string): PalisadeError {
 
 // ------------------------------------------------------------------------------------------------ JSON form
 
-/** The JSON envelope's members but the constant v and algorithm, in its order: JsonEnvelope's parameters. */
-type JsonEnvelopeMembers = [ciphertext: string, iv: string, tag: string, key_id: string, classification: EncryptedClassification, data_type: string, encrypted_at: string, kek_id: string, kek_version: number, kek_algorithm: string, wrapped_key: string, commitment: string];
 /**
  * A JSON envelope from its members, made by a constructor rather than as an object literal. V8 pretenures an object
  * literal's allocation site once most of the objects made there are seen to survive (an application that keeps a
@@ -330,7 +328,7 @@ type JsonEnvelopeMembers = [ciphertext: string, iv: string, tag: string, key_id:
  * GC, kept or not. Objects made by `new` are not pretenured (ADR 0016). The prototype is Object.prototype: a plain
  * object.
  */
-export const JsonEnvelope = function (this: FieldEnvelope, ciphertext: string, iv: string, tag: string, key_id: string, classification: EncryptedClassification, data_type: string, encrypted_at: string, kek_id: string, kek_version: number, kek_algorithm: string, wrapped_key: string, commitment: string) {
+function jsonEnvelope(this: FieldEnvelope, ciphertext: string, iv: string, tag: string, key_id: string, classification: EncryptedClassification, data_type: string, encrypted_at: string, kek_id: string, kek_version: number, kek_algorithm: string, wrapped_key: string, commitment: string) {
   this.v = 2;
   this.ciphertext = ciphertext;
   this.iv = iv;
@@ -345,8 +343,9 @@ export const JsonEnvelope = function (this: FieldEnvelope, ciphertext: string, i
   this.kek_algorithm = kek_algorithm;
   this.wrapped_key = wrapped_key;
   this.commitment = commitment;
-} as unknown as new (...members: JsonEnvelopeMembers) => FieldEnvelope;
-JsonEnvelope.prototype = Object.prototype;
+}
+jsonEnvelope.prototype = Object.prototype;
+export const JsonEnvelope = jsonEnvelope as unknown as new (...members: Parameters<typeof jsonEnvelope>) => FieldEnvelope;
 
 export function toJsonEnvelope(f: SealedField): FieldEnvelope {
   return new JsonEnvelope(f.ciphertext.toString('base64'), f.iv.toString('base64'), f.tag.toString('base64'), f.dek, f.classification, f.data_type, f.encrypted_at, f.kek_id, f.kek_version, f.kek_algorithm, f.wrapped_key.toString('base64'), f.commitment.toString('base64'));

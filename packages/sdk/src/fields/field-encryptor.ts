@@ -184,9 +184,6 @@ export class FieldEncryptor {
     this.#now = clock ? () => clock().getTime() : Date.now;
     this.#form = opts.form ?? 'json';
     this.cache = new DekCache<FieldKey>(opts.cache, this.#now);
-    // A module loaded before (ioredis 6, say) may have left String.prototype in V8's slow mode, which costs these
-    // paths a quarter of their speed; undone here and whenever a key comes from the KMS (core runtime/fast-prototypes.ts).
-    keepWrapperPrototypesFast();
   }
 
   /** The KMS key that wraps the DEKs of this classification; PAL_FIELD_SCHEMA_INVALID when none is configured. */
@@ -344,6 +341,9 @@ export class FieldEncryptor {
 
   async #fetchKey(kek: string, name: string): Promise<FieldKey> {
     const r = await this.#kms.dataKey(kek, { context: ctxFor(name) });
+    // Every key enters the cache here or in #unwrapKey, after the application's modules have loaded: if one of them
+    // (ioredis 6, say) left String.prototype in V8's slow mode, costing these paths a quarter of their speed, it is
+    // undone now (core runtime/fast-prototypes.ts, ADR 0016).
     keepWrapperPrototypesFast();
     try {
       if (r.plaintext.length !== 32) throw new Error(`the KMS returned a ${r.plaintext.length}-byte data key; AES-256 needs 32`);
@@ -477,7 +477,7 @@ export class FieldEncryptor {
       }
       throw e; // the KMS is unreachable, sealed, the key disabled or destroyed, or this principal may not decrypt: said as it is
     }
-    keepWrapperPrototypesFast();
+    keepWrapperPrototypesFast(); // (as in #fetchKey)
     try {
       if (dek.length !== 32) throw new UnwrapRefused(MOVED_OR_TAMPERED);
       return FieldKey.derive(dek, f);
